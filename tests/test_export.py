@@ -1,0 +1,123 @@
+"""Export: the seed contract, the streaming pair, int8, model.json, parity with torch."""
+
+import json
+import shutil
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from conftest import perturbed_model
+
+from utjima import EMOTIONS
+from utjima.cli import main
+from utjima.contract import ContractError, load_contract
+from utjima.export import SeedCompat
+from utjima.model import save_checkpoint
+from utjima.streaming import FeatureWindow, window_indices
+
+
+@pytest.fixture(scope="module")
+def model():
+    return perturbed_model()
+
+
+def _sess(p):
+    return ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+
+
+def test_model_json_describes_every_file(exported_model):
+    c = load_contract(exported_model)  # validates schema and every sha256
+    d = c.data
+    assert d["classes"] == list(EMOTIONS)
+    assert d["input"] == {**d["input"], "size": 64, "channels": "gray", "range": [0.0, 1.0]}
+    assert d["streaming"]["n_frames"] == 5 and d["streaming"]["feature_dim"] == 128
+    assert set(d["files"]) >= {"seed", "encoder", "encoder_int8", "step", "face_detector", "face_detector_full"}
+    assert d["crop"]["size"] == 64 and d["crop"]["align"] in ("none", "eyes")
+    for role in d["files"]:
+        assert c.path(role).is_file()
+    assert max(d["parity_max_abs_diff"].values()) <= 1e-4
+
+
+def test_seed_contract_io(exported_model):
+    s = _sess(exported_model / "smile_detector.onnx")
+    (i,) = s.get_inputs()
+    assert i.name == "frames" and i.shape == [1, 5, 3, 224, 224]
+    assert [(o.name, o.shape) for o in s.get_outputs()] == [("smile_prob", [1]), ("emotion_logits", [1, 7])]
+    p, e = s.run(None, {"frames": np.random.default_rng(0).random((1, 5, 3, 224, 224), dtype=np.float32)})
+    assert 0 <= p[0] <= 1 and e.shape == (1, 7)
+
+
+def test_onnx_matches_torch(exported_model, model):
+    """Max abs diff <= 1e-4 on fresh inputs, for each graph."""
+    rng = np.random.default_rng(1)
+    crops = rng.random((4, 1, 64, 64), dtype=np.float32)
+    feats = _sess(exported_model / "encoder.onnx").run(None, {"crop": crops})[0]
+    with torch.no_grad():
+        ref = model.encode(torch.from_numpy(crops)).numpy()
+    assert np.abs(ref).max() > 0.1  # non-trivial activations
+    assert np.abs(feats - ref).max() <= 1e-4
+    win = feats[rng.integers(0, 4, (3, 5))]  # (3, 5, F)
+    sp, el = _sess(exported_model / "step.onnx").run(None, {"window": win})
+    with torch.no_grad():
+        s_ref, e_ref = model.step(torch.from_numpy(win))
+    assert np.abs(sp - torch.sigmoid(s_ref).numpy()).max() <= 1e-4
+    assert np.abs(el - e_ref.numpy()).max() <= 1e-4
+    frames = rng.random((1, 5, 3, 224, 224), dtype=np.float32)
+    sp, el = _sess(exported_model / "smile_detector.onnx").run(None, {"frames": frames})
+    with torch.no_grad():
+        s_ref, e_ref = SeedCompat(model)(torch.from_numpy(frames))
+    assert np.abs(sp - s_ref.numpy()).max() <= 1e-4 and np.abs(el - e_ref.numpy()).max() <= 1e-4
+
+
+def test_streaming_pair_equals_full_graph(exported_model):
+    """encoder once per frame + step over the window == the seed graph on the same 5 frames."""
+    rng = np.random.default_rng(2)
+    enc, step, full = (_sess(exported_model / f) for f in ("encoder.onnx", "step.onnx", "smile_detector.onnx"))
+    frames = rng.random((9, 3, 224, 224), dtype=np.float32)
+    times = [i * 100.0 for i in range(9)]  # one frame per frame_interval_ms
+    # the seed graph converts to grey and box+bilinear resizes inside; do the same for the crops
+    grey = (frames * np.array([0.299, 0.587, 0.114], np.float32)[:, None, None]).sum(1, keepdims=True)
+    crops = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(torch.from_numpy(grey), 3),
+                                            size=(64, 64), mode="bilinear", align_corners=False).numpy()
+    win = FeatureWindow(5, 100.0)
+    for i in range(9):
+        f = enc.run(None, {"crop": crops[i : i + 1]})[0][0]
+        w = win.push(times[i], f)
+        sp = step.run(None, {"window": w[None]})[0]
+        idx = window_indices(times[: i + 1], times[i], 5, 100.0)
+        sp_full = full.run(None, {"frames": frames[idx][None]})[0]
+        assert abs(float(sp[0]) - float(sp_full[0])) <= 1e-4
+
+
+def test_int8_encoder_is_smaller_and_close(exported_model):
+    d = load_contract(exported_model).data["files"]
+    assert d["encoder_int8"]["bytes"] < 0.5 * d["encoder"]["bytes"]
+    assert d["encoder_int8"]["max_abs_diff_smile_prob"] < 0.05
+    crops = np.random.default_rng(3).random((2, 1, 64, 64), dtype=np.float32)
+    q = _sess(exported_model / "encoder.int8.onnx").run(None, {"crop": crops})[0]
+    assert q.shape == (2, 128) and np.isfinite(q).all()
+
+
+def test_tampered_folder_fails_loudly(exported_model, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(exported_model, bad)
+    with open(bad / "step.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ContractError, match="does not match its model.json"):
+        load_contract(bad)
+    d = json.loads((exported_model / "model.json").read_text())
+    d["classes"] = d["classes"][::-1]
+    (bad / "model.json").write_text(json.dumps(d))
+    with pytest.raises(ContractError, match="classes"):
+        load_contract(bad)
+
+
+def test_export_cli(tmp_path, capsys):
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, perturbed_model(seed=5))
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "out"), "--no-int8", "--threshold", "0.4"]) == 0
+    c = load_contract(tmp_path / "out")
+    assert c.smile_threshold == 0.4 and "encoder_int8" not in c.data["files"]
+    assert "parity" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x")]) == 2

@@ -1,0 +1,521 @@
+"""The room/match state machine (utjima/server/game.py), driven without sockets: scripted
+score streams, an explicit clock, and pings answered by a simulated page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from utjima.judge import JudgeConfig
+from utjima.server import schemas as S
+from utjima.server.game import Close, Room, RoomError, Send
+from utjima.server.settings import Settings
+
+T0 = 1_000_000.0
+SAMPLE_MS = 70.0  # ~14 Hz, like a page
+Stream = Callable[[float], tuple[bool, float | None] | None]  # round-relative ms -> sample
+
+
+def neutral(_t: float):
+    return True, 0.1
+
+
+def laughs_at(t_laugh: float, prob: float = 0.95) -> Stream:
+    return lambda t: (True, prob if t >= t_laugh else 0.1)
+
+
+class Sim:
+    """A room plus pages: each player streams samples from a function of the time since
+    the current phase started; pings are answered at once from a page clock."""
+
+    def __init__(self, **settings) -> None:
+        defaults = dict(calib_ms=2000.0, countdown_ms=1000.0, round_ms=10000.0,
+                        verdict_ms=1000.0, rounds_to_win=2, grace_ms=5000.0,
+                        allowed_delay_ms=300.0)
+        self.s = Settings(**{**defaults, **settings})
+        self.now = T0
+        self.room = Room("ABCDEF", self.s, JudgeConfig(), self.now)
+        self.page_offset: dict[str, float] = {}  # server_ms - page_ms, per member
+        self.streams: dict[str, Stream] = {}
+        self.sent: list[tuple[tuple[str, ...] | None, S.Out]] = []
+        self.closed: list[Close] = []
+        self.next_sample = T0
+        self.next_tick = T0
+
+    # --- members ------------------------------------------------------------------------
+
+    def join(self, nick: str, role: S.Role = "player", stream: Stream = neutral,
+             page_offset: float = 123_456.0) -> str:
+        m = self.room.join(nick, role, self.now)
+        self.page_offset[m.id] = page_offset
+        self.streams[m.id] = stream
+        self.connect(m.id)
+        return m.id
+
+    def connect(self, mid: str) -> None:
+        self.take(self.room.connect(mid, self.now))
+
+    def take(self, out) -> None:
+        for o in out:
+            if isinstance(o, Close):
+                self.closed.append(o)
+                continue
+            self.sent.append((o.to, o.msg))
+            if isinstance(o.msg, S.Ping):  # the page answers at once (loopback)
+                for mid in o.to:
+                    if mid in self.room.members and self.room.members[mid].connected:
+                        pong = S.Pong(type="pong", server_ms=o.msg.server_ms,
+                                      t_ms=self.now - self.page_offset[mid])
+                        self.take(self.room.handle(mid, pong, self.now))
+
+    def send(self, mid: str, msg: S.In) -> None:
+        self.take(self.room.handle(mid, msg, self.now))
+
+    def msgs(self, kind: type, to: str | None = None) -> list:
+        return [m for t, m in self.sent if isinstance(m, kind)
+                and (to is None or t is None or to in t)]
+
+    def errors(self, to: str) -> list[S.ErrorMsg]:
+        return self.msgs(S.ErrorMsg, to)
+
+    # --- time -------------------------------------------------------------------------------
+
+    def run(self, ms: float, until: Callable[[], bool] | None = None) -> None:
+        """Advance time by up to `ms`, streaming samples and ticking every 100 ms."""
+        end = self.now + ms
+        while self.now < end:
+            self.now = min(self.next_sample, self.next_tick, end)
+            if self.now >= self.next_sample:
+                self.next_sample += SAMPLE_MS
+                rel = self.now - self.room.phase_start_ms
+                for mid, stream in self.streams.items():
+                    m = self.room.members.get(mid)
+                    if m is None or not m.connected or m.role != "player":
+                        continue
+                    sample = stream(rel) if self.room.phase == "round" else (True, 0.1)
+                    if sample is None:
+                        continue
+                    face, p = sample
+                    self.send(mid, S.Score(type="score", t_ms=self.now - self.page_offset[mid],
+                                           face=face, smile_prob=p if face else None))
+            if self.now >= self.next_tick:
+                self.next_tick += 100.0
+                self.take(self.room.tick(self.now))
+            if until is not None and until():
+                return
+
+    def until_phase(self, phase: str, limit_ms: float = 60_000.0) -> None:
+        self.run(limit_ms, lambda: self.room.phase == phase)
+        assert self.room.phase == phase, f"still {self.room.phase} after {limit_ms} ms"
+
+    def ready_all(self) -> None:
+        for m in self.room.players:
+            self.send(m.id, S.Ready(type="ready"))
+
+
+def view(sim: Sim) -> S.RoomView:
+    return sim.room.view(sim.now)
+
+
+def score_of(sim: Sim, mid: str) -> int:
+    return next(m.score for m in view(sim).members if m.id == mid)
+
+
+# --- a whole match ---------------------------------------------------------------------------
+
+
+def test_whole_match_the_player_who_laughs_loses():
+    sim = Sim()
+    a = sim.join("Ana")
+    b = sim.join("Bo", stream=laughs_at(2000.0))
+    spec = sim.join("Spec", role="spectator")
+    assert view(sim).phase == "lobby"
+    sim.send(a, S.Ready(type="ready"))
+    assert sim.room.phase == "lobby"  # Bo is not ready yet
+    sim.send(b, S.Ready(type="ready"))
+    assert sim.room.phase == "calibrating"
+    sim.until_phase("countdown")
+    thresholds = {m.id: m.threshold for m in view(sim).members if m.role == "player"}
+    assert thresholds[a] == pytest.approx(0.5) and thresholds[b] == pytest.approx(0.5)
+    sim.until_phase("round")
+    sim.until_phase("verdict")
+    v = view(sim).last_verdict
+    assert v.status == "loss" and [lo["player"] for lo in v.losers] == [b]
+    lo = v.losers[0]
+    assert lo["reason"] == "laugh" and lo["peak_prob"] == pytest.approx(0.95)
+    assert 2000.0 <= lo["offence_ms"] < 2000.0 + SAMPLE_MS  # the laugh's start, round time
+    assert score_of(sim, a) == 1 and score_of(sim, b) == 0
+    # judge events reached everyone, spectator included, in round-relative time
+    confirmed = [e for e in sim.msgs(S.JudgeEvent, spec) if e.event["type"] == "laugh_confirmed"]
+    assert confirmed and confirmed[0].event["player"] == b
+    # the verdict comes quickly after the confirmation (no waiting for the time limit)
+    assert sim.room.phase_start_ms - (T0 + 0) < 60_000
+    sim.until_phase("match_over")
+    final = view(sim)
+    assert final.winners == [a] and score_of(sim, a) == 2
+    [rec] = sim.room.take_records()
+    assert rec.winners == [a] and len(rec.rounds) == 2
+    assert [p["result"] for p in rec.players] == ["win", "loss"]
+    assert all(r["losers"][0]["player"] == b for r in rec.rounds)
+    assert any(e["type"] == "laugh_confirmed" for e in rec.rounds[0]["events"])
+    # rematch: everybody ready again starts a new match with fresh calibration
+    sim.ready_all()
+    assert sim.room.phase == "calibrating" and sim.room.match.number == 2
+    assert score_of(sim, a) == 0
+
+
+def test_scores_are_relayed_to_others_not_back_to_the_sender():
+    sim = Sim()
+    a, b = sim.join("A"), sim.join("B")
+    sim.run(500)
+    relayed = sim.msgs(S.ScoreOut)
+    assert relayed
+    for to, msg in [(t, m) for t, m in sim.sent if isinstance(m, S.ScoreOut)]:
+        assert msg.player not in to  # never echoed to its author
+    assert {m.player for m in relayed} == {a, b}
+
+
+def test_nobody_laughs_is_a_draw_after_the_time_limit():
+    sim = Sim(round_ms=3000.0)
+    sim.join("A"), sim.join("B")
+    sim.ready_all()
+    sim.until_phase("round")
+    start = sim.now
+    sim.until_phase("verdict")
+    assert view(sim).last_verdict.status == "draw"
+    assert sim.now - start >= 3000.0  # decided only once the limit has passed
+    assert all(m.score == 0 for m in view(sim).members)
+
+
+def test_simultaneous_laughs_lose_together():
+    sim = Sim()
+    a = sim.join("A", stream=laughs_at(1500.0))
+    b = sim.join("B", stream=laughs_at(1500.0))
+    sim.ready_all()
+    sim.until_phase("round")
+    sim.until_phase("verdict")
+    v = view(sim).last_verdict
+    assert {lo["player"] for lo in v.losers} == {a, b}
+    assert score_of(sim, a) == score_of(sim, b) == 0
+
+
+def test_the_earliest_laugh_loses_even_when_confirmed_later():
+    # B starts laughing first, but A's samples arrive first; the judge waits for B
+    sim = Sim()
+    a = sim.join("A", stream=laughs_at(1500.0))
+    b = sim.join("B", stream=laughs_at(1200.0))
+    sim.ready_all()
+    sim.until_phase("verdict")
+    assert [lo["player"] for lo in view(sim).last_verdict.losers] == [b]
+    assert score_of(sim, a) == 1
+
+
+def test_calibration_raises_the_threshold_of_a_smiley_resting_face():
+    sim = Sim()
+    a, b = sim.join("A"), sim.join("B")
+    sim.ready_all()
+    assert sim.room.phase == "calibrating"
+    # script the calibration window: A rests at 0.1, B's resting face reads 0.6
+    sim.room.match.calib.clear()
+    for i in range(30):
+        t = sim.room.phase_start_ms + 50 + i * 60
+        sim.room.match.calib.setdefault(a, []).append([t, 0.1, True])
+        sim.room.match.calib.setdefault(b, []).append([t, 0.6, True])
+    sim.now = sim.room.phase_end_ms + sim.s.allowed_delay_ms
+    sim.take(sim.room.tick(sim.now))
+    assert sim.room.phase == "countdown"
+    th = {m.id: m.threshold for m in view(sim).members}
+    assert th[a] == pytest.approx(0.5)  # never below the model's threshold
+    assert th[b] == pytest.approx(0.7)  # p95 of the resting face + 0.1
+
+
+def test_calibration_without_a_face_goes_back_to_the_lobby_with_a_reason():
+    sim = Sim()
+    a, b = sim.join("A"), sim.join("B")
+    sim.streams[b] = lambda t: (False, None)
+    sim.ready_all()
+    # during calibration B's camera sees nobody
+    orig_send = sim.send
+
+    def send(mid, msg):
+        if mid == b and isinstance(msg, S.Score):
+            msg = S.Score(type="score", t_ms=msg.t_ms, face=False)
+        orig_send(mid, msg)
+
+    sim.send = send
+    sim.until_phase("lobby", 10_000)
+    err = [e for e in sim.errors(a) if e.code == "calibration_failed"]
+    assert err and "B" in err[0].message and "no face" in err[0].message
+    assert not any(m.ready for m in view(sim).members)
+
+
+# --- covered cameras, drops and rejoins --------------------------------------------------------
+
+
+def test_covering_the_camera_forfeits_the_round():
+    sim = Sim()
+    a = sim.join("A")
+    b = sim.join("B", stream=lambda t: (True, 0.1) if t < 1000 else (False, None))
+    sim.ready_all()
+    sim.until_phase("verdict")
+    [lo] = view(sim).last_verdict.losers
+    assert lo["player"] == b and lo["reason"] == "absent"
+    assert 1000.0 <= lo["offence_ms"] < 1000.0 + SAMPLE_MS  # timed from when the face went
+    assert score_of(sim, a) == 1
+
+
+def test_laughing_then_covering_the_camera_is_a_hidden_laugh():
+    def stream(t):
+        if t < 1000:
+            return True, 0.1
+        if t < 1200:
+            return True, 0.95  # starts laughing...
+        return False, None  # ...and covers the camera before it is confirmed
+
+    sim = Sim()
+    sim.join("A")
+    b = sim.join("B", stream=stream)
+    sim.ready_all()
+    sim.until_phase("verdict")
+    [lo] = view(sim).last_verdict.losers
+    assert lo["player"] == b and lo["reason"] == "hidden_laugh"
+    assert 1000.0 <= lo["offence_ms"] < 1000.0 + SAMPLE_MS  # the laugh's start
+
+
+def test_a_stream_that_stops_mid_round_is_an_absence():
+    sim = Sim()
+    a = sim.join("A")
+    b = sim.join("B", stream=lambda t: (True, 0.1) if t < 2000 else None)  # tab frozen
+    sim.ready_all()
+    sim.until_phase("verdict")
+    [lo] = view(sim).last_verdict.losers
+    assert lo["player"] == b and lo["reason"] == "absent"
+    assert score_of(sim, a) == 1
+
+
+def test_drop_and_rejoin_within_grace_keeps_seat_and_score():
+    sim = Sim(rounds_to_win=3)
+    a = sim.join("A")
+    b = sim.join("B", stream=laughs_at(1500.0))
+    sim.ready_all()
+    sim.until_phase("verdict")
+    assert score_of(sim, a) == 1
+    seat_b = sim.room.members[b].seat
+    conn = sim.room.members[b].conn
+    sim.take(sim.room.disconnect(a, sim.room.members[a].conn, sim.now))
+    assert any(isinstance(m, S.PeerLeft) and m.id == a for m in sim.msgs(S.PeerLeft, b))
+    sim.until_phase("paused")  # the next round waits for A
+    assert view(sim).paused_for == [a]
+    assert next(m for m in view(sim).members if m.id == a).grace_left_ms > 0
+    sim.run(2000)
+    assert sim.room.phase == "paused"
+    sim.page_offset[a] = -50_000.0  # a reload starts a new page clock
+    sim.connect(a)
+    assert sim.room.phase == "countdown"
+    assert score_of(sim, a) == 1 and sim.room.members[b].seat == seat_b
+    assert sim.room.members[b].conn == conn  # B's connection untouched
+    welcome = sim.msgs(S.Welcome, a)[-1]
+    assert welcome.you.score == 1 and welcome.you.calibrated
+    sim.until_phase("verdict")
+    assert score_of(sim, a) == 2  # the match went on; A's new clock maps fine
+
+
+def test_drop_past_grace_forfeits_the_match():
+    sim = Sim(rounds_to_win=3, grace_ms=3000.0)
+    a = sim.join("A")
+    b = sim.join("B", stream=laughs_at(1500.0))
+    sim.ready_all()
+    sim.until_phase("verdict")
+    sim.take(sim.room.disconnect(b, sim.room.members[b].conn, sim.now))
+    sim.until_phase("match_over", 10_000)
+    assert view(sim).winners == [a]
+    assert b not in sim.room.members  # the seat is free again
+    [rec] = sim.room.take_records()
+    results = {p["id"]: p["result"] for p in rec.players}
+    assert results == {a: "win", b: "forfeit"}
+
+
+def test_drop_mid_round_loses_that_round_but_rejoin_keeps_the_match():
+    sim = Sim(rounds_to_win=3)
+    a = sim.join("A")
+    b = sim.join("B")
+    sim.ready_all()
+    sim.until_phase("round")
+    sim.run(1000)
+    sim.take(sim.room.disconnect(b, sim.room.members[b].conn, sim.now))
+    sim.until_phase("verdict")
+    [lo] = view(sim).last_verdict.losers
+    assert lo["player"] == b and lo["reason"] == "absent"
+    sim.connect(b)
+    sim.until_phase("round")
+    assert score_of(sim, a) == 1 and b in sim.room.round.players
+
+
+def test_leaving_for_good_in_a_three_player_match_lets_the_others_play_on():
+    sim = Sim(rounds_to_win=2)
+    a, b = sim.join("A"), sim.join("B")
+    c = sim.join("C", stream=laughs_at(1500.0))
+    sim.ready_all()
+    sim.until_phase("verdict")
+    assert score_of(sim, a) == score_of(sim, b) == 1
+    sim.send(b, S.Leave(type="leave"))
+    assert any(cl.member == b for cl in sim.closed)
+    sim.until_phase("match_over")
+    assert view(sim).winners == [a]
+    [rec] = sim.room.take_records()
+    assert {p["id"]: p["result"] for p in rec.players}[b] == "forfeit"
+
+
+def test_the_match_waits_for_a_player_who_left_during_the_countdown():
+    sim = Sim()
+    a, b = sim.join("A"), sim.join("B")
+    sim.ready_all()
+    sim.until_phase("countdown")
+    sim.take(sim.room.disconnect(b, sim.room.members[b].conn, sim.now))
+    assert sim.room.phase == "paused"
+    sim.connect(b)
+    assert sim.room.phase == "countdown"
+    del a
+
+
+def test_a_second_socket_for_the_same_seat_replaces_the_first():
+    sim = Sim()
+    a, b = sim.join("A"), sim.join("B")
+    sim.connect(a)  # the same token says hello again (a reload)
+    assert any(c.member == a and c.code == 4409 for c in sim.closed)
+    assert [e.code for e in sim.errors(a)] == ["replaced"]
+    assert sim.room.members[a].connected
+    # the others are told to drop the old call and expect a new one
+    kinds = [type(m).__name__ for t, m in sim.sent if t and b in t and isinstance(m, S.PeerLeft | S.PeerJoined)]
+    assert kinds[-2:] == ["PeerLeft", "PeerJoined"]
+
+
+# --- rights and limits --------------------------------------------------------------------
+
+
+def test_spectators_cannot_post_scores_or_get_ready():
+    sim = Sim()
+    sim.join("A")
+    s = sim.join("S", role="spectator")
+    sim.send(s, S.Score(type="score", t_ms=10.0, face=True, smile_prob=0.9))
+    sim.send(s, S.Ready(type="ready"))
+    assert [e.code for e in sim.errors(s)] == ["forbidden", "forbidden"]
+    assert "spectators cannot post scores" in sim.errors(s)[0].message
+    assert not sim.msgs(S.ScoreOut)
+
+
+def test_a_player_cannot_post_for_another_player():
+    sim = Sim()
+    a, b = sim.join("A"), sim.join("B")
+    t = sim.now - sim.page_offset[a]
+    sim.send(a, S.Score(type="score", t_ms=t, face=True, smile_prob=0.9, player=b))
+    [err] = sim.errors(a)
+    assert err.code == "forbidden" and "your own scores" in err.message
+    assert not sim.msgs(S.ScoreOut)
+    sim.send(a, S.Score(type="score", t_ms=t + 1, face=True, smile_prob=0.9, player=a))
+    assert [m.player for m in sim.msgs(S.ScoreOut)] == [a]
+
+
+def test_join_limits():
+    sim = Sim(max_players=2, max_spectators=1)
+    sim.join("A"), sim.join("A")  # same nickname twice
+    assert [m.nickname for m in sim.room.players] == ["A", "A (2)"]
+    with pytest.raises(RoomError) as e:
+        sim.room.join("C", "player", sim.now)
+    assert e.value.code == "room_full" and e.value.status == 409
+    sim.join("S", role="spectator")
+    with pytest.raises(RoomError) as e:
+        sim.room.join("T", "spectator", sim.now)
+    assert e.value.code == "too_many_spectators"
+    sim.ready_all()
+    sim2 = Sim()
+    sim2.join("A"), sim2.join("B")
+    sim2.ready_all()
+    with pytest.raises(RoomError) as e:
+        sim2.room.join("C", "player", sim2.now)
+    assert e.value.code == "match_in_progress"
+    sim2.room.join("C", "spectator", sim2.now)  # watching is fine
+
+
+def test_ready_during_a_match_is_refused():
+    sim = Sim()
+    a, _ = sim.join("A"), sim.join("B")
+    sim.ready_all()
+    sim.send(a, S.Ready(type="ready"))
+    assert sim.errors(a)[-1].code == "bad_phase"
+
+
+def test_signals_go_to_one_named_peer_only():
+    sim = Sim()
+    a, b = sim.join("A"), sim.join("B")
+    s1, s2 = sim.join("S1", role="spectator"), sim.join("S2", role="spectator")
+    sim.send(a, S.Signal(type="signal", to=b, kind="offer", sdp="v=0 offer"))
+    [(to, msg)] = [(t, m) for t, m in sim.sent if isinstance(m, S.SignalOut)]
+    assert to == (b,) and msg.sender == a and S.dump(msg)["from"] == a
+    sim.send(s1, S.Signal(type="signal", to=a, kind="offer", sdp="v=0 recvonly"))
+    assert sim.msgs(S.SignalOut)[-1].sender == s1
+    sim.send(s1, S.Signal(type="signal", to=s2, kind="offer", sdp="v=0"))
+    assert sim.errors(s1)[-1].code == "forbidden"
+    sim.send(a, S.Signal(type="signal", to="mnobody", kind="ice", candidate=None))
+    assert sim.errors(a)[-1].code == "bad_peer"
+    sim.send(a, S.Signal(type="signal", to=a, kind="ice", candidate=None))
+    assert sim.errors(a)[-1].code == "bad_peer"
+
+
+def test_welcome_lists_connected_peers_and_ice_servers():
+    sim = Sim(ice_servers=({"urls": "stun:stun.example.org:3478"},))
+    a = sim.join("A")
+    b = sim.join("B")
+    w = sim.msgs(S.Welcome, b)[-1]
+    assert [p.id for p in w.peers] == [a]
+    assert w.ice_servers == [{"urls": "stun:stun.example.org:3478"}]
+    assert w.judge["threshold"] == 0.5
+
+
+# --- clock handling ---------------------------------------------------------------------------
+
+
+def test_back_dated_samples_are_rejected_and_future_ones_clamped():
+    sim = Sim()
+    a, b = sim.join("A", page_offset=1000.0), sim.join("B")
+    sim.ready_all()
+    sim.until_phase("round")
+    sim.streams[a] = lambda t: None  # A's page is scripted by hand below
+    sim.run(500)
+    m = sim.room.members[a]
+    # a sample claiming to be 5 s old on arrival (sat on, then back-dated)
+    sim.send(a, S.Score(type="score", t_ms=sim.now - 1000.0 - 5000.0, face=True, smile_prob=0.9))
+    assert sim.errors(a)[-1].code == "stale_sample"
+    # a sample from the future is put at its receipt time
+    sim.room.members[a].last_error_ms = -1e18
+    sim.send(a, S.Score(type="score", t_ms=sim.now - 1000.0 + 10_000.0, face=True, smile_prob=0.1))
+    assert m.clock.last_ms == sim.now
+    # ... so the next honest sample (earlier than that claim) is out of order
+    sim.now += 10
+    sim.room.members[a].last_error_ms = -1e18
+    sim.send(a, S.Score(type="score", t_ms=sim.now - 1000.0 - 20, face=True, smile_prob=0.1))
+    assert sim.errors(a)[-1].code == "out_of_order"
+    del b
+
+
+def test_samples_map_onto_the_server_clock_through_the_measured_offset():
+    sim = Sim()
+    a = sim.join("A", page_offset=-777_000.0)
+    m = sim.room.members[a]
+    assert m.clock.synced and m.clock.offset_ms == pytest.approx(-777_000.0)
+    t = m.clock.map(sim.now + 777_000.0 - 40.0, sim.now)  # taken 40 ms ago
+    assert t == pytest.approx(sim.now - 40.0)
+
+
+def test_a_late_sample_behind_the_judged_timeline_is_not_judged():
+    sim = Sim(allowed_delay_ms=200.0, max_sample_age_ms=2000.0)
+    a, _ = sim.join("A"), sim.join("B")
+    sim.ready_all()
+    sim.until_phase("round")
+    sim.streams[a] = lambda t: None
+    sim.run(1500)
+    # 1 s old: young enough for the clock, but the judge committed A's timeline to now-200
+    sim.send(a, S.Score(type="score", t_ms=sim.now - sim.page_offset[a] - 1000.0, face=True,
+                        smile_prob=0.99))
+    assert sim.errors(a)[-1].code == "sample_rejected"

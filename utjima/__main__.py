@@ -1,0 +1,3 @@
+from utjima.cli import main
+
+raise SystemExit(main())

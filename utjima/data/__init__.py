@@ -1,0 +1,91 @@
+"""Data: dataset adapters, the archive cache, augmentation (torch only in `torchdata`).
+
+    from utjima.data import load
+    train = load("ferplus")            # FaceSet: images + smile / emotion labels, masks
+    val = load("smilesmiled:val")
+    test = load("genki4k")             # test only: training code refuses it
+    clips = load("clips:recordings/")  # ClipSet: our recorded videos
+
+Specs (`utjima train --data`, `utjima evaluate --data`):
+- `smilesmiled[:train|val|test|all]` (default train): grey 64x64, smile labels;
+- `ferplus[:train|valid|test]` (default train): grey 48x48, emotions + smile, twins removed;
+- `genki4k`: RGB 64x64, smile labels, held-out test set (never train or tune on it);
+- `clips:DIR`: a clip folder (docs/clip_format.md);
+- `images:DIR`: face images in label sub-folders (`smile/`, `neutral/`, `happy/`, ...).
+The research archives are unpacked on first use (see `utjima.data.cache`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from utjima.data.cache import DatasetError, DatasetMissing
+from utjima.data.clips import Clip, ClipSet
+from utjima.data.faceset import FaceSample, FaceSet
+
+__all__ = ["load", "parse_spec", "SPECS", "FaceSample", "FaceSet", "Clip", "ClipSet",
+           "DatasetError", "DatasetMissing"]
+
+# name -> accepted splits (first = default); None = takes a folder argument instead
+SPECS: dict[str, tuple[str, ...] | None] = {
+    "smilesmiled": ("train", "val", "test", "all"),
+    "ferplus": ("train", "valid", "test"),
+    "genki4k": ("all",),
+    "clips": None,
+    "images": None,
+}
+_ALIASES = {"smilesmiled": {"valid": "val"}, "ferplus": {"val": "valid"}, "genki4k": {"test": "all"}}
+
+
+def _valid_specs() -> str:
+    out = []
+    for name, splits in SPECS.items():
+        out.append(f"{name}:DIR" if splits is None else f"{name}[:{'|'.join(splits)}]")
+    return ", ".join(out)
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """'ferplus:test' -> ('ferplus', 'test'); 'clips:DIR' -> ('clips', 'DIR'). Raises listing valid specs."""
+    name, _, arg = spec.partition(":")
+    if name not in SPECS:
+        raise DatasetError(f"unknown data spec {spec!r}; valid: {_valid_specs()}")
+    splits = SPECS[name]
+    if splits is None:
+        if not arg:
+            raise DatasetError(f"data spec {spec!r} needs a folder: {name}:DIR")
+        return name, arg
+    arg = _ALIASES.get(name, {}).get(arg, arg) or splits[0]
+    if arg not in splits:
+        raise DatasetError(f"unknown split {arg!r} in {spec!r}; {name} has: {', '.join(splits)}")
+    return name, arg
+
+
+def load(
+    spec: str,
+    source: str | os.PathLike | None = None,
+    cache: str | os.PathLike | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+) -> FaceSet | ClipSet:
+    """Load a data spec (see the module docstring). `limit` keeps a seeded random subset."""
+    name, arg = parse_spec(spec)
+    if name == "clips":
+        from utjima.data import clips
+        return clips.load(Path(arg)).limit(limit, seed)
+    if name == "images":
+        from utjima.data import images
+        return images.load(Path(arg)).limit(limit, seed)
+
+    from utjima.data import cache as _cache
+    root = _cache.prepare(name, source=source, cache=cache)
+    if name == "smilesmiled":
+        from utjima.data import smilesmiled
+        fs = smilesmiled.load(root, arg, seed=0, cache=cache)  # the split seed is fixed on purpose
+    elif name == "ferplus":
+        from utjima.data import ferplus
+        fs = ferplus.load(root, arg, cache=cache)
+    else:
+        from utjima.data import genki4k
+        fs = genki4k.load(root, cache=cache)
+    return fs.limit(limit, seed)

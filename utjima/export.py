@@ -1,0 +1,287 @@
+"""Export a checkpoint to the ONNX files every runtime uses, plus `model.json`.
+
+One folder holds:
+  smile_detector.onnx   the seed's contract: frames (1, 5, 3, 224, 224) RGB 0..1 ->
+                        smile_prob (1,), emotion_logits (1, 7). For a face-crop preset the
+                        grey conversion and resize happen inside this graph, so a front end
+                        written against the seed spec runs unchanged (it should still feed
+                        face crops: the model was trained on faces).
+  encoder.onnx          crop (N, C, S, S) 0..1 -> features (N, F); once per camera frame
+  encoder.int8.onnx     the same, int8 weights and activations (QDQ, per-channel)
+  step.onnx             window (N, T, F) -> smile_prob (N,), emotion_logits (N, 7)
+  face_detector_*.onnx  BlazeFace, copied from the bundled model (see LICENSE-blazeface.txt)
+  model.json            the contract: see utjima/contract.py
+Parity of every graph against torch is checked here and recorded in model.json.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from utjima import EMOTIONS
+from utjima.contract import (
+    MODEL_JSON,
+    SCHEMA,
+    default_model_dir,
+    file_entry,
+    load_contract,
+    validate,
+)
+from utjima.model import DualHeadSmileDetector, load_checkpoint
+
+OPSET = 17
+SEED_FRAMES, SEED_SIZE = 5, 224  # the seed front end's input: (1, 5, 3, 224, 224)
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, also used by faces.crop_face
+PARITY_TOL = 1e-4
+FACE_DETECTOR_FILES = ("face_detector_short.onnx", "face_detector_full.onnx", "LICENSE-blazeface.txt")
+
+
+class _Encoder(nn.Module):
+    def __init__(self, m: DualHeadSmileDetector):
+        super().__init__()
+        self.m = m
+
+    def forward(self, crop: torch.Tensor) -> torch.Tensor:
+        return self.m.encode(crop)
+
+
+class _Step(nn.Module):
+    def __init__(self, m: DualHeadSmileDetector):
+        super().__init__()
+        self.m = m
+
+    def forward(self, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        smile_logit, emotion_logits = self.m.step(window)
+        return torch.sigmoid(smile_logit), emotion_logits
+
+
+class SeedCompat(nn.Module):
+    """(1, 5, 3, 224, 224) RGB 0..1 -> the model's native input -> (smile_prob, emotion_logits)."""
+
+    def __init__(self, m: DualHeadSmileDetector):
+        super().__init__()
+        self.m = m
+        self.register_buffer("gray_w", torch.tensor(GRAY_WEIGHTS).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.m.cfg
+        b, t = frames.shape[:2]
+        x = frames.flatten(0, 1)  # (B, T, 3, H, W) -> (B*T, 3, H, W)
+        if cfg.channels == "gray":
+            x = (x * self.gray_w).sum(1, keepdim=True)  # (B*T, 3, H, W) -> (B*T, 1, H, W)
+        if x.shape[-1] != cfg.img_size:
+            # Box-average by the integer factor first so a 224 -> 64 downscale does not alias.
+            k = x.shape[-1] // cfg.img_size
+            if k > 1:
+                x = nn.functional.avg_pool2d(x, k)
+            x = nn.functional.interpolate(x, size=(cfg.img_size, cfg.img_size), mode="bilinear", align_corners=False)
+        feats = self.m.encode(x).view(b, t, -1)  # (B*T, F) -> (B, T, F)
+        smile_logit, emotion_logits = self.m.step(feats)
+        return torch.sigmoid(smile_logit), emotion_logits
+
+
+def _onnx_export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+                 dynamic: dict | None, opset: int) -> None:
+    # The TorchScript exporter emits one ONNX LSTM node and takes under a second;
+    # its deprecation warnings are noise here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), args, str(path), input_names=inputs, output_names=outputs,
+                          dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+
+
+def _ort(path: Path):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def quantize_encoder(src: Path, dst: Path, calib: np.ndarray) -> None:
+    """Static int8 (QDQ, per-channel weights) calibrated on real face crops when given."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calib[i : i + 1] for i in range(len(calib)))
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"crop": x}
+
+    pre = dst.with_suffix(".pre.onnx")
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    try:
+        quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    finally:
+        pre.unlink(missing_ok=True)
+
+
+def _calibration_crops(model: DualHeadSmileDetector, calib: np.ndarray | None, n: int = 128) -> np.ndarray:
+    cfg = model.cfg
+    if calib is not None:
+        return np.ascontiguousarray(calib[:n], dtype=np.float32)
+    # No real crops at hand: smooth random images are a poor but valid calibration set.
+    rng = np.random.default_rng(0)
+    x = rng.random((n, cfg.in_chans, 8, 8)).astype(np.float32)
+    t = torch.nn.functional.interpolate(torch.from_numpy(x), size=(cfg.img_size, cfg.img_size), mode="bilinear")
+    return t.numpy()
+
+
+def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: float | None = None,
+                 metrics: dict | None = None, provenance: dict | None = None, int8: bool = True,
+                 calib: np.ndarray | None = None, opset: int = OPSET, name: str | None = None,
+                 extra: dict | None = None) -> dict[str, Any]:
+    """Write every file + model.json into `out`; returns the model.json dict."""
+    from utjima.faces import CropPolicy
+    from utjima.judge import JudgeConfig
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.eval().cpu()
+    cfg = model.cfg
+    c, s, t, f = cfg.in_chans, cfg.img_size, cfg.n_frames, model.feature_dim
+    rng = np.random.default_rng(0)
+    files: dict[str, dict] = {}
+    parity: dict[str, float] = {}
+
+    # encoder.onnx: one face crop (or N, for group photos) -> features
+    crops = torch.from_numpy(_calibration_crops(model, calib, 8))
+    p = out / "encoder.onnx"
+    _onnx_export(_Encoder(model), (crops,), p, ["crop"], ["features"],
+                 {"crop": {0: "n"}, "features": {0: "n"}}, opset)
+    with torch.no_grad():
+        ref = model.encode(crops).numpy()
+    got = _ort(p).run(None, {"crop": crops.numpy()})[0]
+    parity["encoder"] = float(np.abs(got - ref).max())
+    files["encoder"] = file_entry(p, out, inputs={"crop": ["n", c, s, s]}, outputs={"features": ["n", f]})
+
+    # step.onnx: the T-step LSTM over a window of features
+    window = torch.from_numpy(rng.standard_normal((3, t, f)).astype(np.float32))
+    window = window * torch.from_numpy(ref.std(0) + 1e-3) + torch.from_numpy(ref.mean(0))
+    p = out / "step.onnx"
+    _onnx_export(_Step(model), (window,), p, ["window"], ["smile_prob", "emotion_logits"],
+                 {"window": {0: "n"}, "smile_prob": {0: "n"}, "emotion_logits": {0: "n"}}, opset)
+    with torch.no_grad():
+        ref_s, ref_e = _Step(model)(window)
+    got_s, got_e = _ort(p).run(None, {"window": window.numpy()})
+    parity["step"] = float(max(np.abs(got_s - ref_s.numpy()).max(), np.abs(got_e - ref_e.numpy()).max()))
+    files["step"] = file_entry(p, out, inputs={"window": ["n", t, f]},
+                               outputs={"smile_prob": ["n"], "emotion_logits": ["n", len(EMOTIONS)]})
+
+    # smile_detector.onnx: the seed contract, whole 5-frame clip in one call
+    frames = torch.rand(1, SEED_FRAMES, 3, SEED_SIZE, SEED_SIZE)
+    p = out / "smile_detector.onnx"
+    seed = SeedCompat(model)
+    _onnx_export(seed, (frames,), p, ["frames"], ["smile_prob", "emotion_logits"], None, opset)
+    with torch.no_grad():
+        ref_s, ref_e = seed(frames)
+    got_s, got_e = _ort(p).run(None, {"frames": frames.numpy()})
+    parity["seed"] = float(max(np.abs(got_s - ref_s.numpy()).max(), np.abs(got_e - ref_e.numpy()).max()))
+    files["seed"] = file_entry(p, out, inputs={"frames": [1, SEED_FRAMES, 3, SEED_SIZE, SEED_SIZE]},
+                               outputs={"smile_prob": [1], "emotion_logits": [1, len(EMOTIONS)]})
+    if cfg.n_frames != SEED_FRAMES:
+        raise ValueError(f"the seed contract needs n_frames={SEED_FRAMES}, model has {cfg.n_frames}")
+
+    worst = max(parity.values())
+    if worst > PARITY_TOL:
+        raise RuntimeError(f"ONNX differs from torch by {worst:.2e} > {PARITY_TOL:.0e}: {parity}")
+
+    # encoder.int8.onnx
+    if int8:
+        p = out / "encoder.int8.onnx"
+        cal = _calibration_crops(model, calib)
+        quantize_encoder(out / "encoder.onnx", p, cal)
+        fp = _ort(out / "encoder.onnx").run(None, {"crop": cal})[0]
+        q = _ort(p).run(None, {"crop": cal})[0]
+        # What matters is the smile_prob after the step, for a still (window = repeated feature).
+        st = _ort(out / "step.onnx")
+        sp_fp = st.run(None, {"window": np.repeat(fp[:, None], t, 1)})[0]
+        sp_q = st.run(None, {"window": np.repeat(q[:, None], t, 1)})[0]
+        files["encoder_int8"] = file_entry(
+            p, out, inputs={"crop": ["n", c, s, s]}, outputs={"features": ["n", f]},
+            max_abs_diff_features=float(np.abs(q - fp).max()),
+            max_abs_diff_smile_prob=float(np.abs(sp_q - sp_fp).max()),
+            calibration="real face crops" if calib is not None else "synthetic smooth noise",
+        )
+
+    # BlazeFace, from the bundled model folder, so every model folder stands alone.
+    src = default_model_dir()
+    for fname in FACE_DETECTOR_FILES:
+        if (src / fname).resolve() != (out / fname).resolve():
+            shutil.copyfile(src / fname, out / fname)
+    files["face_detector"] = file_entry(out / "face_detector_short.onnx", out, range="short")
+    files["face_detector_full"] = file_entry(out / "face_detector_full.onnx", out, range="full")
+
+    policy = CropPolicy.default(size=s)
+    data = {
+        "schema": SCHEMA,
+        "name": name or f"utjima-{cfg.trunk}-{s}{cfg.channels}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model_config": cfg.to_dict(),
+        "classes": list(EMOTIONS),
+        "input": {"size": s, "channels": cfg.channels, "range": [0.0, 1.0],
+                  "gray_weights": list(GRAY_WEIGHTS),
+                  "normalisation": "inside the graph: feed 0..1 pixels"},
+        "crop": policy.to_json(),
+        "streaming": {"n_frames": t, "frame_interval_ms": cfg.frame_interval_ms, "feature_dim": f,
+                      "rule": "window = for k in 0..T-1 the latest frame at or before "
+                              "t_ms - (T-1-k)*frame_interval_ms, else the first frame; "
+                              "re-run step.onnx on the window at every frame (utjima/streaming.py)",
+                      "reset": "clear the window when the face is lost"},
+        "files": files,
+        "thresholds": {"smile": float(threshold if threshold is not None else 0.5)},
+        "judge": JudgeConfig(threshold=float(threshold if threshold is not None else 0.5)).to_dict(),
+        "browser": {"encoder": "encoder_int8" if int8 else "encoder"},
+        "opset": opset,
+        "parity_max_abs_diff": parity,
+        "metrics": metrics or {},
+        "provenance": provenance or {},
+        **(extra or {}),
+    }
+    validate(data, str(out / MODEL_JSON))
+    (out / MODEL_JSON).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    load_contract(out)  # re-read: sha256s and schema must check out
+    return data
+
+
+def run_export(args) -> int:
+    from utjima.cli import CLIError
+
+    ckpt_path = Path(args.checkpoint)
+    if not ckpt_path.is_file():
+        raise CLIError(f"checkpoint {ckpt_path} does not exist")
+    try:
+        model, ckpt = load_checkpoint(ckpt_path)
+    except (ValueError, RuntimeError, KeyError) as e:
+        raise CLIError(f"cannot load {ckpt_path}: {e}") from e
+    report = {}
+    if args.report:
+        report = json.loads(Path(args.report).read_text())
+    threshold = args.threshold
+    if threshold is None:
+        threshold = report.get("thresholds", {}).get("selected") or ckpt.get("threshold")
+    data = export_model(model, args.out, threshold=threshold, metrics=report.get("metrics", {}),
+                        provenance=ckpt.get("provenance", {}), int8=not args.no_int8, opset=args.opset)
+    for role, e in data["files"].items():
+        print(f"{role:18s} {e['path']:28s} {e['bytes'] / 1e6:7.3f} MB")
+    print(f"parity vs torch (max abs diff): {data['parity_max_abs_diff']}")
+    print(f"wrote {Path(args.out) / MODEL_JSON}")
+    return 0

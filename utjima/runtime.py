@@ -1,0 +1,123 @@
+"""Inference with the exported ONNX files (onnxruntime, numpy; never torch).
+
+`SmileModel` loads a model folder through its `model.json` and scores faces:
+- `score_image(rgb)`: every face in a photo; a still is a clip of one repeated frame,
+  exactly how stills were shown to the model in training.
+- `stream()`: a `Stream` for one player's camera or a video file: detect, crop, encode
+  once per frame, then re-run the step over the window picked by utjima.streaming.
+The browser detector (utjima/web/detector.js) does the same, reading the same model.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from utjima.contract import Contract, load_contract
+from utjima.faces import CropPolicy, Face, FaceDetector, crop_face
+from utjima.streaming import FeatureWindow
+
+
+def ort_session(path: Path, threads: int = 1):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class FaceScore:
+    face: Face
+    smile_prob: float
+    emotion: dict[str, float]  # class name -> probability
+
+
+class SmileModel:
+    def __init__(self, model_dir: str | Path | None = None, threads: int = 1, int8: bool = False):
+        self.contract: Contract = load_contract(model_dir)
+        c = self.contract
+        self.threads = threads
+        self.encoder = ort_session(c.path("encoder_int8" if int8 else "encoder"), threads)
+        self.stepper = ort_session(c.path("step"), threads)
+        self.policy = CropPolicy.from_json(c.crop)
+        self.classes = c.classes
+        self.n_frames = int(c.streaming["n_frames"])
+        self._detectors: dict[str, FaceDetector] = {}
+
+    def detector(self, kind: str = "short") -> FaceDetector:
+        if kind not in ("short", "full"):
+            raise ValueError(f"detector kind must be 'short' or 'full', got {kind!r}")
+        if kind not in self._detectors:
+            role = "face_detector" if kind == "short" else "face_detector_full"
+            self._detectors[kind] = FaceDetector(self.contract.path(role), kind=kind, threads=self.threads,
+                                                 **self.policy.detector_kwargs())
+        return self._detectors[kind]
+
+    def crop(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        """(H, W, 3) uint8 -> (C, S, S) float32 0..1, by the model's crop policy."""
+        return crop_face(rgb, face, self.policy, channels=self.contract.channels)
+
+    def encode(self, crops: np.ndarray) -> np.ndarray:
+        """(N, C, S, S) -> (N, F)."""
+        return self.encoder.run(None, {"crop": np.ascontiguousarray(crops, dtype=np.float32)})[0]
+
+    def step(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, T, F) -> smile_prob (N,), emotion_logits (N, 7)."""
+        smile, emo = self.stepper.run(None, {"window": np.ascontiguousarray(windows, dtype=np.float32)})
+        return smile, emo
+
+    def score_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Still crops (N, C, S, S) -> smile_prob (N,), emotion probs (N, 7)."""
+        feats = self.encode(crops)                                   # (N, F)
+        window = np.repeat(feats[:, None], self.n_frames, axis=1)    # (N, F) -> (N, T, F)
+        smile, emo = self.step(window)
+        return smile, softmax(emo)
+
+    def score_image(self, rgb: np.ndarray, kind: str = "full", max_faces: int = 20) -> list[FaceScore]:
+        # photos: the full-range model plus tiles, so small faces in group photos are found
+        faces = self.detector(kind).detect(rgb, tiles="auto" if kind == "full" else None)[:max_faces]
+        if not faces:
+            return []
+        smile, emo = self.score_crops(np.stack([self.crop(rgb, f) for f in faces]))
+        return [FaceScore(f, float(s), dict(zip(self.classes, map(float, e), strict=True)))
+                for f, s, e in zip(faces, smile, emo, strict=True)]
+
+    def stream(self, kind: str = "short") -> Stream:
+        s = self.contract.streaming
+        return Stream(self, self.detector(kind), FeatureWindow(int(s["n_frames"]), float(s["frame_interval_ms"])))
+
+
+@dataclass
+class Stream:
+    """One player's camera: follows the largest face; the window resets when it is lost."""
+
+    model: SmileModel
+    detector: FaceDetector
+    window: FeatureWindow
+    last_box: tuple[float, float, float, float] | None = field(default=None)
+
+    def process(self, t_ms: float, rgb: np.ndarray) -> dict:
+        faces = self.detector.detect(rgb)
+        if not faces:
+            self.window.reset()
+            self.last_box = None
+            return {"t_ms": t_ms, "face": False, "box": None, "smile_prob": None, "emotion": None}
+        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        feat = self.model.encode(self.model.crop(rgb, face)[None])[0]   # (F,)
+        window = self.window.push(t_ms, feat)                            # (T, F)
+        smile, emo = self.model.step(window[None])
+        self.last_box = face.box
+        probs = softmax(emo[0])
+        return {"t_ms": t_ms, "face": True, "box": [round(float(v), 1) for v in face.box],
+                "smile_prob": float(smile[0]),
+                "emotion": dict(zip(self.model.classes, map(float, probs), strict=True))}

@@ -1,0 +1,614 @@
+"""`Room`: the pure, time-explicit room and match state machine.
+
+No sockets, no clock, no database: every method takes `now_ms` (the server clock) and
+returns the messages to send (`Send`) or connections to close (`Close`); finished
+matches wait in `take_records()` for the hub to store. Tests drive a whole match with
+scripted score streams and hand-picked times.
+
+Phases (a match runs from calibrating to match_over):
+
+    lobby --all players ready (>= 2)--> calibrating --thresholds--> countdown --> round
+      ^          calibration failed: back to lobby <--'                 ^            |
+      |                                                                 |     verdict decided
+    match_over <--someone reached rounds_to_win (or max_rounds)-- verdict <---------'
+      `--all ready again (rematch)--> calibrating          paused <--a player is away--'
+
+- calibrating: each player's samples in [start, end] go to `judge.calibrate`, which sets
+  that player's threshold for the match (only ever above the model's).
+- round: `judge.new_round` with those thresholds; samples go to `round_update`, ticks to
+  `round_advance(now - allowed_delay_ms)`, and `round_verdict` after each; the earliest
+  confirmed laugh (or hidden face) loses, everybody else scores a point.
+- a dropped player keeps seat and score for `grace_ms` (a reload rejoins with the token);
+  the match pauses before the next countdown until they are back, and they forfeit the
+  match when the grace runs out. During a round, a dropped stream is an absence for the
+  judge (a covered camera or a cut cable must not be a way to win).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from utjima import judge
+from utjima.judge import CalibrationError, JudgeConfig
+from utjima.server import schemas as S
+from utjima.server.clock import ClockError, ClockSync
+from utjima.server.settings import Settings
+
+Sample = list  # [t_ms, smile_prob | None, face]
+FAST_PINGS = 5  # pings 200 ms apart after connecting, then one every PING_EVERY_MS
+FAST_PING_MS = 200.0
+PING_EVERY_MS = 5000.0
+SAMPLE_ERROR_EVERY_MS = 2000.0  # at most one rejected-sample error per member this often
+
+
+class RoomError(Exception):
+    """A request the room refuses; `status` is the HTTP status for the REST routes."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class Send:
+    """Deliver `msg` to these member ids (None: every connected member)."""
+
+    to: tuple[str, ...] | None
+    msg: S.Out
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close this member's connection (after sending what comes before)."""
+
+    member: str
+    code: int
+    reason: str
+
+
+Output = Send | Close
+
+
+@dataclass
+class Member:
+    id: str  # public id, what other clients see
+    token: str  # secret, authenticates the websocket
+    nickname: str
+    role: S.Role
+    seat: int | None  # players 0..3, spectators None
+    connected: bool = False
+    conn: int = 0  # connection generation: a newer socket replaces an older one
+    away_since_ms: float | None = None  # disconnected at (grace runs from here)
+    ready: bool = False
+    clock: ClockSync | None = None  # this connection's clock mapping
+    next_ping_ms: float = 0.0
+    fast_pings_left: int = 0
+    last_error_ms: float = -math.inf
+
+
+@dataclass
+class MatchPlayer:
+    id: str
+    nickname: str
+    seat: int
+    threshold: float | None = None  # from calibration
+    score: int = 0  # rounds won
+    status: str = "active"  # "active" | "forfeit" (left the match)
+
+
+@dataclass
+class Match:
+    number: int  # per room, 1-based
+    started_ms: float
+    players: dict[str, MatchPlayer]  # by id, seat order
+    calib: dict[str, list[Sample]] = field(default_factory=dict)
+    rounds: list[dict[str, Any]] = field(default_factory=list)  # stored round records
+    id: int | None = None  # database id once stored
+
+
+@dataclass(frozen=True)
+class MatchRecord:
+    """A finished match, for the store (times in ms relative to the match start)."""
+
+    room_code: str
+    number: int
+    duration_ms: float
+    rounds_to_win: int
+    players: list[dict[str, Any]]  # {id, nickname, seat, score, result, threshold}
+    rounds: list[dict[str, Any]]  # {index, status, start_ms, duration_ms, losers, events}
+    winners: list[str]  # ids
+
+
+def _rel(ev: dict[str, Any], t0: float) -> dict[str, Any]:
+    """A judge event with its times relative to the round start (what clients see)."""
+    return {k: (v - t0 if k.endswith("_ms") and isinstance(v, float | int) else v)
+            for k, v in ev.items()}
+
+
+class Room:
+    def __init__(self, code: str, settings: Settings, cfg: JudgeConfig, now_ms: float) -> None:
+        self.code, self.s, self.cfg = code, settings, cfg
+        self.members: dict[str, Member] = {}
+        self.phase: S.Phase = "lobby"
+        self.phase_start_ms = now_ms
+        self.phase_end_ms: float | None = None
+        self.match: Match | None = None  # running match, or the last one at match_over
+        self.n_matches = 0
+        self.round: judge.RoundState | None = None
+        self.round_no = 0
+        self.round_events: list[dict[str, Any]] = []  # tagged judge events of this round
+        self.last_verdict: S.VerdictView | None = None
+        self.winners: list[str] = []
+        self.records: list[MatchRecord] = []
+        self.last_active_ms = now_ms
+        self._out: list[Output] = []
+        self._dirty = False
+
+    # --- membership (HTTP) -------------------------------------------------------------------
+
+    @property
+    def players(self) -> list[Member]:
+        return sorted((m for m in self.members.values() if m.role == "player"),
+                      key=lambda m: m.seat or 0)
+
+    @property
+    def spectators(self) -> list[Member]:
+        return [m for m in self.members.values() if m.role == "spectator"]
+
+    @property
+    def in_match(self) -> bool:
+        return self.phase not in ("lobby", "match_over")
+
+    def can_join(self, role: S.Role) -> RoomError | None:
+        if role == "player":
+            if self.in_match:
+                return RoomError(409, "match_in_progress",
+                                 "a match is in progress: join as a spectator, or wait for it to end")
+            if len(self.players) >= self.s.max_players:
+                return RoomError(409, "room_full",
+                                 f"the room is full ({self.s.max_players} players): join as a spectator")
+        elif len(self.spectators) >= self.s.max_spectators:
+            return RoomError(409, "too_many_spectators",
+                             f"the room already has {self.s.max_spectators} spectators")
+        return None
+
+    def join(self, nickname: str, role: S.Role, now_ms: float) -> Member:
+        """Add a member (not yet connected); raises RoomError when the room says no."""
+        err = self.can_join(role)
+        if err:
+            raise err
+        taken = {m.nickname for m in self.members.values()}
+        name, n = nickname, 2
+        while name in taken:  # "Mina" twice becomes "Mina (2)"
+            name = f"{nickname[:S.NICKNAME_MAX - 4]} ({n})"
+            n += 1
+        seat = None
+        if role == "player":
+            seat = min(set(range(self.s.max_players)) - {m.seat for m in self.players})
+        mid = "m" + secrets.token_hex(4)
+        m = Member(id=mid, token=secrets.token_urlsafe(24), nickname=name, role=role,
+                   seat=seat, away_since_ms=now_ms)
+        self.members[mid] = m
+        self.last_active_ms = now_ms
+        self._dirty = True
+        return m
+
+    def by_token(self, token: str) -> Member | None:
+        for m in self.members.values():
+            if secrets.compare_digest(m.token, token):
+                return m
+        return None
+
+    def resume(self, tokens: list[str]) -> Member | None:
+        """The first of these tokens whose member is away (in its grace period)."""
+        for t in tokens:
+            m = self.by_token(t)
+            if m is not None and not m.connected:
+                return m
+        return None
+
+    def info(self) -> S.RoomInfo:
+        return S.RoomInfo(
+            code=self.code, phase=self.phase, players=[m.nickname for m in self.players],
+            spectators=len(self.spectators), max_players=self.s.max_players,
+            can_join_as_player=self.can_join("player") is None,
+            can_spectate=self.can_join("spectator") is None)
+
+    @property
+    def empty(self) -> bool:
+        return not self.members
+
+    # --- connections ---------------------------------------------------------------------------
+
+    def connect(self, member_id: str, now_ms: float) -> list[Output]:
+        """A socket said hello with this member's token (a newer socket replaces an older)."""
+        m = self.members[member_id]
+        others = tuple(o.id for o in self._connected() if o.id != m.id)
+        if m.connected:  # a reload whose old socket is still open: the new one wins
+            self._out.append(Send((m.id,), S.ErrorMsg(
+                code="replaced", message="this seat was opened in another tab or window")))
+            self._out.append(Close(m.id, 4409, "replaced"))
+            self._out.append(Send(others, S.PeerLeft(id=m.id)))  # peers drop the old call
+        self._out.append(Send(others, S.PeerJoined(peer=self._peer(m))))
+        m.conn += 1
+        m.connected, m.away_since_ms = True, None
+        m.clock = ClockSync(max_age_ms=self.s.max_sample_age_ms)
+        m.next_ping_ms, m.fast_pings_left = now_ms, FAST_PINGS
+        self._out.append(Send((m.id,), S.Welcome(
+            you=self._member_view(m, now_ms),
+            peers=[self._peer(o) for o in self._connected() if o.id != m.id],
+            ice_servers=list(self.s.ice_servers), judge=self.cfg.to_dict(),
+            limits={"max_msg_bytes": self.s.max_msg_bytes,
+                    "max_signal_bytes": self.s.max_signal_bytes,
+                    "msg_rate_per_s": self.s.msg_rate_per_s, "score_hz": 15.0})))
+        self._pings(now_ms)
+        self._dirty = True
+        self.last_active_ms = now_ms
+        self._resume_if_paused(now_ms)
+        return self._flush(now_ms)
+
+    def disconnect(self, member_id: str, conn: int, now_ms: float) -> list[Output]:
+        """Socket `conn` of this member closed; its grace period starts."""
+        m = self.members.get(member_id)
+        if m is None or not m.connected or m.conn != conn:
+            return self._flush(now_ms)  # already gone, or an old socket of a replaced seat
+        m.connected, m.away_since_ms, m.clock = False, now_ms, None
+        self._out.append(Send(tuple(o.id for o in self._connected()), S.PeerLeft(id=m.id)))
+        if self.phase == "countdown" and self._is_match_player(m):
+            self._enter("paused", now_ms)
+        self._dirty = True
+        self.last_active_ms = now_ms
+        return self._flush(now_ms)
+
+    # --- messages --------------------------------------------------------------------------
+
+    def handle(self, member_id: str, msg: S.In, now_ms: float) -> list[Output]:
+        """One validated client message from a connected member."""
+        m = self.members[member_id]
+        if isinstance(msg, S.Score):
+            self._score(m, msg, now_ms)
+        elif isinstance(msg, S.Pong):
+            assert m.clock is not None
+            m.clock.pong(msg.server_ms, msg.t_ms, now_ms)
+        elif isinstance(msg, S.Ready):
+            self._ready(m, msg.ready, now_ms)
+        elif isinstance(msg, S.Signal):
+            self._signal(m, msg)
+        elif isinstance(msg, S.Leave):
+            self._out.append(Send(tuple(o.id for o in self._connected() if o.id != m.id),
+                                  S.PeerLeft(id=m.id)))
+            self._out.append(Close(m.id, 1000, "left"))
+            self._remove(m, now_ms)
+        elif isinstance(msg, S.Hello):
+            self._error(m, "bad_message", "hello was already accepted on this connection")
+        self.last_active_ms = now_ms
+        return self._flush(now_ms)
+
+    def _error(self, m: Member, code: str, message: str) -> None:
+        self._out.append(Send((m.id,), S.ErrorMsg(code=code, message=message)))
+
+    def _score(self, m: Member, msg: S.Score, now_ms: float) -> None:
+        if m.role != "player":
+            self._error(m, "forbidden", "spectators cannot post scores")
+            return
+        if msg.player is not None and msg.player != m.id:
+            self._error(m, "forbidden", f"you can only post your own scores (you are {m.id}, "
+                                        f"the message says {msg.player})")
+            return
+        assert m.clock is not None
+        try:
+            t = m.clock.map(msg.t_ms, now_ms)
+        except ClockError as e:
+            self._sample_error(m, e.code, str(e), now_ms)
+            return
+        prob = msg.smile_prob if msg.face else None
+        others = tuple(o.id for o in self._connected() if o.id != m.id)
+        self._out.append(Send(others, S.ScoreOut(player=m.id, face=msg.face, smile_prob=prob)))
+        if not self._is_match_player(m):
+            return
+        if self.phase == "calibrating" and self.match is not None \
+                and self.phase_start_ms <= t <= (self.phase_end_ms or t):
+            self.match.calib.setdefault(m.id, []).append([t, prob, msg.face])
+        elif self.phase == "round" and self.round is not None and m.id in self.round.players \
+                and t >= self.round.start_ms:
+            try:
+                self.round, events = judge.round_update(self.round, m.id, t, prob, msg.face)
+            except ValueError as e:  # e.g. older than the committed timeline
+                self._sample_error(m, "sample_rejected", f"sample not judged: {e}", now_ms)
+                return
+            self._judge_events(events)
+            self._check_verdict(now_ms)
+
+    def _sample_error(self, m: Member, code: str, message: str, now_ms: float) -> None:
+        if now_ms - m.last_error_ms >= SAMPLE_ERROR_EVERY_MS:
+            m.last_error_ms = now_ms
+            self._error(m, code, message)
+
+    def _ready(self, m: Member, ready: bool, now_ms: float) -> None:
+        if m.role != "player":
+            self._error(m, "forbidden", "spectators do not play: join the room as a player")
+            return
+        if self.in_match:
+            self._error(m, "bad_phase", f"a match is running ({self.phase}): ready counts "
+                                        "only in the lobby or after a match")
+            return
+        m.ready = ready
+        self._dirty = True
+        self._maybe_start(now_ms)
+
+    def _signal(self, m: Member, msg: S.Signal) -> None:
+        peer = self.members.get(msg.to)
+        if peer is None or not peer.connected or peer.id == m.id:
+            self._error(m, "bad_peer", f"no connected peer {msg.to!r} in this room")
+            return
+        if m.role == "spectator" and peer.role == "spectator":
+            self._error(m, "forbidden", "spectators do not connect to each other")
+            return
+        cand = msg.candidate.model_dump() if msg.candidate is not None else None
+        self._out.append(Send((peer.id,), S.SignalOut(sender=m.id, kind=msg.kind, sdp=msg.sdp,
+                                                      candidate=cand)))
+
+    # --- time -------------------------------------------------------------------------------
+
+    def tick(self, now_ms: float) -> list[Output]:
+        """Advance everything due by `now_ms`: pings, grace periods, phase deadlines, judge."""
+        self._pings(now_ms)
+        for m in list(self.members.values()):
+            if not m.connected and m.away_since_ms is not None \
+                    and now_ms - m.away_since_ms >= self.s.grace_ms:
+                self._remove(m, now_ms)
+        for _ in range(8):  # several deadlines can fall in one tick
+            before = (self.phase, self.phase_start_ms)
+            self._phase_tick(now_ms)
+            if (self.phase, self.phase_start_ms) == before:
+                break
+        return self._flush(now_ms)
+
+    def _pings(self, now_ms: float) -> None:
+        for m in self._connected():
+            if now_ms >= m.next_ping_ms and m.clock is not None:
+                m.clock.ping_sent(now_ms)
+                self._out.append(Send((m.id,), S.Ping(server_ms=now_ms)))
+                fast = m.fast_pings_left > 0
+                m.fast_pings_left -= fast
+                m.next_ping_ms = now_ms + (FAST_PING_MS if fast else PING_EVERY_MS)
+
+    def _phase_tick(self, now_ms: float) -> None:
+        end = self.phase_end_ms
+        if self.phase == "calibrating" and end is not None \
+                and now_ms >= end + self.s.allowed_delay_ms:
+            self._finish_calibration(now_ms)
+        elif self.phase == "countdown" and end is not None and now_ms >= end:
+            self._start_round(end, now_ms)
+        elif self.phase == "round" and self.round is not None:
+            t = now_ms - self.s.allowed_delay_ms
+            if t > self.round.start_ms:
+                self.round, events = judge.round_advance(self.round, t)
+                self._judge_events(events)
+            self._check_verdict(now_ms)
+        elif self.phase == "verdict" and end is not None and now_ms >= end:
+            self._next_round(end)
+        elif self.phase == "paused":
+            self._resume_if_paused(now_ms)
+
+    # --- the match ---------------------------------------------------------------------------
+
+    def _connected(self) -> list[Member]:
+        return [m for m in self.members.values() if m.connected]
+
+    def _is_match_player(self, m: Member) -> bool:
+        return (self.in_match and self.match is not None and m.id in self.match.players
+                and self.match.players[m.id].status == "active")
+
+    def _active(self) -> list[MatchPlayer]:
+        assert self.match is not None
+        return [p for p in self.match.players.values() if p.status == "active"]
+
+    def _enter(self, phase: S.Phase, start_ms: float, length_ms: float | None = None) -> None:
+        self.phase, self.phase_start_ms = phase, start_ms
+        self.phase_end_ms = None if length_ms is None else start_ms + length_ms
+        self._dirty = True
+
+    def _maybe_start(self, now_ms: float) -> None:
+        players = self.players
+        if len(players) < 2 or not all(p.connected and p.ready for p in players):
+            return
+        self.n_matches += 1
+        self.match = Match(number=self.n_matches, started_ms=now_ms, players={
+            p.id: MatchPlayer(id=p.id, nickname=p.nickname, seat=p.seat or 0) for p in players})
+        for p in players:
+            p.ready = False
+        self.round_no, self.last_verdict, self.winners = 0, None, []
+        self._enter("calibrating", now_ms, self.s.calib_ms)
+
+    def _finish_calibration(self, now_ms: float) -> None:
+        assert self.match is not None
+        failed = []
+        for p in self._active():
+            try:
+                p.threshold = judge.calibrate(self.match.calib.get(p.id, []), self.cfg)
+            except CalibrationError as e:
+                failed.append(f"{p.nickname}: {e}")
+        if failed:
+            self._out.append(Send(None, S.ErrorMsg(
+                code="calibration_failed",
+                message="calibration failed, get ready to try again. " + "; ".join(failed))))
+            self.match = None
+            self.n_matches -= 1
+            self._enter("lobby", now_ms)
+            return
+        self._enter("countdown", now_ms, self.s.countdown_ms)
+
+    def _away(self) -> list[str]:
+        return [p.id for p in self._active()
+                if not (self.members.get(p.id) and self.members[p.id].connected)]
+
+    def _next_round(self, t_ms: float) -> None:
+        if self._away():
+            self._enter("paused", t_ms)
+        else:
+            self._enter("countdown", t_ms, self.s.countdown_ms)
+
+    def _resume_if_paused(self, now_ms: float) -> None:
+        if self.phase == "paused" and not self._away():
+            self._enter("countdown", now_ms, self.s.countdown_ms)
+
+    def _start_round(self, start_ms: float, now_ms: float) -> None:
+        active = self._active()
+        self.round_no += 1
+        self.round = judge.new_round(self.cfg, [(p.id, p.threshold) for p in active],
+                                     start_ms, start_ms + self.s.round_ms)
+        self.round_events = []
+        for p in active:
+            m = self.members.get(p.id)
+            if m is not None and m.clock is not None:
+                m.clock.lock()  # one offset for the whole round: samples keep their order
+        self._enter("round", start_ms, self.s.round_ms)
+
+    def _judge_events(self, events: list[dict[str, Any]]) -> None:
+        assert self.round is not None
+        for ev in events:
+            rel = _rel(ev, self.round.start_ms)
+            self.round_events.append(rel)
+            self._out.append(Send(None, S.JudgeEvent(round=self.round_no, event=rel)))
+
+    def _peak(self, player: str, offence_rel: float) -> float | None:
+        """The peak smile of the laugh that started at `offence_rel` (round-relative)."""
+        peaks = [e.get("peak_prob") or e.get("prob") for e in self.round_events
+                 if e["player"] == player and e.get("start_ms") == offence_rel
+                 and e["type"] in ("laugh_start", "laugh_confirmed", "laugh_end")]
+        assert self.round is not None
+        trk = self.round.trackers[self.round.players.index(player)]
+        if trk.laugh is not None and trk.laugh.start_ms - self.round.start_ms == offence_rel:
+            peaks.append(trk.laugh.peak_prob)
+        peaks = [p for p in peaks if p is not None]
+        return max(peaks) if peaks else None
+
+    def _check_verdict(self, now_ms: float) -> None:
+        assert self.round is not None and self.match is not None
+        v = judge.round_verdict(self.round)
+        if v["status"] == "pending":
+            return
+        rs, t0 = self.round, self.round.start_ms
+        losers = []
+        for lo in v.get("losers", []):
+            off = lo["offence_ms"] - t0
+            losers.append({"player": lo["player"],
+                           "nickname": self.match.players[lo["player"]].nickname,
+                           "reason": lo["reason"], "offence_ms": off,
+                           "peak_prob": self._peak(lo["player"], off)})
+        loser_ids = {lo["player"] for lo in losers}
+        if losers:
+            for p in self._active():
+                if p.id in rs.players and p.id not in loser_ids:
+                    p.score += 1
+        self.match.rounds.append({
+            "index": self.round_no, "status": v["status"], "start_ms": t0 - self.match.started_ms,
+            "duration_ms": now_ms - t0, "losers": losers, "events": list(self.round_events)})
+        self.last_verdict = S.VerdictView(round=self.round_no, status=v["status"], losers=losers)
+        for p in rs.players:
+            m = self.members.get(p)
+            if m is not None and m.clock is not None:
+                m.clock.unlock()
+        self.round = None
+        active = self._active()
+        top = max((p.score for p in active), default=0)
+        if top >= self.s.rounds_to_win or self.round_no >= self.s.max_rounds or len(active) < 2:
+            self._end_match(now_ms)
+        else:
+            self._enter("verdict", now_ms, self.s.verdict_ms)
+
+    def _end_match(self, now_ms: float) -> None:
+        assert self.match is not None
+        active = self._active()
+        top = max((p.score for p in active), default=0)
+        winners = [p.id for p in active if p.score == top] if active else []
+        if len(winners) == len(active) and len(active) > 1:
+            winners = []  # everybody level: a drawn match
+        self.winners = winners
+        self.records.append(MatchRecord(
+            room_code=self.code, number=self.match.number,
+            duration_ms=now_ms - self.match.started_ms, rounds_to_win=self.s.rounds_to_win,
+            players=[{"id": p.id, "nickname": p.nickname, "seat": p.seat, "score": p.score,
+                      "threshold": p.threshold,
+                      "result": "forfeit" if p.status == "forfeit" else
+                      "win" if p.id in winners else "draw" if not winners else "loss"}
+                     for p in self.match.players.values()],
+            rounds=list(self.match.rounds), winners=winners))
+        self.round = None
+        for m in self.players:
+            m.ready = False
+        self._enter("match_over", now_ms)
+
+    def stored(self, number: int, match_id: int, now_ms: float) -> list[Output]:
+        """The hub stored match `number` as `match_id` (the page links to it)."""
+        if self.match is not None and self.match.number == number:
+            self.match.id = match_id
+            self._dirty = True
+        return self._flush(now_ms)
+
+    def take_records(self) -> list[MatchRecord]:
+        out, self.records = self.records, []
+        return out
+
+    def _remove(self, m: Member, now_ms: float) -> None:
+        """A member leaves for good (asked to, or its grace ran out)."""
+        del self.members[m.id]
+        self._dirty = True
+        if not self.in_match:
+            self._maybe_start(now_ms)  # perhaps the only one not ready has left
+            return
+        assert self.match is not None
+        p = self.match.players.get(m.id)
+        if p is None or p.status != "active":
+            return
+        p.status = "forfeit"
+        # in a round, the judge already sees no samples from them (absence -> forfeit);
+        # the round ends as usual and the match goes on without them
+        if self.phase != "round" and len(self._active()) < 2:
+            self._end_match(now_ms)
+        elif self.phase == "paused":
+            self._resume_if_paused(now_ms)
+
+    # --- views -------------------------------------------------------------------------------
+
+    def _peer(self, m: Member) -> S.PeerView:
+        return S.PeerView(id=m.id, role=m.role, nickname=m.nickname)
+
+    def _member_view(self, m: Member, now_ms: float) -> S.MemberView:
+        p = self.match.players.get(m.id) if self.match is not None else None
+        grace = None
+        if not m.connected and m.away_since_ms is not None:
+            grace = max(0.0, self.s.grace_ms - (now_ms - m.away_since_ms))
+        return S.MemberView(
+            id=m.id, nickname=m.nickname, role=m.role, seat=m.seat, connected=m.connected,
+            ready=m.ready, calibrated=p is not None and p.threshold is not None,
+            threshold=p.threshold if p else None, score=p.score if p else 0,
+            status=p.status if p else "active", grace_left_ms=grace)
+
+    def view(self, now_ms: float) -> S.RoomView:
+        members = self.players + self.spectators
+        left = None if self.phase_end_ms is None else max(0.0, self.phase_end_ms - now_ms)
+        length = None if self.phase_end_ms is None else self.phase_end_ms - self.phase_start_ms
+        waiting = []
+        if self.round is not None:
+            # worth showing only once someone has offended: "is anyone else earlier?"
+            if any(o is not None for o in self.round.offences):
+                waiting = judge.round_verdict(self.round).get("waiting_for", [])
+        return S.RoomView(
+            code=self.code, phase=self.phase, phase_left_ms=left, phase_ms=length,
+            round=self.round_no, rounds_to_win=self.s.rounds_to_win, round_ms=self.s.round_ms,
+            members=[self._member_view(m, now_ms) for m in members],
+            waiting_for=waiting, paused_for=self._away() if self.phase == "paused" else [],
+            last_verdict=self.last_verdict, winners=self.winners,
+            match_id=self.match.id if self.match is not None and self.phase == "match_over" else None)
+
+    def _flush(self, now_ms: float) -> list[Output]:
+        if self._dirty:
+            self._dirty = False
+            self._out.append(Send(None, S.RoomMsg(room=self.view(now_ms))))
+        out, self._out = self._out, []
+        return out

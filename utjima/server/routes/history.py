@@ -1,0 +1,36 @@
+"""Finished matches and the leaderboard, as JSON (the pages render them)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from utjima.server import schemas as S
+from utjima.server.routes.deps import get_store
+from utjima.server.store import Store
+
+router = APIRouter(prefix="/api", tags=["history"])
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+@router.get("/matches", response_model=list[S.MatchOut])
+async def matches(store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                  offset: Annotated[int, Query(ge=0)] = 0):
+    return await run_in_threadpool(store.list_matches, limit, offset)
+
+
+@router.get("/matches/{match_id}", response_model=S.MatchOut)
+async def match(match_id: int, store: StoreDep):
+    m = await run_in_threadpool(store.get_match, match_id)
+    if m is None:
+        return JSONResponse({"detail": {"code": "no_match", "message": f"no match {match_id}"}},
+                            status_code=404)
+    return m
+
+
+@router.get("/leaderboard", response_model=list[S.LeaderRow])
+async def leaderboard(store: StoreDep, limit: Annotated[int, Query(ge=1, le=200)] = 50):
+    return await run_in_threadpool(store.leaderboard, limit)

@@ -1,0 +1,353 @@
+"""Every message and HTTP body, as pydantic models split by direction.
+
+- client -> server (`ClientMessage`, HTTP requests): `extra="forbid"`, strict types,
+  finite numbers, bounded strings; a message that does not fit is answered with an
+  `error` naming the problem, never guessed at.
+- server -> client (`ServerMessage`, HTTP responses): what the pages render.
+
+Websocket messages are JSON objects with a `type` (the discriminator). The protocol is
+described in docs/protocol.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+PROTOCOL_VERSION = 1
+ROOM_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud, typed on phones
+ROOM_CODE_LEN = 6
+ROOM_CODE_PATTERN = re.compile(f"^[{ROOM_CODE_ALPHABET}]{{{ROOM_CODE_LEN}}}$")
+NICKNAME_MAX = 20
+
+Role = Literal["player", "spectator"]
+Phase = Literal["lobby", "calibrating", "countdown", "round", "verdict", "paused", "match_over"]
+
+
+class In(BaseModel):
+    """Base of everything a client sends: unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class Out(BaseModel):
+    """Base of everything the server sends."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+def clean_nickname(v: str) -> str:
+    v = " ".join(v.split())  # collapse whitespace, strip
+    if not 1 <= len(v) <= NICKNAME_MAX:
+        raise ValueError(f"nickname must be 1..{NICKNAME_MAX} characters, got {len(v)}")
+    if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in v):
+        raise ValueError("nickname must not contain control characters")
+    return v
+
+
+def clean_room_code(v: str) -> str:
+    code = v.strip().upper()
+    if not ROOM_CODE_PATTERN.match(code):
+        raise ValueError(f"room code must be {ROOM_CODE_LEN} characters from "
+                         f"{ROOM_CODE_ALPHABET}, got {v!r}")
+    return code
+
+
+# --- HTTP: client -> server ------------------------------------------------------------------
+
+
+class CreateRoomIn(In):
+    """POST /api/rooms: an empty body is fine; the creator joins with POST .../join."""
+
+
+class JoinIn(In):
+    """POST /api/rooms/{code}/join"""
+
+    nickname: str
+    role: Role = "player"
+
+    @field_validator("nickname")
+    @classmethod
+    def _nickname(cls, v: str) -> str:
+        return clean_nickname(v)
+
+
+class ResumeIn(In):
+    """POST /api/rooms/{code}/resume: tokens this browser held for the room, newest first."""
+
+    tokens: list[Annotated[str, Field(min_length=8, max_length=64)]] = Field(max_length=8)
+
+
+# --- HTTP: server -> client ------------------------------------------------------------------
+
+
+class RoomCreated(Out):
+    code: str  # short code to type or read aloud
+    invite_path: str  # "/r/CODE"; the page prefixes its own origin
+
+
+class Joined(Out):
+    token: str  # secret: authenticates this member's websocket; kept in sessionStorage
+    id: str  # public member id (what other clients see)
+    role: Role
+    seat: int | None  # 0..3 for players, None for spectators
+    nickname: str
+
+
+class RoomInfo(Out):
+    """GET /api/rooms/{code}: enough for the landing page to say whether joining works."""
+
+    code: str
+    phase: Phase
+    players: list[str]  # nicknames in seat order
+    spectators: int
+    max_players: int
+    can_join_as_player: bool
+    can_spectate: bool
+
+
+class MatchPlayerOut(Out):
+    nickname: str
+    seat: int
+    score: int
+    result: Literal["win", "loss", "draw", "forfeit"]
+    threshold: float | None
+
+
+class LaughEventOut(Out):
+    nickname: str
+    type: str  # judge event type: laugh_start, laugh_confirmed, laugh_end, face_lost, ...
+    t_ms: float  # since the round's start
+    start_ms: float | None = None
+    end_ms: float | None = None
+    peak_prob: float | None = None
+    reason: str | None = None
+
+
+class RoundOut(Out):
+    index: int  # 1-based
+    status: Literal["loss", "draw"]
+    losers: list[str]  # nicknames
+    reason: str | None  # laugh, absent, hidden_laugh, left
+    duration_ms: float
+    events: list[LaughEventOut] = []
+
+
+class MatchOut(Out):
+    id: int
+    room_code: str
+    started_at: str  # ISO 8601, UTC
+    ended_at: str
+    rounds_to_win: int
+    winners: list[str]  # nicknames
+    players: list[MatchPlayerOut]
+    rounds: list[RoundOut] = []
+
+
+class LeaderRow(Out):
+    nickname: str
+    matches: int
+    wins: int
+    rounds_played: int
+    laughs: int  # rounds lost
+    win_rate: float  # wins / matches
+
+
+# --- websocket: client -> server --------------------------------------------------------------
+
+
+class Hello(In):
+    """First message on a socket: who I am. Answered with `welcome` or `error` + close."""
+
+    type: Literal["hello"]
+    token: Annotated[str, Field(min_length=8, max_length=64)]
+    v: int = PROTOCOL_VERSION  # protocol version the page speaks
+
+
+class Score(In):
+    """One detector result, ~10-15 per second. `t_ms` is the page's performance.now()
+    clock at the frame; the server maps it onto its own clock (see clock.py)."""
+
+    type: Literal["score"]
+    t_ms: float = Field(ge=0, le=1e12)
+    face: bool
+    smile_prob: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Optional, and if given it must be the sender's own id: a client can only post for
+    # itself. (A mismatch is answered with error "forbidden", not silently corrected.)
+    player: str | None = Field(default=None, max_length=16)
+
+    @model_validator(mode="after")
+    def _prob_with_face(self) -> Score:
+        if self.face and self.smile_prob is None:
+            raise ValueError("smile_prob is required when face is true")
+        return self
+
+
+class Pong(In):
+    """Reply to the server's `ping`, sent at once: echoes `server_ms`, adds the page clock."""
+
+    type: Literal["pong"]
+    server_ms: float = Field(allow_inf_nan=False)
+    t_ms: float = Field(ge=0, le=1e12)
+
+
+class Ready(In):
+    """Ready check in the lobby; after a match it asks for a rematch."""
+
+    type: Literal["ready"]
+    ready: bool = True
+
+
+class Leave(In):
+    """Leave the room now (no grace period)."""
+
+    type: Literal["leave"]
+
+
+class IceCandidate(In):
+    candidate: str = Field(max_length=1024)
+    sdpMid: str | None = Field(default=None, max_length=64)  # noqa: N815 (WebRTC's name)
+    sdpMLineIndex: int | None = Field(default=None, ge=0, le=64)  # noqa: N815
+    usernameFragment: str | None = Field(default=None, max_length=256)  # noqa: N815
+
+
+class Signal(In):
+    """WebRTC signalling, relayed verbatim to one other member of the room."""
+
+    type: Literal["signal"]
+    to: str = Field(max_length=16)
+    kind: Literal["offer", "answer", "ice"]
+    sdp: str | None = Field(default=None, max_length=65536)
+    candidate: IceCandidate | None = None  # kind "ice"; None = end of candidates
+
+    @model_validator(mode="after")
+    def _payload(self) -> Signal:
+        if self.kind in ("offer", "answer") and not self.sdp:
+            raise ValueError(f"a signal of kind {self.kind!r} needs sdp")
+        if self.kind == "ice" and self.sdp is not None:
+            raise ValueError("a signal of kind 'ice' carries candidate, not sdp")
+        return self
+
+
+ClientMessage = Annotated[Hello | Score | Pong | Ready | Leave | Signal, Field(discriminator="type")]
+CLIENT_MESSAGE = TypeAdapter(ClientMessage)
+CLIENT_TYPES = ("hello", "score", "pong", "ready", "leave", "signal")
+
+
+# --- websocket: server -> client --------------------------------------------------------------
+
+
+class MemberView(Out):
+    id: str
+    nickname: str
+    role: Role
+    seat: int | None
+    connected: bool
+    ready: bool
+    calibrated: bool
+    threshold: float | None  # calibrated laugh threshold (shown to everyone: fairness)
+    score: int
+    status: Literal["active", "forfeit"]  # forfeit: dropped out of the current match
+    grace_left_ms: float | None  # while disconnected: time left to come back
+
+
+class VerdictView(Out):
+    round: int  # 1-based
+    status: Literal["loss", "draw"]
+    losers: list[dict[str, Any]]  # {player, nickname, reason, offence_ms, peak_prob}
+
+
+class RoomView(Out):
+    """The whole room, sent on every change; pages render from the latest one."""
+
+    code: str
+    phase: Phase
+    phase_left_ms: float | None  # time left in a timed phase (calibrating, countdown, round, ...)
+    phase_ms: float | None  # the phase's full length (for progress bars)
+    round: int  # current or last round, 1-based; 0 before the first
+    rounds_to_win: int
+    round_ms: float
+    members: list[MemberView]  # players in seat order, then spectators
+    waiting_for: list[str] = []  # round verdict pending on these players (ids)
+    paused_for: list[str] = []  # the match waits for these players to come back (ids)
+    last_verdict: VerdictView | None = None
+    winners: list[str] = []  # match over: winner ids
+    match_id: int | None = None  # stored match (after match over), for the history page
+
+
+class PeerView(Out):
+    id: str
+    role: Role
+    nickname: str
+
+
+class Welcome(Out):
+    type: Literal["welcome"] = "welcome"
+    v: int = PROTOCOL_VERSION
+    you: MemberView
+    peers: list[PeerView]  # connected members now; the newcomer makes the WebRTC offers
+    ice_servers: list[dict[str, Any]]
+    judge: dict[str, Any]  # the judge rules (model.json `judge`), for the UI's meters
+    limits: dict[str, float]  # max_msg_bytes, max_signal_bytes, msg_rate_per_s, score_hz
+
+
+class RoomMsg(Out):
+    type: Literal["room"] = "room"
+    room: RoomView
+
+
+class PeerJoined(Out):
+    type: Literal["peer_joined"] = "peer_joined"
+    peer: PeerView
+
+
+class PeerLeft(Out):
+    type: Literal["peer_left"] = "peer_left"
+    id: str
+
+
+class SignalOut(Out):
+    type: Literal["signal"] = "signal"
+    sender: str = Field(serialization_alias="from")
+    kind: Literal["offer", "answer", "ice"]
+    sdp: str | None = None
+    candidate: dict[str, Any] | None = None
+
+
+class ScoreOut(Out):
+    """A player's accepted sample relayed to everyone else (their meters)."""
+
+    type: Literal["score"] = "score"
+    player: str
+    face: bool
+    smile_prob: float | None
+
+
+class JudgeEvent(Out):
+    """A judge event of the running round (laugh_start, laugh_confirmed, face_lost, ...)."""
+
+    type: Literal["judge"] = "judge"
+    round: int
+    event: dict[str, Any]  # the judge's event dict, tagged with player; t_ms since round start
+
+
+class Ping(Out):
+    type: Literal["ping"] = "ping"
+    server_ms: float
+
+
+class ErrorMsg(Out):
+    type: Literal["error"] = "error"
+    code: str  # stable, for code: bad_message, too_large, rate_limited, forbidden, ...
+    message: str  # for people
+
+
+ServerMessage = Welcome | RoomMsg | PeerJoined | PeerLeft | SignalOut | ScoreOut | JudgeEvent \
+    | Ping | ErrorMsg
+
+
+def dump(msg: Out) -> dict[str, Any]:
+    """A server message as the JSON object sent on the wire."""
+    return msg.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,145 @@
+"""`Settings`: everything `create_app` needs, in one frozen dataclass.
+
+`utjima serve` fills it from its flags (host, port, model, data dir, database URL) and
+from `UTJIMA_*` environment variables for the rest (`Settings.from_env`), so tests and
+operators can change game timing and limits without new flags. Values are validated
+loudly here, at the boundary, with the allowed range in the message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from utjima.contract import default_model_dir
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+
+
+def monotonic_ms() -> float:
+    """The server's game clock: monotonic milliseconds (never jumps with wall-clock changes)."""
+    return time.monotonic() * 1000.0
+
+
+class SettingsError(ValueError):
+    """A setting (flag or environment variable) has a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server configuration. Every game time is in milliseconds of the server clock."""
+
+    host: str = "127.0.0.1"  # interface to listen on
+    port: int = 8000  # TCP port
+    model_dir: Path = field(default_factory=default_model_dir)  # folder with model.json
+    data_dir: Path = Path("data")  # SQLite database lives here (utjima.db)
+    database_url: str | None = None  # SQLAlchemy URL; None = sqlite:///<data_dir>/utjima.db
+    ort_dir: Path = REPO_ROOT / "node_modules" / "onnxruntime-web" / "dist"  # /vendor/ort/
+    web_dir: Path = WEB_DIR  # /static/ and the pages
+    # RTCPeerConnection iceServers, e.g. [{"urls": "stun:stun.example.org:3478"}]; none are
+    # needed on a LAN or loopback. Env UTJIMA_ICE_SERVERS (a JSON list).
+    ice_servers: tuple[dict[str, Any], ...] = ()
+    # --- game timing ---------------------------------------------------------------------
+    calib_ms: float = 4000.0  # neutral-face calibration window (>= calib_min_samples at 5+ Hz)
+    countdown_ms: float = 3000.0  # "3, 2, 1" before each round
+    round_ms: float = 30000.0  # a round's time limit; nobody laughed by then = draw
+    verdict_ms: float = 4000.0  # the verdict banner stays this long before the next round
+    rounds_to_win: int = 3  # first to this many round wins takes the match
+    max_rounds: int = 9  # hard cap on rounds (draws); then the best score wins
+    grace_ms: float = 30000.0  # a dropped player keeps seat and score this long
+    # Samples may arrive this late (detector latency + network): the judge commits each
+    # timeline up to now - allowed_delay_ms, and older samples are rejected.
+    allowed_delay_ms: float = 800.0
+    # A sample whose mapped time is older than this at receipt is rejected (back-dating).
+    max_sample_age_ms: float = 2000.0
+    tick_ms: float = 100.0  # how often rooms advance their clocks (judge ticks, deadlines)
+    # --- rooms and limits ----------------------------------------------------------------
+    max_players: int = 4  # players per room (2..4 play)
+    max_spectators: int = 8  # camera-less viewers per room
+    max_rooms: int = 500  # rooms held in memory at once
+    room_idle_ms: float = 600_000.0  # a room with nobody in it is dropped after this
+    msg_rate_per_s: float = 40.0  # websocket token bucket: sustained messages per second
+    msg_burst: int = 80  # ... and burst size; an empty bucket closes the socket
+    max_msg_bytes: int = 1024  # any message except signalling
+    max_signal_bytes: int = 65536  # SDP offers/answers
+    max_bad_messages: int = 20  # invalid messages tolerated per connection before closing
+    http_rate_per_s: float = 2.0  # room create/join requests per client address
+    http_burst: int = 20
+    # Test instrumentation: append one JSON line per received websocket message and HTTP
+    # request body (sizes and types only) to this file. Env UTJIMA_TRAFFIC_LOG.
+    traffic_log: Path | None = None
+    clock: Callable[[], float] = monotonic_ms  # the game clock, injectable for tests
+
+    def __post_init__(self) -> None:
+        for name in ("model_dir", "data_dir", "ort_dir", "web_dir", "traffic_log"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, Path):
+                object.__setattr__(self, name, Path(v))  # accept str from flags and env
+        object.__setattr__(self, "ice_servers", tuple(self.ice_servers))
+        checks = [
+            (1 <= self.port <= 65535 or self.port == 0, "port must be in 1..65535"),
+            (self.calib_ms >= 1000, "calib_ms must be >= 1000"),
+            (self.countdown_ms >= 0, "countdown_ms must be >= 0"),
+            (self.round_ms >= 1000, "round_ms must be >= 1000"),
+            (self.verdict_ms >= 0, "verdict_ms must be >= 0"),
+            (self.rounds_to_win >= 1, "rounds_to_win must be >= 1"),
+            (self.max_rounds >= self.rounds_to_win, "max_rounds must be >= rounds_to_win"),
+            (self.grace_ms >= 0, "grace_ms must be >= 0"),
+            (0 <= self.allowed_delay_ms <= self.max_sample_age_ms,
+             "need 0 <= allowed_delay_ms <= max_sample_age_ms"),
+            (self.tick_ms > 0, "tick_ms must be > 0"),
+            (2 <= self.max_players <= 4, "max_players must be in 2..4"),
+            (self.max_spectators >= 0, "max_spectators must be >= 0"),
+            (self.max_rooms >= 1, "max_rooms must be >= 1"),
+            (self.msg_rate_per_s > 0 and self.msg_burst >= 1, "need msg_rate_per_s > 0, msg_burst >= 1"),
+            (256 <= self.max_msg_bytes <= self.max_signal_bytes, "need 256 <= max_msg_bytes <= max_signal_bytes"),
+            (self.http_rate_per_s > 0 and self.http_burst >= 1, "need http_rate_per_s > 0, http_burst >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise SettingsError(f"Settings: {msg}")
+        for i, s in enumerate(self.ice_servers):
+            if not isinstance(s, dict) or "urls" not in s or not set(s) <= {"urls", "username", "credential"}:
+                raise SettingsError(
+                    f"ice_servers[{i}] must be an object with 'urls' (and optionally 'username', "
+                    f"'credential'), got {s!r}")
+
+    @property
+    def db_url(self) -> str:
+        """The database URL actually used."""
+        return self.database_url or f"sqlite:///{(Path(self.data_dir) / 'utjima.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then `UTJIMA_<FIELD>` variables (e.g. UTJIMA_ROUND_MS=20000), then
+        `overrides` (the CLI flags). UTJIMA_ICE_SERVERS is a JSON list."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        skip = {"clock", "host", "port", "model_dir", "data_dir", "database_url", "web_dir"}
+        for f in fields(cls):
+            key = f"UTJIMA_{f.name.upper()}"
+            if f.name in skip or key not in env:
+                continue
+            raw = env[key]
+            try:
+                if f.name == "ice_servers":
+                    parsed = json.loads(raw)
+                    if not isinstance(parsed, list):
+                        raise ValueError("expected a JSON list")
+                    values[f.name] = tuple(parsed)
+                elif f.name in ("ort_dir", "traffic_log"):
+                    values[f.name] = Path(raw)
+                elif f.type in ("int",):
+                    values[f.name] = int(raw)
+                else:
+                    values[f.name] = float(raw)
+            except ValueError as e:
+                raise SettingsError(f"{key}={raw!r} is not valid: {e}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)

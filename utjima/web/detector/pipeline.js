@@ -1,0 +1,164 @@
+// The per-frame pipeline, the same as utjima/runtime.py `Stream.process`: letterbox ->
+// face detector -> decode + weighted NMS -> largest face -> crop -> encoder (once per frame)
+// -> FeatureWindow.push(tMs, feature) -> step over the window -> smile_prob + emotion.
+// The window is cleared when the face is lost (model.json streaming.reset).
+//
+// Environment-free: it takes the onnxruntime module and a byte loader, so the worker
+// (detector.worker.js) and node run it alike. Everything comes from model.json.
+// Buffers and input tensors are allocated once and reused on every frame.
+
+import { FeatureWindow } from "../streaming.js";
+import {
+  anchors,
+  cropConfig,
+  cropTransform,
+  decodeFaces,
+  largestFace,
+  letterboxTransform,
+  Sampler,
+  toCropPlanes,
+  toNetworkInput,
+} from "./faces.js";
+
+export const SCHEMA = "utjima.model/1";
+
+function need(obj, key, where) {
+  if (obj === null || typeof obj !== "object" || !(key in obj)) throw new Error(`model.json ${where}: missing key "${key}"`);
+  return obj[key];
+}
+
+/** Check a parsed model.json loudly and return what the pipeline needs from it. */
+export function readContract(contract) {
+  if (need(contract, "schema", "") !== SCHEMA) throw new Error(`model.json schema is ${JSON.stringify(contract.schema)}, expected "${SCHEMA}"`);
+  const input = need(contract, "input", "");
+  const channels = need(input, "channels", "input");
+  if (!["gray", "rgb"].includes(channels)) throw new Error(`model.json input.channels must be "gray" or "rgb", got ${JSON.stringify(channels)}`);
+  const crop = cropConfig(need(contract, "crop", ""));
+  if (crop.size !== need(input, "size", "input")) throw new Error(`model.json crop.size ${crop.size} != input.size ${input.size}`);
+  const streaming = need(contract, "streaming", "");
+  const files = need(contract, "files", "");
+  const encoderRole = contract.browser?.encoder ?? "encoder";
+  for (const role of [encoderRole, "step"]) need(files, role, "files");
+  const classes = need(contract, "classes", "");
+  const entry = (role) => ({
+    path: need(files[role], "path", `files.${role}`),
+    input: Object.keys(need(files[role], "inputs", `files.${role}`))[0],
+    outputs: Object.keys(need(files[role], "outputs", `files.${role}`)),
+    bytes: files[role].bytes,
+  });
+  return {
+    crop,
+    channels,
+    classes,
+    nFrames: need(streaming, "n_frames", "streaming"),
+    frameIntervalMs: need(streaming, "frame_interval_ms", "streaming"),
+    featureDim: need(streaming, "feature_dim", "streaming"),
+    threshold: need(need(contract, "thresholds", ""), "smile", "thresholds"),
+    encoderRole,
+    files: {
+      detector: { path: crop.detector.file, input: crop.detector.inputName, outputs: crop.detector.outputNames },
+      encoder: entry(encoderRole),
+      step: entry("step"),
+    },
+  };
+}
+
+const now = () => performance.now();
+
+export function softmax(logits) {
+  let mx = -Infinity;
+  for (const v of logits) mx = Math.max(mx, v);
+  const e = Array.from(logits, (v) => Math.exp(v - mx));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / s);
+}
+
+export class Pipeline {
+  /**
+   * ort: the onnxruntime-web module; contract: parsed model.json; loadBytes(path) ->
+   * Promise<Uint8Array> of a file in the model folder; sessionOptions: e.g.
+   * {executionProviders: ["wasm"]}.
+   */
+  static async create(ort, contract, loadBytes, sessionOptions) {
+    const c = readContract(contract);
+    const open = async (path) => ort.InferenceSession.create(await loadBytes(path), sessionOptions);
+    const [detector, encoder, step] = await Promise.all([open(c.files.detector.path), open(c.files.encoder.path), open(c.files.step.path)]);
+    return new Pipeline(ort, c, { detector, encoder, step });
+  }
+
+  constructor(ort, c, sessions) {
+    this.c = c;
+    this.sessions = sessions;
+    const det = c.crop.detector, n = det.inputSize, size = c.crop.size;
+    const nc = c.channels === "gray" ? 1 : 3;
+    this.anchors = anchors(det);
+    this.sampler = new Sampler(c.crop.stepEps);
+    this.window = new FeatureWindow(c.nFrames, c.frameIntervalMs);
+    // reused buffers: sampler outputs (interleaved RGB 0..1) and the network inputs
+    this.lbRgb = new Float32Array(n * n * 3);
+    this.cropRgb = new Float32Array(size * size * 3);
+    this.detInput = new ort.Tensor("float32", new Float32Array(3 * n * n), [1, 3, n, n]);
+    this.cropInput = new ort.Tensor("float32", new Float32Array(nc * size * size), [1, nc, size, size]);
+    this.windowInput = new ort.Tensor("float32", new Float32Array(c.nFrames * c.featureDim), [1, c.nFrames, c.featureDim]);
+    this.lastTMs = -Infinity;
+  }
+
+  /** Clear the streaming window (a new round, calibration, or the face was lost). */
+  reset() {
+    this.window.reset();
+  }
+
+  /** Faces in an image {data, width, height, channels}, best first (the decode of faces.py). */
+  async detect(img) {
+    const det = this.c.crop.detector, n = det.inputSize;
+    const { m, step } = letterboxTransform(img.width, img.height, n);
+    this.sampler.warp(img, m, n, n, step, this.c.crop.fill, this.lbRgb);
+    toNetworkInput(this.lbRgb, n, this.c.crop.range, this.detInput.data);
+    const out = await this.sessions.detector.run({ [det.inputName]: this.detInput });
+    const [regName, clsName] = det.outputNames;
+    return decodeFaces(out[regName].data, out[clsName].data, this.anchors, det, m);
+  }
+
+  /** The face crop as the encoder sees it, written into the encoder's input tensor. */
+  crop(img, face) {
+    const cfg = this.c.crop;
+    const { m, step } = cropTransform(face, cfg);
+    this.sampler.warp(img, m, cfg.size, cfg.size, step, null, this.cropRgb);
+    return toCropPlanes(this.cropRgb, cfg.size, this.c.channels, cfg.grayWeights, this.cropInput.data);
+  }
+
+  /** One frame: {data, width, height, channels: 3|4} at time tMs (ms, strictly increasing). */
+  async process(img, tMs) {
+    const f = this.c.files;
+    const t0 = now();
+    const faces = await this.detect(img);
+    const t1 = now();
+    const face = largestFace(faces);
+    if (face === null) {
+      this.window.reset();
+      return { t_ms: tMs, face: false, box: null, score: null, smile_prob: null, emotion: null,
+               ms: { detect: t1 - t0, crop: 0, encode: 0, step: 0, total: t1 - t0 } };
+    }
+    this.crop(img, face);
+    const t2 = now();
+    const enc = await this.sessions.encoder.run({ [f.encoder.input]: this.cropInput });
+    const feature = enc[f.encoder.outputs[0]].data; // (1, F) -> (F,)
+    const t3 = now();
+    this.windowInput.data.set(this.window.push(tMs, feature)); // (T, F)
+    const out = await this.sessions.step.run({ [f.step.input]: this.windowInput });
+    const [smileName, emoName] = f.step.outputs;
+    const probs = softmax(out[emoName].data);
+    const t4 = now();
+    const emotion = {};
+    this.c.classes.forEach((name, i) => { emotion[name] = probs[i]; });
+    return {
+      t_ms: tMs,
+      face: true,
+      box: face.box,
+      score: face.score,
+      smile_prob: out[smileName].data[0],
+      emotion,
+      ms: { detect: t1 - t0, crop: t2 - t1, encode: t3 - t2, step: t4 - t3, total: t4 - t0 },
+    };
+  }
+}

@@ -1,0 +1,123 @@
+// Shared by the game pages: the JSON API, remembered seats, the camera, the smile meter.
+
+import { t } from "./i18n.js";
+
+/** fetch JSON from our API; throws Error(message) with the server's clear message. */
+export async function api(path, body) {
+  const init = body === undefined ? {} : {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  };
+  const r = await fetch(path, init);
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const d = data.detail;
+    const err = new Error(d?.message || (typeof d === "string" ? d : `HTTP ${r.status}`));
+    err.code = d?.code;
+    err.status = r.status;
+    throw err;
+  }
+  return data;
+}
+
+export const $ = (sel, root = document) => root.querySelector(sel);
+
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+// --- nickname and seats ---------------------------------------------------------------------
+
+export const nickname = {
+  get: () => localStorage.getItem("utjima:nickname") || "",
+  set: (v) => localStorage.setItem("utjima:nickname", v),
+};
+
+// A seat's token lives in sessionStorage (this tab: a reload rejoins), and the last few are
+// also kept in localStorage, so a closed tab reopened within the grace period can take its
+// seat back (the server only hands back a seat whose socket is gone).
+export const seats = {
+  session: (code) => sessionStorage.getItem(`utjima:seat:${code}`),
+  remembered: (code) => JSON.parse(localStorage.getItem(`utjima:seats:${code}`) || "[]"),
+  save(code, token) {
+    sessionStorage.setItem(`utjima:seat:${code}`, token);
+    const list = [token, ...this.remembered(code).filter((x) => x !== token)].slice(0, 8);
+    localStorage.setItem(`utjima:seats:${code}`, JSON.stringify(list));
+  },
+  forget(code, token) {
+    if (this.session(code) === token) sessionStorage.removeItem(`utjima:seat:${code}`);
+    const list = this.remembered(code).filter((x) => x !== token);
+    localStorage.setItem(`utjima:seats:${code}`, JSON.stringify(list));
+  },
+};
+
+// --- camera and detector ----------------------------------------------------------------------
+
+export async function openCamera() {
+  const video = { width: { ideal: 640 }, height: { ideal: 480 }, facingMode: "user" };
+  try {
+    return await navigator.mediaDevices.getUserMedia({ video, audio: true });
+  } catch {
+    return await navigator.mediaDevices.getUserMedia({ video, audio: false });
+  }
+}
+
+/** The on-device detector (docs/detector_api.md), loaded lazily so pages work without it. */
+export async function startDetector(stream) {
+  const { createDetector } = await import("/static/detector.js");
+  const det = await createDetector({ model: "/models/default/", ortBase: "/vendor/ort/" });
+  await det.start(stream);
+  return det;
+}
+
+// --- the smile meter --------------------------------------------------------------------------
+
+/** A horizontal bar: fill = smile_prob, a mark at the player's threshold. */
+export class Meter {
+  constructor() {
+    this.fill = el("div", { class: "fill" });
+    this.mark = el("div", { class: "mark" });
+    this.label = el("span", { class: "meter-label", text: "–" });
+    this.node = el("div", { class: "meter", role: "meter", "aria-valuemin": "0", "aria-valuemax": "100" },
+      this.fill, this.mark, this.label);
+    this.threshold = null;
+  }
+
+  set(face, prob) {
+    if (!face || prob === null || prob === undefined) {
+      this.node.classList.add("noface");
+      this.fill.style.width = "0%";
+      this.label.textContent = "–";
+      this.node.setAttribute("aria-valuenow", "0");
+      return;
+    }
+    this.node.classList.remove("noface");
+    const pct = Math.round(prob * 100);
+    this.fill.style.width = `${pct}%`;
+    this.label.textContent = `${pct}%`;
+    this.node.setAttribute("aria-valuenow", String(pct));
+    this.node.classList.toggle("hot", this.threshold !== null && prob >= this.threshold);
+  }
+
+  setThreshold(th) {
+    this.threshold = th;
+    this.mark.hidden = th === null || th === undefined;
+    if (!this.mark.hidden) {
+      this.mark.style.left = `${th * 100}%`;
+      this.mark.title = t("threshold", { p: Math.round(th * 100) });
+    }
+  }
+}
+
+export function pct(p) {
+  return p === null || p === undefined ? "–" : String(Math.round(p * 100));
+}

@@ -1,0 +1,116 @@
+// The landing page: nickname, create a room (code + invite link) or join one, and a
+// camera check with the on-device detector ("we can see you").
+
+import { $, Meter, api, nickname, openCamera, startDetector } from "./common.js";
+import { apply, t, wireSwitch } from "./i18n.js";
+
+const nick = $("#nickname");
+const codeInput = $("#code");
+const errorBox = $("#error");
+
+function showError(msg) {
+  errorBox.textContent = msg;
+  errorBox.hidden = !msg;
+}
+
+function needNickname() {
+  const v = nick.value.trim();
+  if (!v) {
+    showError(t("need_nickname"));
+    nick.focus();
+    return null;
+  }
+  nickname.set(v);
+  return v;
+}
+
+async function create() {
+  showError("");
+  if (!needNickname()) return;
+  try {
+    const room = await api("/api/rooms", {});
+    const link = new URL(room.invite_path, location.origin).href;
+    $("#created-code").textContent = room.code;
+    $("#invite-link").value = link;
+    $("#enter").href = `${room.invite_path}?auto=1`;
+    $("#created").hidden = false;
+  } catch (e) {
+    showError(t("error", { message: e.message }));
+  }
+}
+
+async function go(spectate) {
+  showError("");
+  if (!needNickname()) return;
+  const code = codeInput.value.trim().toUpperCase();
+  try {
+    await api(`/api/rooms/${encodeURIComponent(code)}`);
+    location.href = `/r/${code}?auto=1${spectate ? "&spectate=1" : ""}`;
+  } catch (e) {
+    showError(e.status === 404 ? t("no_room", { code }) : t("error", { message: e.message }));
+  }
+}
+
+// --- camera check -----------------------------------------------------------------------------
+
+let camera = null, detector = null;
+const meter = new Meter();
+$("#meter-slot").append(meter.node);
+
+async function toggleCamera() {
+  const btn = $("#camera"), face = $("#face"), video = $("#preview");
+  if (camera) {
+    detector?.dispose();
+    for (const tr of camera.getTracks()) tr.stop();
+    camera = detector = null;
+    video.hidden = true;
+    face.textContent = "";
+    btn.dataset.i18n = "camera_check";
+    btn.textContent = t("camera_check");
+    return;
+  }
+  try {
+    camera = await openCamera();
+  } catch (e) {
+    face.textContent = t("camera_failed", { error: e.message });
+    return;
+  }
+  video.srcObject = camera;
+  video.hidden = false;
+  await video.play().catch(() => {});
+  btn.dataset.i18n = "camera_off";
+  btn.textContent = t("camera_off");
+  face.textContent = t("detector_loading");
+  try {
+    detector = await startDetector(camera);
+    detector.onresult = (r) => {
+      face.textContent = r.face ? t("seen") : t("not_seen");
+      face.classList.toggle("ok", r.face);
+      meter.set(r.face, r.smile_prob);
+    };
+  } catch (e) {
+    face.textContent = t("detector_failed", { error: e.message });
+  }
+}
+
+// --- wiring -----------------------------------------------------------------------------------
+
+apply();
+wireSwitch($("#lang"));
+nick.value = nickname.get();
+$("#create").addEventListener("click", create);
+$("#join").addEventListener("click", () => go(false));
+$("#watch").addEventListener("click", () => go(true));
+codeInput.addEventListener("keydown", (e) => { if (e.key === "Enter") go(false); });
+$("#enter").addEventListener("click", () => nickname.set(nick.value.trim()));
+$("#copy").addEventListener("click", async () => {
+  const link = $("#invite-link");
+  try {
+    await navigator.clipboard.writeText(link.value);
+  } catch {
+    link.select(); // no clipboard permission: leave it selected for the user to copy
+  }
+  $("#copy").textContent = t("copied");
+  setTimeout(() => { $("#copy").textContent = t("copy"); }, 1500);
+});
+$("#camera").addEventListener("click", toggleCamera);
