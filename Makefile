@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
-.PHONY: setup run test test-fast web-deps browser-deps lint bench clean
+.PHONY: setup run test test-fast web-deps system-deps lint bench clean
 
 setup: $(STAMP) web-deps
 
@@ -23,16 +23,23 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Debian's Chromium for the headless browser tests (never `playwright install`).
-browser-deps:
-	@test -x /usr/bin/chromium || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "need /usr/bin/chromium: run 'sudo apt-get install -y chromium'"; exit 1; fi; }
+# Debian packages the tests use: Chromium for the headless browser tests (never
+# `playwright install`), Korean fonts for its screenshots, PostgreSQL for the migration test.
+system-deps:
+	@missing=""; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	dpkg -s fonts-nanum >/dev/null 2>&1 || missing="$$missing fonts-nanum"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (sudo apt-get install -y$$missing)"; \
+	       test -x /usr/bin/chromium || exit 1; fi; \
+	fi
 
 run: setup
 	$(VENV)/bin/utjima serve --host $(HOST) --port $(PORT)
 
-test: setup browser-deps
+test: setup system-deps
 	$(PY) -m pytest -q
 	node --test tests/js/
 

@@ -9,7 +9,7 @@ import pytest
 
 from utjima.judge import JudgeConfig
 from utjima.server import schemas as S
-from utjima.server.game import Close, Room, RoomError, Send
+from utjima.server.game import Close, Room, RoomError
 from utjima.server.settings import Settings
 
 T0 = 1_000_000.0
@@ -40,6 +40,7 @@ class Sim:
         self.streams: dict[str, Stream] = {}
         self.sent: list[tuple[tuple[str, ...] | None, S.Out]] = []
         self.closed: list[Close] = []
+        self.silent: set[str] = set()  # members whose page sends no samples at all
         self.next_sample = T0
         self.next_tick = T0
 
@@ -91,7 +92,7 @@ class Sim:
                 rel = self.now - self.room.phase_start_ms
                 for mid, stream in self.streams.items():
                     m = self.room.members.get(mid)
-                    if m is None or not m.connected or m.role != "player":
+                    if m is None or not m.connected or m.role != "player" or mid in self.silent:
                         continue
                     sample = stream(rel) if self.room.phase == "round" else (True, 0.1)
                     if sample is None:
@@ -312,7 +313,8 @@ def test_drop_and_rejoin_within_grace_keeps_seat_and_score():
     assert sim.room.phase == "paused"
     sim.page_offset[a] = -50_000.0  # a reload starts a new page clock
     sim.connect(a)
-    assert sim.room.phase == "countdown"
+    assert sim.room.phase == "paused"  # back, but the detector is not streaming yet
+    sim.until_phase("countdown", 1000)  # the first samples arrive: the match goes on
     assert score_of(sim, a) == 1 and sim.room.members[b].seat == seat_b
     assert sim.room.members[b].conn == conn  # B's connection untouched
     welcome = sim.msgs(S.Welcome, a)[-1]
@@ -358,6 +360,7 @@ def test_leaving_for_good_in_a_three_player_match_lets_the_others_play_on():
     c = sim.join("C", stream=laughs_at(1500.0))
     sim.ready_all()
     sim.until_phase("verdict")
+    assert [lo["player"] for lo in view(sim).last_verdict.losers] == [c]
     assert score_of(sim, a) == score_of(sim, b) == 1
     sim.send(b, S.Leave(type="leave"))
     assert any(cl.member == b for cl in sim.closed)
@@ -365,6 +368,22 @@ def test_leaving_for_good_in_a_three_player_match_lets_the_others_play_on():
     assert view(sim).winners == [a]
     [rec] = sim.room.take_records()
     assert {p["id"]: p["result"] for p in rec.players}[b] == "forfeit"
+
+
+def test_a_connected_player_whose_detector_stays_silent_forfeits_after_the_grace():
+    sim = Sim(rounds_to_win=3, grace_ms=3000.0)
+    a = sim.join("A")
+    b = sim.join("B", stream=laughs_at(1500.0))
+    sim.ready_all()
+    sim.until_phase("verdict")
+    sim.silent.add(b)  # B's page stays open but its detector died: no samples at all
+    sim.until_phase("paused")
+    assert view(sim).paused_for == [b] and view(sim).phase_left_ms == pytest.approx(3000.0, abs=100)
+    sim.until_phase("match_over", 5000)
+    assert view(sim).winners == [a]
+    assert b in sim.room.members  # still in the room, out of the match
+    [rec] = sim.room.take_records()
+    assert {p["id"]: p["result"] for p in rec.players} == {a: "win", b: "forfeit"}
 
 
 def test_the_match_waits_for_a_player_who_left_during_the_countdown():
@@ -375,7 +394,7 @@ def test_the_match_waits_for_a_player_who_left_during_the_countdown():
     sim.take(sim.room.disconnect(b, sim.room.members[b].conn, sim.now))
     assert sim.room.phase == "paused"
     sim.connect(b)
-    assert sim.room.phase == "countdown"
+    sim.until_phase("countdown", 1000)
     del a
 
 

@@ -285,3 +285,23 @@ def run_export(args) -> int:
     print(f"parity vs torch (max abs diff): {data['parity_max_abs_diff']}")
     print(f"wrote {Path(args.out) / MODEL_JSON}")
     return 0
+
+
+def seed_reference(cache: str | Path | None = None) -> Path:
+    """The seed design's own graph for speed comparisons: the `seed` preset (MobileNetV3-Small
+    on five whole 224x224 RGB frames + LSTM), random weights, exported once with the seed
+    contract into `cache` (default <repo>/.cache/seed_reference). Timing only: its weights
+    are untrained."""
+    out = Path(cache) if cache else Path(__file__).resolve().parents[1] / ".cache" / "seed_reference"
+    p = out / "smile_detector.onnx"
+    if not p.is_file():
+        from utjima.model import get_config
+
+        out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        m = DualHeadSmileDetector(get_config("seed")).eval()
+        tmp = out / "smile_detector.tmp.onnx"
+        _onnx_export(SeedCompat(m), (torch.rand(1, SEED_FRAMES, 3, SEED_SIZE, SEED_SIZE),), tmp,
+                     ["frames"], ["smile_prob", "emotion_logits"], None, OPSET)
+        tmp.replace(p)
+    return p

@@ -8,7 +8,10 @@ Multi-task with missing labels: SMILEsmileD gives smile only, FER+ gives emotion
 Stills become 5-frame clips: `distinct_frames` jittered views of the still spread over the
 T steps (utjima.data.augment), so the CNN runs K times per clip instead of T (K=2: 2.5x
 faster) while the LSTM still sees the temporal jitter. Recorded clips use all T frames.
-Fine-tuning (`init_from`) is the same function with the seed's defaults.
+Fine-tuning (`init_from`) is the same function with the seed's defaults. Distillation
+(`teacher`): a bigger model's predictions on the clean stills are computed once at start
+and every augmented view learns them too (offline knowledge distillation); where a source
+lacks a label (emotion on SMILEsmileD) the teacher's answer is the only signal.
 `--resume` reloads last.pt (model, optimiser, schedule, RNG, epoch) and goes on from the
 next epoch, so a killed run loses at most the epoch it was in.
 """
@@ -54,6 +57,9 @@ class TrainConfig:
     distinct_frames: int = 2               # K jittered views per still clip (1..T)
     balance_sources: bool = False          # sample each source (and smile/non-smile) equally often;
                                            # off: FER+'s 7 classes need all of FER+
+    teacher: str | None = None             # checkpoint whose predictions the model also learns (distillation)
+    kd_weight: float = 0.5                 # loss = (1 - kd_weight) * labels + kd_weight * teacher
+    kd_temperature: float = 2.0            # softening of the teacher's emotion logits
     freeze_trunk: bool = False             # fine-tuning: train only LSTM + heads
     init_from: str | None = None           # checkpoint to start from (fine-tuning)
     seed: int = 0
@@ -223,6 +229,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                          strength=cfg.aug_strength, train=True, seed=cfg.seed,
                          frame_interval_ms=mcfg.frame_interval_ms)
     n_per_epoch = len(ds)
+    kd = teacher_targets(cfg.teacher, ds) if cfg.teacher else None
     steps_per_epoch = max(1, n_per_epoch // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
@@ -259,7 +266,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         g_seed = cfg.seed * 100_003 + epoch
         sampler = (make_sampler(ds, num_samples=n_per_epoch, seed=g_seed) if cfg.balance_sources
                    else RandomSampler(ds, generator=torch.Generator().manual_seed(g_seed)))
-        loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+        loader = DataLoader(_Indexed(ds), batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
                             num_workers=cfg.num_workers, persistent_workers=False,
                             worker_init_fn=_worker_init if cfg.num_workers else None)
         model.train()
@@ -269,10 +276,11 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         t0 = time.time()
         bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not cfg.progress, leave=False)
-        for clip, smile, emotion, emask in bar:
+        for clip, smile, emotion, emask, idx in bar:
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * lr_factor(step, total, cfg)
-            loss, ls, le = _loss(model, clip, smile, emotion, emask, cfg, k)
+            targets = None if kd is None else tuple(t[idx] for t in kd)
+            loss, ls, le = _loss(model, clip, smile, emotion, emask, cfg, k, targets)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -313,8 +321,49 @@ def _worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int):
-    """Masked multi-task loss. clip (B, K, C, S, S): K distinct views spread over T steps."""
+class _Indexed(torch.utils.data.Dataset):
+    """Items with their index, to look up per-item teacher targets."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        return (*self.ds[i], i)
+
+
+@torch.no_grad()
+def teacher_targets(path: str, ds) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The teacher's smile_prob (N,), emotion logits (N, 7) and a mask (N,) for every still
+    item of `ds` (recorded-clip windows get mask 0: the teacher saw no such input)."""
+    teacher, _ = load_checkpoint(path)
+    teacher = teacher.eval().to(memory_format=torch.channels_last)
+    n = len(ds)
+    smile, emo, mask = torch.zeros(n), torch.zeros(n, teacher.cfg.n_emotions), torch.zeros(n)
+    for k, s in enumerate(ds.sets):
+        if not hasattr(s, "images"):
+            continue
+        rows = np.flatnonzero((ds.rows[:, 0] == k) & (ds.rows[:, 2] == -1))
+        j = ds.rows[rows, 1]
+        for a in range(0, len(j), 512):
+            x = torch.from_numpy(np.asarray(s.images[j[a:a + 512]])).float().div_(255)
+            x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (B, S, S[, 3]) -> (B, C, S, S)
+            if x.shape[-1] != teacher.cfg.img_size:
+                x = F.interpolate(x, size=teacher.cfg.img_size, mode="bilinear", align_corners=False)
+            if teacher.cfg.in_chans != x.shape[1]:
+                raise ValueError(f"teacher wants {teacher.cfg.in_chans} channels, data has {x.shape[1]}")
+            f = teacher.encode(x.contiguous(memory_format=torch.channels_last))
+            s_logit, e_logit = teacher.step(f[:, None].expand(-1, teacher.cfg.n_frames, -1))
+            r = torch.from_numpy(rows[a:a + 512])
+            smile[r], emo[r], mask[r] = torch.sigmoid(s_logit), e_logit, 1.0
+    return smile, emo, mask
+
+
+def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int, teacher=None):
+    """Masked multi-task loss (+ distillation). clip (B, K, C, S, S): K distinct views spread
+    over T steps."""
     b = clip.shape[0]
     t = model.cfg.n_frames
     feats = model.encode(clip.flatten(0, 1).contiguous(memory_format=torch.channels_last))  # (B*K, F)
@@ -331,6 +380,15 @@ def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int):
     ce = -(emotion * F.log_softmax(e_logit, 1)).sum(1)                                        # (B,)
     le = (ce * emask).sum() / emask.sum().clamp(min=1)
     loss = cfg.smile_weight * ls + cfg.emotion_weight * le
+    if teacher is not None:
+        t_smile, t_emo, t_mask = teacher
+        tau = cfg.kd_temperature
+        ks = (F.binary_cross_entropy_with_logits(s_logit, t_smile, reduction="none") * t_mask).sum()
+        kl = F.kl_div(F.log_softmax(e_logit / tau, 1), F.log_softmax(t_emo / tau, 1), log_target=True,
+                      reduction="none").sum(1) * tau * tau
+        ke = (kl * t_mask).sum()
+        n = t_mask.sum().clamp(min=1)
+        loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * (cfg.smile_weight * ks + cfg.emotion_weight * ke) / n
     return loss, ls.item(), le.item()
 
 

@@ -167,14 +167,14 @@ def astronaut_faces() -> Faces:
     return Faces(face, face, "astronaut", ("astronaut.jpg", "astronaut.jpg"))
 
 
-def smile_clip(faces: Faces, seconds_each: float = 1.5, fps: int = 30):
+def smile_clip(faces: Faces, seconds_each: float = 1.5, fps: int = 30, face_px: int = FACE_PX):
     """Frames of a neutral face (left of centre) then the smiling face (right of centre),
     each with slight motion. Yields (H, W, 3) uint8."""
     n = round(seconds_each * fps)
     for k, (face, cx) in enumerate(((faces.neutral, NEUTRAL_CX), (faces.smiling, SMILE_CX))):
         for i in range(n):
             dx, dy = drift(k * n + i, fps)
-            yield compose(face, cx + dx, FRAME_H / 2 + dy)
+            yield compose(face, cx + dx, FRAME_H / 2 + dy, face_px=face_px)
 
 
 def segment_of(box, split_x: float = (NEUTRAL_CX + SMILE_CX) / 2) -> str:

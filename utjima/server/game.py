@@ -42,6 +42,10 @@ FAST_PINGS = 5  # pings 200 ms apart after connecting, then one every PING_EVERY
 FAST_PING_MS = 200.0
 PING_EVERY_MS = 5000.0
 SAMPLE_ERROR_EVERY_MS = 2000.0  # at most one rejected-sample error per member this often
+# A player counts as back (a paused match resumes) once connected *and* streaming: a
+# sample arrived within this long. A page that reloads needs a moment to restart its
+# detector, and a round started before that would be lost to "face absent".
+STREAMING_MS = 1500.0
 
 
 class RoomError(Exception):
@@ -87,6 +91,7 @@ class Member:
     next_ping_ms: float = 0.0
     fast_pings_left: int = 0
     last_error_ms: float = -math.inf
+    last_sample_ms: float = -math.inf  # server time the last accepted sample arrived
 
 
 @dataclass
@@ -247,7 +252,6 @@ class Room:
         self._pings(now_ms)
         self._dirty = True
         self.last_active_ms = now_ms
-        self._resume_if_paused(now_ms)
         return self._flush(now_ms)
 
     def disconnect(self, member_id: str, conn: int, now_ms: float) -> list[Output]:
@@ -258,7 +262,7 @@ class Room:
         m.connected, m.away_since_ms, m.clock = False, now_ms, None
         self._out.append(Send(tuple(o.id for o in self._connected()), S.PeerLeft(id=m.id)))
         if self.phase == "countdown" and self._is_match_player(m):
-            self._enter("paused", now_ms)
+            self._enter("paused", now_ms, self.s.grace_ms)
         self._dirty = True
         self.last_active_ms = now_ms
         return self._flush(now_ms)
@@ -304,6 +308,7 @@ class Room:
         except ClockError as e:
             self._sample_error(m, e.code, str(e), now_ms)
             return
+        m.last_sample_ms = now_ms
         prob = msg.smile_prob if msg.face else None
         others = tuple(o.id for o in self._connected() if o.id != m.id)
         self._out.append(Send(others, S.ScoreOut(player=m.id, face=msg.face, smile_prob=prob)))
@@ -390,7 +395,7 @@ class Room:
                 self._judge_events(events)
             self._check_verdict(now_ms)
         elif self.phase == "verdict" and end is not None and now_ms >= end:
-            self._next_round(end)
+            self._next_round(end, now_ms)
         elif self.phase == "paused":
             self._resume_if_paused(now_ms)
 
@@ -442,18 +447,37 @@ class Room:
             return
         self._enter("countdown", now_ms, self.s.countdown_ms)
 
-    def _away(self) -> list[str]:
-        return [p.id for p in self._active()
-                if not (self.members.get(p.id) and self.members[p.id].connected)]
+    def _away(self, now_ms: float) -> list[str]:
+        """Match players not ready to play a round: disconnected, or not streaming."""
+        away = []
+        for p in self._active():
+            m = self.members.get(p.id)
+            if m is None or not m.connected or now_ms - m.last_sample_ms > STREAMING_MS:
+                away.append(p.id)
+        return away
 
-    def _next_round(self, t_ms: float) -> None:
-        if self._away():
-            self._enter("paused", t_ms)
+    def _next_round(self, t_ms: float, now_ms: float) -> None:
+        if self._away(now_ms):
+            self._enter("paused", t_ms, self.s.grace_ms)
         else:
             self._enter("countdown", t_ms, self.s.countdown_ms)
 
     def _resume_if_paused(self, now_ms: float) -> None:
-        if self.phase == "paused" and not self._away():
+        if self.phase != "paused":
+            return
+        away = self._away(now_ms)
+        if away and self.phase_end_ms is not None and now_ms >= self.phase_end_ms:
+            # connected but silent for a whole grace period (a dead camera or detector):
+            # they forfeit the match like a player who never came back
+            for pid in away:
+                assert self.match is not None
+                self.match.players[pid].status = "forfeit"
+            self._dirty = True
+            if len(self._active()) < 2:
+                self._end_match(now_ms)
+                return
+            away = []
+        if not away:
             self._enter("countdown", now_ms, self.s.countdown_ms)
 
     def _start_round(self, start_ms: float, now_ms: float) -> None:
@@ -602,7 +626,7 @@ class Room:
             code=self.code, phase=self.phase, phase_left_ms=left, phase_ms=length,
             round=self.round_no, rounds_to_win=self.s.rounds_to_win, round_ms=self.s.round_ms,
             members=[self._member_view(m, now_ms) for m in members],
-            waiting_for=waiting, paused_for=self._away() if self.phase == "paused" else [],
+            waiting_for=waiting, paused_for=self._away(now_ms) if self.phase == "paused" else [],
             last_verdict=self.last_verdict, winners=self.winners,
             match_id=self.match.id if self.match is not None and self.phase == "match_over" else None)
 

@@ -37,7 +37,14 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    selectinload,
+)
 
 from utjima.server import schemas as S
 
@@ -112,6 +119,11 @@ class LaughEvent(Base):
     reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
     decisive: Mapped[bool] = mapped_column(Boolean, default=False)  # the offence that lost
     match_player: Mapped[MatchPlayer] = relationship()
+
+
+# load a match with everything its view needs in a few queries, not one per row
+_EAGER = (selectinload(Match.players),
+          selectinload(Match.rounds).selectinload(Round.events).selectinload(LaughEvent.match_player))
 
 
 def _iso(dt: datetime) -> str:
@@ -224,13 +236,14 @@ class Store:
 
     def list_matches(self, limit: int = 20, offset: int = 0) -> list[S.MatchOut]:
         with Session(self.engine) as s:
-            ms = s.scalars(select(Match).order_by(Match.ended_at.desc(), Match.id.desc())
+            ms = s.scalars(select(Match).options(*_EAGER)
+                           .order_by(Match.ended_at.desc(), Match.id.desc())
                            .limit(limit).offset(offset)).all()
             return [self._match_out(m, with_events=False) for m in ms]
 
     def get_match(self, match_id: int) -> S.MatchOut | None:
         with Session(self.engine) as s:
-            m = s.get(Match, match_id)
+            m = s.get(Match, match_id, options=_EAGER)
             return None if m is None else self._match_out(m, with_events=True)
 
     def leaderboard(self, limit: int = 50) -> list[S.LeaderRow]:

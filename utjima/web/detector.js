@@ -14,6 +14,9 @@ const DEFAULTS = {
   ortBase: "/vendor/ort/", // onnxruntime-web's dist/, served by our server
   threads: 0, // 0 = auto: 2 when crossOriginIsolated, else 1
   backend: "auto", // "auto" | "wasm" | "webgpu"
+  // Measurements only: re-detect every this many ms instead of model.json's choice (outputs
+  // then differ from Python's). null = model.json streaming.detect_interval_ms, else 0.
+  detectIntervalMs: null,
 };
 const BACKENDS = ["auto", "wasm", "webgpu"];
 
@@ -28,6 +31,10 @@ class Detector {
     if (!(Number.isInteger(this.options.threads) && this.options.threads >= 0)) {
       throw new Error(`createDetector: threads must be an integer >= 0, got ${this.options.threads}`);
     }
+    const di = this.options.detectIntervalMs;
+    if (di !== null && !(Number.isFinite(di) && di >= 0)) {
+      throw new Error(`createDetector: detectIntervalMs must be null or a number >= 0, got ${di}`);
+    }
     this.onresult = null; // (result) => void, at camera rate
     this.onerror = (e) => console.error("utjima detector:", e);
     this.backend = null; // "wasm" | "webgpu": the execution provider the sessions were created with
@@ -39,6 +46,8 @@ class Detector {
     this._pending = new Map();
     this._nextId = 1;
     this._stopCamera = null;
+    this._bitmapReady = null;
+    this.frameSource = null;
   }
 
   async _init() {
@@ -58,6 +67,7 @@ class Detector {
       threads: o.threads,
       backend: o.backend,
       timeOrigin: performance.timeOrigin,
+      overrides: o.detectIntervalMs === null ? {} : { detectIntervalMs: o.detectIntervalMs },
     });
     this.info = info;
     this.backend = info.backend;
@@ -156,8 +166,10 @@ class Detector {
     return this._call("process", { width, height, data: data.buffer, tMs }, [data.buffer]);
   }
 
-  /** Time one model file alone (a role of model.json "files": "encoder_int8", "seed", ...)
-   *  on constant input: {role, times: [ms, ...]}. For benchmarks/bench_browser.py. */
+  /** Time one model file alone on constant input, in the worker with this detector's
+   *  backend and threads: role is a model.json "files" role ("encoder_int8", "seed", ...) or
+   *  {path, inputs: {name: shape}}. Resolves to {path, times: [ms, ...]}.
+   *  For benchmarks/bench_browser.py; options are extra onnxruntime session options. */
   async benchmark(role, n = 30, warmup = 5, options = {}) {
     return this._call("bench", { role, n, warmup, options });
   }

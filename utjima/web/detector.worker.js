@@ -1,10 +1,10 @@
 // The detector's Web Worker: onnxruntime-web and the whole per-frame pipeline run here, so
 // the page's main thread only draws. Spoken to by detector.js; messages (page -> worker):
-//   {type: "init", id, model, ortBase, threads, backend, timeOrigin}
+//   {type: "init", id, model, ortBase, threads, backend, timeOrigin, overrides}
 //   {type: "process", id, width, height, data: ArrayBuffer RGBA, tMs}  -> result
 //   {type: "stream", readable}   a MediaStreamTrackProcessor's ReadableStream<VideoFrame>
-//   {type: "bitmap", bitmap, tMs} one frame drawn by the page (no MediaStreamTrackProcessor)
-//   {type: "stop"} | {type: "reset"} | {type: "bench", id, role, n, warmup}
+//   {type: "bitmap", bitmap}      one frame drawn by the page (no MediaStreamTrackProcessor)
+//   {type: "stop"} | {type: "reset"} | {type: "bench", id, role, n, warmup, options}
 // and back: {type: "reply", id, value | error}, {type: "frame", result}, {type: "ready"}
 // (the page may send the next bitmap), {type: "error", error}.
 // Video frames stay in this worker: only numbers are posted back.
@@ -12,14 +12,14 @@
 import { Pipeline } from "./detector/pipeline.js";
 
 const FPS_WINDOW_MS = 1000; // fps = frames processed over the last second
+const MAX_CLOCK_SKEW_MS = 1000; // a capture timestamp this far from arrival re-anchors the clock
 
 let ort = null;
 let pipeline = null;
-let info = null; // {backend, threads, simd, crossOriginIsolated, ortFile, note}
+let info = null; // what ran: {backend, threads, simd, crossOriginIsolated, ortFile, encoder, detectIntervalMs, note}
 let modelUrl = null;
 let pageOrigin = 0; // the page's performance.timeOrigin: worker times -> page clock
-let streaming = false;
-let reader = null;
+let current = null; // the camera being read: {reader, on}
 let lastTMs = -Infinity;
 const recent = []; // processed frame times (page ms) for fps
 let canvas = null, ctx = null; // fallback pixel reader
@@ -43,6 +43,10 @@ async function fetchBytes(url) {
   return new Uint8Array(await r.arrayBuffer());
 }
 
+async function fetchJson(url) {
+  return JSON.parse(new TextDecoder().decode(await fetchBytes(url)));
+}
+
 async function webgpuAdapter() {
   if (!("gpu" in navigator)) return null;
   try {
@@ -53,11 +57,11 @@ async function webgpuAdapter() {
 }
 
 /** Load onnxruntime-web for the backend asked, create the sessions, report what ran. */
-async function init({ model, ortBase, threads, backend, timeOrigin }) {
+async function init({ model, ortBase, threads, backend, timeOrigin, overrides }) {
   pageOrigin = timeOrigin;
   modelUrl = new URL(model, self.location.href);
   const base = new URL(ortBase, self.location.href).href;
-  const contract = await (await fetch(new URL("model.json", modelUrl))).json();
+  const contract = await fetchJson(new URL("model.json", modelUrl));
   const isolated = self.crossOriginIsolated === true;
   const nThreads = threads > 0 ? threads : isolated ? 2 : 1;
   if (nThreads > 1 && !isolated) throw new Error(`threads=${nThreads} needs a cross-origin isolated page (COOP/COEP headers)`);
@@ -82,12 +86,12 @@ async function init({ model, ortBase, threads, backend, timeOrigin }) {
   // One execution provider per session: ORT given a list falls back silently, so we try
   // WebGPU alone and fall back ourselves, recording why.
   try {
-    pipeline = await Pipeline.create(ort, contract, load, { executionProviders: [want], graphOptimizationLevel: "all" });
+    pipeline = await Pipeline.create(ort, contract, load, { executionProviders: [want], graphOptimizationLevel: "all" }, overrides);
   } catch (e) {
     if (want !== "webgpu" || backend === "webgpu") throw e;
     note = `webgpu failed (${e.message}); fell back to wasm`;
     want = "wasm";
-    pipeline = await Pipeline.create(ort, contract, load, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    pipeline = await Pipeline.create(ort, contract, load, { executionProviders: ["wasm"], graphOptimizationLevel: "all" }, overrides);
   }
   info = {
     backend: want,
@@ -96,6 +100,7 @@ async function init({ model, ortBase, threads, backend, timeOrigin }) {
     crossOriginIsolated: isolated,
     ortFile,
     encoder: pipeline.c.encoderRole,
+    detectIntervalMs: pipeline.c.detectIntervalMs,
     note,
   };
   return { info, contract };
@@ -107,9 +112,19 @@ function fps(tMs) {
   return recent.length > 1 ? ((recent.length - 1) * 1000) / (tMs - recent[0]) : 0;
 }
 
-/** Strictly increasing page-clock time for a camera frame that arrived now. */
-function frameTime() {
-  lastTMs = Math.max(pageNow(), lastTMs + 1e-3);
+/** A camera frame's time on the page clock, strictly increasing: its capture timestamp
+ *  (VideoFrame.timestamp, us) shifted onto the page clock at the first frame, so queueing
+ *  adds no jitter; else (ImageBitmap, or timestamps that jump) its arrival time. */
+let frameClockOffset = null;
+function frameTime(frame) {
+  const arrived = pageNow();
+  let t = arrived;
+  const ts = frame && typeof frame.timestamp === "number" ? frame.timestamp / 1000 : null;
+  if (ts !== null) {
+    if (frameClockOffset === null || Math.abs(ts + frameClockOffset - arrived) > MAX_CLOCK_SKEW_MS) frameClockOffset = arrived - ts;
+    t = ts + frameClockOffset;
+  }
+  lastTMs = Math.max(t, lastTMs + 1e-3);
   return lastTMs;
 }
 
@@ -151,49 +166,63 @@ async function processCamera(source, tMs) {
 }
 
 async function runStream(readable) {
-  streaming = true;
-  reader = readable.getReader();
+  stopStream(); // one camera at a time
+  recent.length = 0;
+  frameClockOffset = null;
+  const run = { reader: readable.getReader(), on: true };
+  current = run;
   try {
-    while (streaming) {
-      const { value: frame, done } = await reader.read();
+    while (run.on) {
+      const { value: frame, done } = await run.reader.read();
       if (done) break;
-      if (!streaming) {
+      if (!run.on) {
         frame.close();
         break;
       }
-      await processCamera(frame, frameTime());
+      await processCamera(frame, frameTime(frame));
     }
   } catch (e) {
-    self.postMessage({ type: "error", error: String(e && e.stack ? e.stack : e) });
+    if (run.on) self.postMessage({ type: "error", error: String(e && e.stack ? e.stack : e) });
   } finally {
-    streaming = false;
-    reader.cancel().catch(() => {});
-    reader = null;
+    run.on = false;
+    run.reader.cancel().catch(() => {});
+    if (current === run) current = null;
   }
 }
 
-// --- benchmarks: one model file alone, on zeros of its declared input shape -------------
+function stopStream() {
+  if (current === null) return;
+  current.on = false;
+  current.reader.cancel().catch(() => {});
+  current = null;
+}
+
+// --- benchmarks: one model file alone, on constant input of its declared shape ----------
 const benchSessions = {};
+/** role: a model.json files role ("encoder_int8", "seed", "face_detector", ...) or
+ *  {path, inputs: {name: shape}} for a file in the model folder that model.json does not list. */
 async function bench({ role, n, warmup, options }) {
-  const contract = await (await fetch(new URL("model.json", modelUrl))).json();
-  const entry = contract.files[role];
-  if (!entry) throw new Error(`model.json has no file role ${JSON.stringify(role)}; it lists ${Object.keys(contract.files)}`);
-  const key = role + JSON.stringify(options || {});
+  let entry = role;
+  if (typeof role === "string") {
+    const contract = await fetchJson(new URL("model.json", modelUrl));
+    entry = contract.files[role];
+    if (!entry) throw new Error(`model.json has no file role ${JSON.stringify(role)}; it lists ${Object.keys(contract.files)}`);
+    if (!entry.inputs && entry.path === pipeline.c.files.detector.path) {
+      const d = pipeline.c.crop.detector;
+      entry = { ...entry, inputs: { [d.inputName]: [1, 3, d.inputSize, d.inputSize] } };
+    }
+  }
+  if (!entry.inputs) throw new Error(`no input shapes for ${JSON.stringify(entry.path)}`);
+  const key = entry.path + JSON.stringify(options || {});
   if (!benchSessions[key]) {
     benchSessions[key] = await ort.InferenceSession.create(await fetchBytes(new URL(entry.path, modelUrl)),
       { executionProviders: [info.backend], graphOptimizationLevel: "all", ...options });
   }
   const sess = benchSessions[key];
-  let feeds = {};
-  if (entry.inputs) {
-    for (const [name, shape] of Object.entries(entry.inputs)) {
-      const dims = shape.map((d) => (typeof d === "number" ? d : 1)); // "n" -> batch of 1
-      const size = dims.reduce((a, b) => a * b, 1);
-      feeds[name] = new ort.Tensor("float32", new Float32Array(size).fill(0.5), dims);
-    }
-  } else {
-    const n = contract.crop.detectors[contract.crop.detector].input_size;
-    feeds = { [sess.inputNames[0]]: new ort.Tensor("float32", new Float32Array(3 * n * n), [1, 3, n, n]) };
+  const feeds = {};
+  for (const [name, shape] of Object.entries(entry.inputs)) {
+    const dims = shape.map((d) => (typeof d === "number" ? d : 1)); // "n" -> a batch of 1
+    feeds[name] = new ort.Tensor("float32", new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(0.5), dims);
   }
   const times = [];
   for (let i = 0; i < warmup + n; i++) {
@@ -201,7 +230,7 @@ async function bench({ role, n, warmup, options }) {
     await sess.run(feeds);
     if (i >= warmup) times.push(performance.now() - t0);
   }
-  return { role, times };
+  return { path: entry.path, times };
 }
 
 const handlers = {
@@ -228,14 +257,13 @@ self.onmessage = async (ev) => {
     runStream(msg.readable);
   } else if (msg.type === "bitmap") {
     try {
-      await processCamera(msg.bitmap, frameTime());
+      await processCamera(msg.bitmap, frameTime(null));
     } catch (e) {
       self.postMessage({ type: "error", error: String(e) });
     }
     self.postMessage({ type: "ready" });
   } else if (msg.type === "stop") {
-    streaming = false;
-    if (reader) reader.cancel().catch(() => {});
+    stopStream();
   } else if (msg.type === "reset") {
     serial(() => {
       pipeline?.reset();

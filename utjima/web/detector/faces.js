@@ -77,6 +77,7 @@ export class Sampler {
     this.stepEps = stepEps;
     this.region = new Float32Array(0); // (sh, sw, 3) reduced source region
     this.rowSums = new Int32Array(0); // (sw, 3) integer block sums of one row of blocks
+    this.tabs = null; // per-column / per-row tap tables of the axis-aligned path
   }
 
   warp(img, m, outW, outH, step, fill = null, out = new Float32Array(outW * outH * 3)) {
@@ -94,14 +95,13 @@ export class Sampler {
     const x0 = clampI(Math.floor(xlo), rw - 1), x1 = clampI(Math.floor(xhi + 1), rw - 1);
     const y0 = clampI(Math.floor(ylo), rh - 1), y1 = clampI(Math.floor(yhi + 1), rh - 1);
     const sw = x1 - x0 + 1, sh = y1 - y0 + 1;
-    if (this.region.length < sw * sh * 3) {
-      this.region = new Float32Array(sw * sh * 3);
-      this.rowSums = new Int32Array(sw * 3);
-    }
+    if (this.region.length < sw * sh * 3) this.region = new Float32Array(sw * sh * 3);
+    if (this.rowSums.length < sw * 3) this.rowSums = new Int32Array(sw * 3);
     const R = this.region;
     boxReduce(img, f, x0, y0, sw, sh, R, this.rowSums); // 1. box prefilter
     // 2-4. bilinear taps, clamp to edge, fill outside, / 255
     const fillV = fill === null ? null : fill / 255;
+    if (m01 === 0 && m10 === 0) return this._sampleAxisAligned(R, sw, sh, x0, y0, f, m00, m02, m11, m12, W, H, outW, outH, fillV, out);
     let o = 0;
     for (let v = 0; v < outH; v++) {
       const cv = v + 0.5;
@@ -126,6 +126,52 @@ export class Sampler {
     }
     return out;
   }
+
+  /** The same taps for an axis-aligned map (the letterbox): x depends on u only and y on v
+   *  only, so the tap indices and weights are computed once per column and per row. */
+  _sampleAxisAligned(R, sw, sh, x0, y0, f, m00, m02, m11, m12, W, H, outW, outH, fillV, out) {
+    const tabs = this._tables(outW, outH);
+    const { xa, xb, fx, inX, ya, yb, fy, inY } = tabs;
+    const clampI = (v, hi) => Math.min(Math.max(v, 0), hi);
+    for (let u = 0; u < outW; u++) {
+      const sx = m00 * (u + 0.5) + m02, x = sx / f - 0.5 - x0, xf = Math.floor(x);
+      xa[u] = clampI(xf, sw - 1) * 3; xb[u] = clampI(xf + 1, sw - 1) * 3;
+      fx[u] = Math.fround(x - xf); inX[u] = sx >= 0 && sx < W ? 1 : 0;
+    }
+    for (let v = 0; v < outH; v++) {
+      const sy = m11 * (v + 0.5) + m12, y = sy / f - 0.5 - y0, yf = Math.floor(y);
+      ya[v] = clampI(yf, sh - 1) * sw * 3; yb[v] = clampI(yf + 1, sh - 1) * sw * 3;
+      fy[v] = Math.fround(y - yf); inY[v] = sy >= 0 && sy < H ? 1 : 0;
+    }
+    let o = 0;
+    for (let v = 0; v < outH; v++) {
+      const ra = ya[v], rb = yb[v], wy = fy[v], rowIn = inY[v] === 1;
+      for (let u = 0; u < outW; u++, o += 3) {
+        if (fillV !== null && !(rowIn && inX[u] === 1)) {
+          out[o] = fillV; out[o + 1] = fillV; out[o + 2] = fillV;
+          continue;
+        }
+        const a = xa[u], b = xb[u], wx = fx[u];
+        for (let c = 0; c < 3; c++) {
+          const val = (R[ra + a + c] * (1 - wx) + R[ra + b + c] * wx) * (1 - wy)
+                    + (R[rb + a + c] * (1 - wx) + R[rb + b + c] * wx) * wy;
+          out[o + c] = val / 255;
+        }
+      }
+    }
+    return out;
+  }
+
+  _tables(outW, outH) {
+    const t = this.tabs;
+    if (t && t.xa.length >= outW && t.ya.length >= outH) return t;
+    const w = Math.max(outW, t ? t.xa.length : 0), h = Math.max(outH, t ? t.ya.length : 0);
+    this.tabs = {
+      xa: new Int32Array(w), xb: new Int32Array(w), fx: new Float64Array(w), inX: new Uint8Array(w),
+      ya: new Int32Array(h), yb: new Int32Array(h), fy: new Float64Array(h), inY: new Uint8Array(h),
+    };
+    return this.tabs;
+  }
 }
 
 /**
@@ -138,7 +184,7 @@ function boxReduce(img, f, x0, y0, sw, sh, R, acc) {
   // blocks lying wholly inside the image need no clamping (the fast inner loop)
   const inner = Math.max(0, Math.min(x0 + sw, Math.floor(W / f)) - x0);
   // RGBA: one 32-bit load per pixel (little-endian, as every browser and node is)
-  const P32 = C === 4 && P.byteOffset % 4 === 0 ? new Uint32Array(P.buffer, P.byteOffset, W * H) : null;
+  const P32 = C === 4 && P.byteOffset % 4 === 0 && f < 257 ? new Uint32Array(P.buffer, P.byteOffset, W * H) : null;
   const area = f * f;
   for (let jj = 0; jj < sh; jj++) {
     acc.fill(0, 0, sw * 3);
@@ -148,10 +194,14 @@ function boxReduce(img, f, x0, y0, sw, sh, R, acc) {
         const xs = (x0 + ii) * f;
         let r = 0, g = 0, bl = 0;
         if (ii < inner && P32 !== null) {
+          // two channels per add: R and B (and G and A) in 16-bit lanes; f * 255 < 65536
+          let rb = 0, ga = 0;
           for (let x = row + xs, end = x + f; x < end; x++) {
             const v = P32[x];
-            r += v & 255; g += (v >>> 8) & 255; bl += (v >>> 16) & 255;
+            rb += v & 0x00ff00ff;
+            ga += (v >>> 8) & 0x00ff00ff;
           }
+          r = rb & 0xffff; g = ga & 0xffff; bl = rb >>> 16;
         } else {
           for (let a = 0; a < f; a++) {
             const p = (row + Math.min(xs + a, W - 1)) * C;

@@ -46,11 +46,18 @@ export function readContract(contract) {
     outputs: Object.keys(need(files[role], "outputs", `files.${role}`)),
     bytes: files[role].bytes,
   });
+  const detectIntervalMs = streaming.detect_interval_ms ?? 0;
+  if (!(Number.isFinite(detectIntervalMs) && detectIntervalMs >= 0)) {
+    throw new Error(`model.json streaming.detect_interval_ms must be a number >= 0, got ${JSON.stringify(streaming.detect_interval_ms)}`);
+  }
   return {
     crop,
     channels,
     classes,
     nFrames: need(streaming, "n_frames", "streaming"),
+    // Re-detect at most every this many ms, cropping from the last face in between;
+    // 0 (the default, and what utjima/runtime.py does) = detect on every frame.
+    detectIntervalMs,
     frameIntervalMs: need(streaming, "frame_interval_ms", "streaming"),
     featureDim: need(streaming, "feature_dim", "streaming"),
     threshold: need(need(contract, "thresholds", ""), "smile", "thresholds"),
@@ -77,10 +84,11 @@ export class Pipeline {
   /**
    * ort: the onnxruntime-web module; contract: parsed model.json; loadBytes(path) ->
    * Promise<Uint8Array> of a file in the model folder; sessionOptions: e.g.
-   * {executionProviders: ["wasm"]}.
+   * {executionProviders: ["wasm"]}; overrides: values replacing model.json's, for
+   * measurements only (e.g. {detectIntervalMs: 100}: Python would no longer match).
    */
-  static async create(ort, contract, loadBytes, sessionOptions) {
-    const c = readContract(contract);
+  static async create(ort, contract, loadBytes, sessionOptions, overrides = {}) {
+    const c = { ...readContract(contract), ...overrides };
     const open = async (path) => ort.InferenceSession.create(await loadBytes(path), sessionOptions);
     const [detector, encoder, step] = await Promise.all([open(c.files.detector.path), open(c.files.encoder.path), open(c.files.step.path)]);
     return new Pipeline(ort, c, { detector, encoder, step });
@@ -100,12 +108,14 @@ export class Pipeline {
     this.detInput = new ort.Tensor("float32", new Float32Array(3 * n * n), [1, 3, n, n]);
     this.cropInput = new ort.Tensor("float32", new Float32Array(nc * size * size), [1, nc, size, size]);
     this.windowInput = new ort.Tensor("float32", new Float32Array(c.nFrames * c.featureDim), [1, c.nFrames, c.featureDim]);
-    this.lastTMs = -Infinity;
+    this.lastFace = null; // tracking: the face last detected, and when
+    this.lastDetectMs = -Infinity;
   }
 
   /** Clear the streaming window (a new round, calibration, or the face was lost). */
   reset() {
     this.window.reset();
+    this.lastFace = null;
   }
 
   /** Faces in an image {data, width, height, channels}, best first (the decode of faces.py). */
@@ -131,12 +141,17 @@ export class Pipeline {
   async process(img, tMs) {
     const f = this.c.files;
     const t0 = now();
-    const faces = await this.detect(img);
+    let face = this.lastFace;
+    const detected = face === null || !(tMs - this.lastDetectMs < this.c.detectIntervalMs);
+    if (detected) {
+      face = largestFace(await this.detect(img));
+      this.lastFace = face;
+      this.lastDetectMs = tMs;
+    }
     const t1 = now();
-    const face = largestFace(faces);
     if (face === null) {
-      this.window.reset();
-      return { t_ms: tMs, face: false, box: null, score: null, smile_prob: null, emotion: null,
+      this.window.reset(); // model.json streaming.reset: clear the window when the face is lost
+      return { t_ms: tMs, face: false, detected, box: null, score: null, smile_prob: null, emotion: null,
                ms: { detect: t1 - t0, crop: 0, encode: 0, step: 0, total: t1 - t0 } };
     }
     this.crop(img, face);
@@ -154,6 +169,7 @@ export class Pipeline {
     return {
       t_ms: tMs,
       face: true,
+      detected,
       box: face.box,
       score: face.score,
       smile_prob: out[smileName].data[0],

@@ -42,20 +42,25 @@ export const nickname = {
   set: (v) => localStorage.setItem("utjima:nickname", v),
 };
 
-// A seat's token lives in sessionStorage (this tab: a reload rejoins), and the last few are
-// also kept in localStorage, so a closed tab reopened within the grace period can take its
-// seat back (the server only hands back a seat whose socket is gone).
+// A seat ({token, role}) lives in sessionStorage (this tab: a reload rejoins), and the last
+// few are also kept in localStorage, so a closed tab reopened within the grace period can
+// take its seat back (the server only hands back a seat whose socket is gone, so a second
+// window of the same browser still joins as a new player).
 export const seats = {
-  session: (code) => sessionStorage.getItem(`utjima:seat:${code}`),
-  remembered: (code) => JSON.parse(localStorage.getItem(`utjima:seats:${code}`) || "[]"),
-  save(code, token) {
-    sessionStorage.setItem(`utjima:seat:${code}`, token);
-    const list = [token, ...this.remembered(code).filter((x) => x !== token)].slice(0, 8);
+  session(code) {
+    return JSON.parse(sessionStorage.getItem(`utjima:seat:${code}`) || "null");
+  },
+  remembered(code) {
+    return JSON.parse(localStorage.getItem(`utjima:seats:${code}`) || "[]");
+  },
+  save(code, seat) {
+    sessionStorage.setItem(`utjima:seat:${code}`, JSON.stringify(seat));
+    const list = [seat, ...this.remembered(code).filter((x) => x.token !== seat.token)].slice(0, 8);
     localStorage.setItem(`utjima:seats:${code}`, JSON.stringify(list));
   },
   forget(code, token) {
-    if (this.session(code) === token) sessionStorage.removeItem(`utjima:seat:${code}`);
-    const list = this.remembered(code).filter((x) => x !== token);
+    if (this.session(code)?.token === token) sessionStorage.removeItem(`utjima:seat:${code}`);
+    const list = this.remembered(code).filter((x) => x.token !== token);
     localStorage.setItem(`utjima:seats:${code}`, JSON.stringify(list));
   },
 };

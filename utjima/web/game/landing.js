@@ -56,6 +56,7 @@ async function go(spectate) {
 let camera = null, detector = null;
 const meter = new Meter();
 $("#meter-slot").append(meter.node);
+$("#meter-slot").hidden = true; // shown while the camera check runs
 
 async function toggleCamera() {
   const btn = $("#camera"), face = $("#face"), video = $("#preview");
@@ -64,6 +65,7 @@ async function toggleCamera() {
     for (const tr of camera.getTracks()) tr.stop();
     camera = detector = null;
     video.hidden = true;
+    $("#meter-slot").hidden = true;
     face.textContent = "";
     btn.dataset.i18n = "camera_check";
     btn.textContent = t("camera_check");
@@ -77,6 +79,7 @@ async function toggleCamera() {
   }
   video.srcObject = camera;
   video.hidden = false;
+  $("#meter-slot").hidden = false;
   await video.play().catch(() => {});
   btn.dataset.i18n = "camera_off";
   btn.textContent = t("camera_off");

@@ -1,0 +1,48 @@
+"""What the browser tests share: where Chromium is, how it is launched, and a handle on a
+running `utjima serve` (its URL and traffic log)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHOTS = REPO_ROOT / ".cache" / "e2e"
+CHROMIUM = Path(os.environ.get("UTJIMA_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--no-sandbox",
+    "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
+    # three browsers share two cores: keep background pages running at full speed
+    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    base: str
+    proc: subprocess.Popen
+    traffic: Path  # JSON lines: one per websocket message / HTTP body received
+    data_dir: Path
+    log: Path
+
+    def traffic_records(self) -> list[dict]:
+        return [json.loads(line) for line in self.traffic.read_text().splitlines() if line]
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.base + path, timeout=10) as r:
+            return json.loads(r.read())
+
+

@@ -1,0 +1,36 @@
+"""Settings from flags and UTJIMA_* variables (utjima/server/settings.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from utjima.server.settings import Settings, SettingsError
+
+
+def test_environment_then_flags():
+    env = {"UTJIMA_ROUND_MS": "20000", "UTJIMA_ROUNDS_TO_WIN": "2",
+           "UTJIMA_ICE_SERVERS": '[{"urls": "stun:stun.example.org:3478"}]',
+           "UTJIMA_ORT_DIR": "/x/ort", "UTJIMA_PORT": "1"}  # port comes from the flag only
+    s = Settings.from_env(env, port=9000, model_dir="m", data_dir=None)
+    assert s.round_ms == 20000.0 and s.rounds_to_win == 2 and s.port == 9000
+    assert s.ice_servers == ({"urls": "stun:stun.example.org:3478"},)
+    assert s.ort_dir == Path("/x/ort") and s.model_dir == Path("m") and s.data_dir == Path("data")
+    assert s.db_url.startswith("sqlite:///") and s.db_url.endswith("data/utjima.db")
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"UTJIMA_ROUND_MS": "soon"}, "UTJIMA_ROUND_MS='soon' is not valid"),
+    ({"UTJIMA_ICE_SERVERS": "stun:x"}, "UTJIMA_ICE_SERVERS"),
+    ({"UTJIMA_ICE_SERVERS": '[{"url": "stun:x"}]'}, "must be an object with 'urls'"),
+    ({"UTJIMA_MAX_PLAYERS": "6"}, "max_players must be in 2..4"),
+])
+def test_bad_values_fail_loudly(env, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        Settings.from_env(env)
+
+
+def test_database_url_wins():
+    s = Settings(database_url="postgresql+psycopg://u@localhost/utjima")
+    assert s.db_url == "postgresql+psycopg://u@localhost/utjima"

@@ -1,0 +1,156 @@
+"""Storage (utjima/server/store.py): migrations on a fresh database, the schema they make
+equals the models, a match written and read back, the leaderboard. PostgreSQL too when
+one can be started here (Debian's `postgresql` package and psycopg); skipped otherwise."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from utjima.server.game import MatchRecord
+from utjima.server.store import Base, Store
+
+
+def record(winner: str = "Ana", loser: str = "Bo") -> MatchRecord:
+    laugh = [
+        {"player": "m2", "type": "laugh_start", "t_ms": 2000.0, "start_ms": 2000.0, "prob": 0.8},
+        {"player": "m2", "type": "laugh_confirmed", "t_ms": 2420.0, "start_ms": 2000.0, "peak_prob": 0.93},
+    ]
+    forfeit = [{"player": "m2", "type": "face_lost", "t_ms": 2000.0, "since_ms": 1000.0},
+               {"player": "m2", "type": "absent_forfeit", "t_ms": 4000.0, "since_ms": 1000.0,
+                "reason": "absent", "offence_ms": 1000.0}]
+    return MatchRecord(
+        room_code="ABCDEF", number=1, duration_ms=60_000.0, rounds_to_win=2,
+        players=[{"id": "m1", "nickname": winner, "seat": 0, "score": 2, "result": "win", "threshold": 0.5},
+                 {"id": "m2", "nickname": loser, "seat": 1, "score": 0, "result": "loss", "threshold": 0.62}],
+        rounds=[
+            {"index": 1, "status": "loss", "start_ms": 9000.0, "duration_ms": 3100.0, "events": laugh,
+             "losers": [{"player": "m2", "nickname": loser, "reason": "laugh", "offence_ms": 2000.0,
+                         "peak_prob": 0.93}]},
+            {"index": 2, "status": "draw", "start_ms": 20000.0, "duration_ms": 30000.0, "events": [],
+             "losers": []},
+            {"index": 3, "status": "loss", "start_ms": 52000.0, "duration_ms": 4100.0, "events": forfeit,
+             "losers": [{"player": "m2", "nickname": loser, "reason": "absent", "offence_ms": 1000.0,
+                         "peak_prob": None}]},
+        ],
+        winners=["m1"])
+
+
+def check_store(store: Store) -> None:
+    ended = datetime(2025, 5, 1, 12, 0, tzinfo=timezone.utc)
+    mid = store.save_match(record(), ended)
+    store.save_match(record(winner="ana", loser="Cy"), ended.replace(hour=13))  # same player, other case
+    [newest, older] = store.list_matches()
+    assert older.id == mid and newest.players[0].nickname == "ana"
+    assert older.winners == ["Ana"] and len(older.rounds) == 3
+    assert all(r.events == [] for r in older.rounds)  # the list leaves the events out
+    assert older.started_at.startswith("2025-05-01T11:59:00") and older.ended_at.startswith("2025-05-01T12:00:00")
+    m = store.get_match(mid)
+    assert [(p.nickname, p.score, p.result, p.threshold) for p in m.players] == [
+        ("Ana", 2, "win", 0.5), ("Bo", 0, "loss", 0.62)]
+    assert [(r.index, r.status, r.losers, r.reason) for r in m.rounds] == [
+        (1, "loss", ["Bo"], "laugh"), (2, "draw", [], None), (3, "loss", ["Bo"], "absent")]
+    confirmed = [e for e in m.rounds[0].events if e.type == "laugh_confirmed"][0]
+    assert confirmed.start_ms == 2000.0 and confirmed.peak_prob == 0.93
+    assert store.get_match(mid + 100) is None
+    board = {r.nickname: r for r in store.leaderboard()}
+    assert board["ana"].matches == 2 and board["ana"].wins == 2 and board["ana"].win_rate == 1.0
+    assert board["Bo"].laughs == 2 and board["Bo"].wins == 0 and board["Bo"].rounds_played == 3
+    assert list(board)[0] == "ana"
+
+
+def test_migrations_make_a_fresh_sqlite_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'sub' / 'utjima.db'}"
+    store = Store(url)  # creates the folder, runs `upgrade head`
+    tables = set(sa.inspect(store.engine).get_table_names())
+    assert tables == {"alembic_version", "players", "matches", "match_players", "rounds", "laugh_events"}
+    with store.engine.connect() as c:
+        assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0001"
+    store.close()
+    Store(url).close()  # running the migrations again is a no-op
+
+
+def test_the_migrations_match_the_models(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    store = Store(f"sqlite:///{tmp_path / 'u.db'}")
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], diff
+
+
+def test_a_match_written_and_read_back(tmp_path):
+    check_store(Store(f"sqlite:///{tmp_path / 'u.db'}"))
+
+
+# --- PostgreSQL, when this machine can run one ------------------------------------------------
+
+
+def _pg_bin() -> Path | None:
+    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (d / "initdb").exists():
+            return d
+    return None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    if os.environ.get("UTJIMA_TEST_POSTGRES_URL"):
+        yield os.environ["UTJIMA_TEST_POSTGRES_URL"]
+        return
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[scale]')")
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server here (apt-get install postgresql), "
+                    "and UTJIMA_TEST_POSTGRES_URL is not set")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("PostgreSQL refuses to run as root and runuser is missing")
+    # not under pytest's tmp dirs: those are private to root, and the server runs as postgres
+    root = Path(tempfile.mkdtemp(prefix="utjima-pg-"))
+    data = root / "data"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(root, "postgres")
+    subprocess.run(as_user + [str(bin_dir / "initdb"), "-D", str(data), "-U", "utjima", "--auth=trust"],
+                   check=True, capture_output=True)
+    subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
+                              "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
+    try:
+        url = f"postgresql+psycopg://utjima@127.0.0.1:{port}/postgres"
+        for _ in range(50):
+            try:
+                sa.create_engine(url).connect().close()
+                break
+            except sa.exc.OperationalError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_the_same_migrations_on_postgresql(postgres_url):
+    store = Store(postgres_url)
+    with store.engine.connect() as conn:
+        from alembic.autogenerate import compare_metadata
+        from alembic.migration import MigrationContext
+
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    check_store(store)
+    store.close()

@@ -1,0 +1,115 @@
+"""Training: a few real steps on a few real faces, checkpoints, resume, fine-tune, distillation."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from utjima.cli import main
+from utjima.model import load_checkpoint
+from utjima.train import TrainConfig, _parse_set, lr_factor, train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small(dataset_cache):
+    """A config over 48 real faces per source (archives unpacked into the cache once)."""
+    for name in ("smilesmiled", "ferplus"):
+        dataset_cache(name)
+    return TrainConfig(epochs=2, batch_size=16, limit=48, num_workers=0, progress=False, threads=2,
+                       data=("smilesmiled:train", "ferplus:train"), val=("smilesmiled:val", "ferplus:valid"))
+
+
+def test_two_epochs_write_metrics_and_checkpoints(tmp_path, small):
+    res = train(small, tmp_path)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2] and res["epoch"] == 2
+    for r in lines:
+        assert np.isfinite(r["train_loss"]) and r["train_loss"] > 0
+        assert set(r["val"]) == {"smilesmiled:val", "ferplus:valid", "score"}
+        assert 0 <= r["val"]["ferplus:valid"]["emotion_acc"] <= 1
+    model, ckpt = load_checkpoint(tmp_path / "best.pt")
+    assert ckpt["train_config"]["limit"] == 48 and model.cfg.img_size == 64
+    assert ckpt["provenance"]["train"] == ["smilesmiled:train", "ferplus:train"]
+    assert not list(tmp_path.glob("*.tmp*"))  # atomic saves leave no temp files
+
+
+def test_resume_after_a_kill_loses_no_epoch(tmp_path, small, monkeypatch):
+    """Kill during epoch 2, resume: the result equals an uninterrupted run, bit for bit."""
+    full = tmp_path / "full"
+    train(small, full)
+    killed = tmp_path / "killed"
+    import utjima.train as tr
+
+    real_validate, calls = tr.validate, []
+
+    def dying_validate(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed before epoch 2 is saved
+        return real_validate(*a, **k)
+
+    monkeypatch.setattr(tr, "validate", dying_validate)
+    with pytest.raises(KeyboardInterrupt):
+        train(small, killed)
+    assert len((killed / "metrics.jsonl").read_text().splitlines()) == 1
+    monkeypatch.setattr(tr, "validate", real_validate)
+    train(small, killed, resume=True)
+    a = torch.load(full / "last.pt", weights_only=False)
+    b = torch.load(killed / "last.pt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 1 and a["step"] == b["step"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert len((killed / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_resume_refuses_a_changed_config(tmp_path, small):
+    train(TrainConfig(**{**small.__dict__, "epochs": 1}), tmp_path)
+    with pytest.raises(ValueError, match="different config"):
+        train(TrainConfig(**{**small.__dict__, "epochs": 1, "lr": 1e-4}), tmp_path, resume=True)
+
+
+def test_distillation_and_finetune_on_a_user_image_folder(tmp_path, small, dataset_cache):
+    from utjima.data import ferplus
+
+    teacher = tmp_path / "teacher"
+    train(TrainConfig(**{**small.__dict__, "epochs": 1, "max_steps": 2}), teacher)
+    student = tmp_path / "student"
+    train(TrainConfig(**{**small.__dict__, "epochs": 1, "max_steps": 2, "teacher": str(teacher / "best.pt")}), student)
+    assert (student / "best.pt").is_file()
+    # a user's own labelled photos, fine-tuned with the seed's defaults (9:1 split, batch 4)
+    fs = ferplus.load(dataset_cache("ferplus"), "test")
+    folder = tmp_path / "mine"
+    for label, k in (("smile", 3), ("neutral", 6)):
+        (folder / label).mkdir(parents=True)
+        for n, i in enumerate(np.flatnonzero(fs.emotion[:, k] >= 0.8)[:10]):
+            cv2.imwrite(str(folder / label / f"{n}.png"), fs.images[i])
+    code = main(["finetune", str(student / "best.pt"), "--data", f"images:{folder}", "--out", str(tmp_path / "ft"),
+                 "--epochs", "1", "--threads", "2", "--set", "num_workers=0", "--set", "progress=false"])
+    assert code == 0
+    _, ckpt = load_checkpoint(tmp_path / "ft" / "best.pt")
+    cfg = ckpt["train_config"]
+    assert (cfg["lr"], cfg["batch_size"], cfg["val_fraction"]) == (5e-5, 4, 0.1)
+    assert any(k.endswith("#val") for k in ckpt["val"])
+
+
+def test_test_sets_are_refused_for_training(tmp_path, small, dataset_cache):
+    dataset_cache("genki4k")
+    with pytest.raises(ValueError, match="held-out test set"):
+        train(TrainConfig(**{**small.__dict__, "data": ("genki4k",)}), tmp_path)
+    assert main(["train", "--out", str(tmp_path / "x"), "--data", "genki4k", "--limit", "8"]) == 2
+
+
+def test_config_overrides_and_schedule():
+    assert _parse_set(["lr=0.01", "model.width_mult=0.75", "data=[\"a\"]"]) == {
+        "lr": 0.01, "model": {"width_mult": 0.75}, "data": ["a"]}
+    with pytest.raises(ValueError, match="unknown TrainConfig field"):
+        _parse_set(["colour=red"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        _parse_set(["lr"])
+    cfg = TrainConfig(warmup_frac=0.1)
+    f = [lr_factor(s, 100, cfg) for s in range(100)]
+    assert f[0] < f[9] <= 1.0 and f[10] == 1.0 and f[99] < 0.01 and all(np.diff(f[10:]) <= 0)

@@ -1,0 +1,431 @@
+// The room page: join (player or spectator), camera + on-device detector, the video mesh,
+// and the game as the server runs it. The page renders the latest `room` snapshot; the
+// server decides everything (calibration, rounds, verdicts) from the scores we stream.
+// Video goes only to the other browsers (rtc.js); the server gets {t_ms, face, smile_prob}.
+
+import { $, Meter, api, el, nickname, openCamera, pct, seats, startDetector } from "./common.js";
+import { apply, t, wireSwitch } from "./i18n.js";
+import { Mesh } from "./rtc.js";
+
+const SCORE_EVERY_MS = 66; // ~15 Hz: plenty for the judge, light on the network
+const FATAL = { 4401: "bad_token", 4404: "no_room", 4409: "replaced", 1000: "left" };
+
+const code = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "").toUpperCase();
+const params = new URLSearchParams(location.search);
+
+const S = {
+  seat: null, // {token, role}
+  me: null, // MemberView from welcome
+  room: null, // latest RoomView
+  judge: null, // judge rules (threshold for the meters before calibration)
+  ws: null,
+  stream: null, // this player's camera
+  detector: null,
+  mesh: null,
+  tiles: new Map(), // member id -> {node, video, meter, name, badge, score}
+  streams: new Map(), // peer id -> MediaStream
+  deadline: null, // performance.now() when the current phase ends
+  receivedAt: 0,
+  lastSent: -Infinity,
+  retry: 0,
+  done: false, // a fatal close: stop reconnecting
+  phase: null,
+  detectorRunning: false, // the first detector result arrived
+};
+
+// --- errors and flashes ----------------------------------------------------------------------
+
+let errorTimer = null;
+function showError(msg, sticky = false) {
+  const box = $("#error");
+  box.textContent = msg;
+  box.hidden = !msg;
+  clearTimeout(errorTimer);
+  if (msg && !sticky) errorTimer = setTimeout(() => { box.hidden = true; }, 6000);
+}
+
+let flashTimer = null;
+function flash(msg) {
+  const f = $("#flash");
+  f.textContent = msg;
+  f.classList.add("on");
+  clearTimeout(flashTimer);
+  flashTimer = setTimeout(() => f.classList.remove("on"), 1500);
+}
+
+// --- joining ----------------------------------------------------------------------------------
+
+async function join(role) {
+  const nick = $("#nickname").value.trim();
+  if (!nick) {
+    showError(t("need_nickname"));
+    $("#nickname").focus();
+    return;
+  }
+  nickname.set(nick);
+  try {
+    const j = await api(`/api/rooms/${code}/join`, { nickname: nick, role });
+    S.seat = { token: j.token, role: j.role };
+    seats.save(code, S.seat);
+    await enter();
+  } catch (e) {
+    showError(t("error", { message: e.message }), true);
+  }
+}
+
+async function resumeSeat() {
+  const session = seats.session(code);
+  if (session) return session;
+  const remembered = seats.remembered(code);
+  if (!remembered.length) return null;
+  try {
+    const j = await api(`/api/rooms/${code}/resume`, { tokens: remembered.map((s) => s.token) });
+    const seat = { token: j.token, role: j.role };
+    seats.save(code, seat);
+    return seat;
+  } catch {
+    return null;
+  }
+}
+
+async function enter() {
+  $("#join-panel").hidden = true;
+  $("#game").hidden = false;
+  showError("");
+  if (S.seat.role === "player" && !S.stream) {
+    try {
+      S.stream = await openCamera();
+    } catch (e) {
+      showError(`${t("camera_failed", { error: e.message })} ${t("camera_needed")}`, true);
+    }
+    if (S.stream) startDetectorLater();
+  }
+  if (S.seat.role === "spectator") $("#detector-status").textContent = t("spectating");
+  connect();
+}
+
+function startDetectorLater() {
+  $("#detector-status").textContent = t("detector_loading");
+  startDetector(S.stream).then((det) => {
+    S.detector = det;
+    $("#detector-status").textContent = "";
+    det.onresult = onResult;
+    det.onerror = (e) => console.warn("detector:", e);
+  }, (e) => {
+    $("#detector-status").textContent = t("detector_failed", { error: e.message });
+  });
+}
+
+function onResult(r) {
+  if (!S.detectorRunning) {
+    S.detectorRunning = true;
+    render();
+  }
+  if (S.me) S.tiles.get(S.me.id)?.meter.set(r.face, r.smile_prob);
+  if (!S.ws || S.ws.readyState !== WebSocket.OPEN || S.me?.role !== "player") return;
+  if (r.t_ms - S.lastSent < SCORE_EVERY_MS) return;
+  S.lastSent = r.t_ms;
+  send({ type: "score", t_ms: r.t_ms, face: r.face, smile_prob: r.face ? r.smile_prob : null });
+}
+
+// --- the socket -------------------------------------------------------------------------------
+
+function send(msg) {
+  if (S.ws && S.ws.readyState === WebSocket.OPEN) S.ws.send(JSON.stringify(msg));
+}
+
+function connect() {
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/rooms/${code}`);
+  S.ws = ws;
+  ws.onopen = () => ws.send(JSON.stringify({ type: "hello", token: S.seat.token }));
+  ws.onmessage = (ev) => onMessage(JSON.parse(ev.data));
+  ws.onclose = (ev) => {
+    if (S.ws !== ws) return;
+    S.mesh?.closeAll();
+    S.streams.clear();
+    const fatal = FATAL[ev.code];
+    if (fatal === "bad_token") {
+      seats.forget(code, S.seat.token);
+      S.done = true;
+      location.reload(); // show the join form again
+      return;
+    }
+    if (fatal || S.done) {
+      S.done = true;
+      if (fatal === "replaced") showError(t("replaced"), true);
+      if (fatal === "no_room") showError(t("no_room", { code }), true);
+      return;
+    }
+    showError(t("reconnecting"), true);
+    S.retry = Math.min(S.retry + 1, 5);
+    setTimeout(connect, 500 * S.retry);
+  };
+}
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case "welcome":
+      S.me = msg.you;
+      S.judge = msg.judge;
+      S.retry = 0;
+      showError("");
+      S.mesh?.closeAll();
+      S.mesh = new Mesh({
+        role: S.me.role,
+        iceServers: msg.ice_servers,
+        stream: S.stream,
+        send: (to, m) => send({ type: "signal", to, ...m }),
+        onstream: (id, stream) => { S.streams.set(id, stream); render(); },
+      });
+      for (const peer of msg.peers) S.mesh.call(peer).catch((e) => console.warn("call", e));
+      break;
+    case "room":
+      onRoom(msg.room);
+      break;
+    case "peer_left":
+      S.mesh?.close(msg.id);
+      S.streams.delete(msg.id);
+      render();
+      break;
+    case "peer_joined":
+      break; // the newcomer calls us
+    case "signal":
+      S.mesh?.onsignal(msg).catch((e) => console.warn("signal", e));
+      break;
+    case "score":
+      S.tiles.get(msg.player)?.meter.set(msg.face, msg.smile_prob);
+      break;
+    case "judge":
+      onJudge(msg.event);
+      break;
+    case "ping":
+      send({ type: "pong", server_ms: msg.server_ms, t_ms: performance.now() });
+      break;
+    case "error":
+      if (msg.code === "replaced") S.done = true;
+      showError(t("error", { message: msg.message }), msg.code === "replaced");
+      break;
+  }
+}
+
+function nameOf(id) {
+  return S.room?.members.find((m) => m.id === id)?.nickname ?? "?";
+}
+
+function onJudge(ev) {
+  if (ev.type === "laugh_start") flash(t("almost", { name: nameOf(ev.player) }));
+  else if (ev.type === "face_lost") flash(t("face_lost", { name: nameOf(ev.player) }));
+}
+
+function onRoom(room) {
+  const prev = S.phase;
+  S.room = room;
+  S.receivedAt = performance.now();
+  S.deadline = room.phase_left_ms === null ? null : S.receivedAt + room.phase_left_ms;
+  S.phase = room.phase;
+  if (prev !== room.phase && (room.phase === "calibrating" || room.phase === "round")) {
+    S.detector?.reset(); // a fresh streaming window for calibration and each round
+  }
+  render();
+}
+
+// --- rendering --------------------------------------------------------------------------------
+
+function tileFor(m) {
+  let tile = S.tiles.get(m.id);
+  if (tile) return tile;
+  const video = el("video", { autoplay: true, playsinline: true });
+  const meter = new Meter();
+  const name = el("span", { class: "name" });
+  const badge = el("span", { class: "badge" });
+  const score = el("span", { class: "score" });
+  const node = el("figure", { class: "tile", "data-id": m.id },
+    el("div", { class: "video" }, video, el("div", { class: "noimg", text: "🙂" })),
+    el("figcaption", {}, name, badge, score), meter.node);
+  tile = { node, video, meter, name, badge, score };
+  S.tiles.set(m.id, tile);
+  return tile;
+}
+
+function attach(video, stream, muted) {
+  if (video.srcObject === stream) return;
+  video.srcObject = stream;
+  video.muted = muted;
+  video.play().catch(() => { video.muted = true; video.play().catch(() => {}); });
+}
+
+function secondsLeft() {
+  return S.deadline === null ? 0 : Math.max(0, Math.ceil((S.deadline - performance.now()) / 1000));
+}
+
+function names(ids) {
+  return ids.map(nameOf).join(", ");
+}
+
+function verdictText(v) {
+  if (!v) return "";
+  if (v.status === "draw") return t("draw");
+  const laughers = v.losers.filter((l) => l.reason !== "absent");
+  const hiders = v.losers.filter((l) => l.reason === "absent");
+  const parts = [];
+  if (laughers.length) {
+    const peak = Math.max(...laughers.map((l) => l.peak_prob ?? 0));
+    parts.push(t("laughed", { names: laughers.map((l) => l.nickname).join(", "), p: pct(peak) }));
+  }
+  if (hiders.length) parts.push(t("hid", { names: hiders.map((l) => l.nickname).join(", ") }));
+  return parts.join(" · ");
+}
+
+function renderBanner() {
+  const room = S.room;
+  if (!room) return;
+  const players = room.members.filter((m) => m.role === "player");
+  let text = "", big = "", progress = null;
+  const total = room.phase_ms || 0;
+  const left = S.deadline === null ? 0 : Math.max(0, S.deadline - performance.now());
+  switch (room.phase) {
+    case "lobby":
+      text = players.length < 2 ? t("phase_lobby_need") : t("phase_lobby");
+      break;
+    case "calibrating":
+      text = t("phase_calibrating", { s: secondsLeft() });
+      progress = total ? 1 - left / total : null;
+      break;
+    case "countdown":
+      text = t("phase_countdown");
+      big = String(Math.max(1, secondsLeft()));
+      break;
+    case "round": {
+      text = room.waiting_for.length ? t("waiting_for") : t("phase_round");
+      const s = secondsLeft();
+      big = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+      progress = total ? 1 - left / total : null;
+      break;
+    }
+    case "verdict":
+      text = t("round_n", { n: room.round });
+      big = verdictText(room.last_verdict);
+      break;
+    case "paused": {
+      const away = room.members.filter((m) => room.paused_for.includes(m.id));
+      text = t("phase_paused", { names: away.map((m) => m.nickname).join(", "), s: secondsLeft() });
+      break;
+    }
+    case "match_over": {
+      text = `${t("phase_match_over")} · ${verdictText(room.last_verdict)}`;
+      const w = room.winners.map(nameOf);
+      big = !w.length ? t("match_draw") : t(w.length > 1 ? "winners" : "winner", { names: w.join(", ") });
+      break;
+    }
+  }
+  $("#phase-text").textContent = text;
+  $("#big").textContent = big;
+  const bar = $("#progress");
+  bar.hidden = progress === null;
+  if (progress !== null) bar.firstElementChild.style.width = `${Math.round(progress * 100)}%`;
+  const saved = $("#saved");
+  if (room.phase === "match_over" && room.match_id !== null && !saved) {
+    $("#banner").append(el("a", { id: "saved", class: "saved", href: `/history#m${room.match_id}`, text: t("saved") }));
+  } else if (room.phase !== "match_over" && saved) {
+    saved.remove();
+  }
+}
+
+function render() {
+  const room = S.room;
+  if (!room || !S.me) return;
+  document.body.dataset.phase = room.phase;
+  const me = room.members.find((m) => m.id === S.me.id);
+  const players = room.members.filter((m) => m.role === "player");
+  const tiles = $("#tiles");
+  const keep = new Set();
+  for (const m of players) {
+    const tile = tileFor(m);
+    keep.add(m.id);
+    tile.name.textContent = m.id === S.me.id ? `${m.nickname} (${t("you")})` : m.nickname;
+    tile.score.textContent = String(m.score);
+    let badge = "";
+    if (m.status === "forfeit") badge = t("forfeit");
+    else if (!m.connected) badge = t("away", { s: Math.ceil((m.grace_left_ms ?? 0) / 1000) });
+    else if (m.ready && (room.phase === "lobby" || room.phase === "match_over")) badge = t("ready_mark");
+    tile.badge.textContent = badge;
+    tile.node.classList.toggle("away", !m.connected);
+    tile.node.classList.toggle("me", m.id === S.me.id);
+    const loser = room.phase === "verdict" && room.last_verdict?.losers.some((l) => l.player === m.id);
+    tile.node.classList.toggle("lost", Boolean(loser));
+    tile.node.classList.toggle("winner", room.phase === "match_over" && room.winners.includes(m.id));
+    tile.meter.setThreshold(m.threshold ?? S.judge?.threshold ?? null);
+    const stream = m.id === S.me.id ? S.stream : S.streams.get(m.id);
+    tile.node.classList.toggle("novideo", !stream);
+    if (stream) attach(tile.video, stream, m.id === S.me.id);
+    if (tile.node.parentElement !== tiles) tiles.append(tile.node);
+  }
+  for (const [id, tile] of S.tiles) {
+    if (!keep.has(id)) {
+      tile.node.remove();
+      S.tiles.delete(id);
+    }
+  }
+  // controls
+  const canReady = me && me.role === "player" && (room.phase === "lobby" || room.phase === "match_over");
+  const ready = $("#ready");
+  ready.hidden = !canReady;
+  ready.disabled = !S.detectorRunning; // calibration needs this page's smile scores
+  if (canReady) {
+    ready.textContent = me.ready ? t("not_ready") : room.phase === "match_over" ? t("rematch") : t("ready");
+    ready.dataset.ready = me.ready ? "1" : "0";
+  }
+  const nspec = room.members.filter((m) => m.role === "spectator").length;
+  $("#spectators").textContent = nspec ? t("spectators", { n: nspec }) : "";
+  $("#invite").hidden = !(room.phase === "lobby" || room.phase === "match_over");
+  // scoreboard
+  const board = $("#scoreboard");
+  board.replaceChildren(
+    el("div", { class: "muted", text: `${room.round ? t("round_n", { n: room.round }) + " · " : ""}${t("first_to", { n: room.rounds_to_win })}` }),
+    el("ol", {}, ...players.map((m) => el("li", { "data-id": m.id },
+      el("span", { text: m.nickname }), el("strong", { text: String(m.score) }))))
+  );
+  renderBanner();
+}
+
+// --- wiring -----------------------------------------------------------------------------------
+
+async function main() {
+  apply();
+  wireSwitch($("#lang"), render);
+  $("#room-title").textContent = t("room_title", { code });
+  $("#invite-link").value = new URL(`/r/${code}`, location.origin).href;
+  $("#copy").addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText($("#invite-link").value); } catch { $("#invite-link").select(); }
+    $("#copy").textContent = t("copied");
+    setTimeout(() => { $("#copy").textContent = t("copy"); }, 1500);
+  });
+  $("#ready").addEventListener("click", () => send({ type: "ready", ready: $("#ready").dataset.ready !== "1" }));
+  $("#leave").addEventListener("click", () => {
+    send({ type: "leave" });
+    S.done = true;
+    if (S.seat) seats.forget(code, S.seat.token);
+    location.href = "/";
+  });
+  $("#join-player").addEventListener("click", () => join("player"));
+  $("#join-spectator").addEventListener("click", () => join("spectator"));
+  setInterval(renderBanner, 200);
+
+  try {
+    await api(`/api/rooms/${encodeURIComponent(code)}`);
+  } catch (e) {
+    showError(e.status === 404 ? t("no_room", { code }) : t("error", { message: e.message }), true);
+    return;
+  }
+  S.seat = await resumeSeat();
+  if (S.seat) {
+    await enter();
+    return;
+  }
+  $("#nickname").value = nickname.get();
+  $("#join-panel").hidden = false;
+  document.body.dataset.phase = "join";
+  if (params.get("auto") === "1" && nickname.get()) await join(params.get("spectate") === "1" ? "spectator" : "player");
+}
+
+main();
