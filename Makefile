@@ -46,6 +46,13 @@ test: setup system-deps
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not browser"
 
+# Every figure in the README comes from these scripts (last stdout line = JSON).
+bench: setup system-deps
+	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_browser.py
+	$(PY) benchmarks/bench_accuracy.py
+	$(PY) benchmarks/bench_augment.py
+
 lint: setup
 	$(VENV)/bin/ruff check utjima tests benchmarks
 

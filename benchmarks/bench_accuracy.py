@@ -27,12 +27,13 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     ap.add_argument("--checkpoint", default=None, help="score a torch checkpoint instead")
+    ap.add_argument("--int8", action="store_true", help="score with the int8 encoder the browser runs")
     ap.add_argument("--out", default=None, help="report folder (default: a temp folder)")
     ap.add_argument("--bootstrap", type=int, default=1000)
     args = ap.parse_args(argv)
     out = args.out or tempfile.mkdtemp(prefix="utjima-acc-")
     rep = evaluate(list(TESTS), out, model_dir=args.model, checkpoint=args.checkpoint, n_boot=args.bootstrap,
-                   progress=False)
+                   progress=False, int8=args.int8)
     thr = rep["thresholds"]["selected"]
     print(f"model: {rep['model']}   threshold {thr:.4f} (from {rep['thresholds']['selected_on']})")
     print("| test set | n | face found | smile accuracy % [95% CI] | smile ROC AUC [95% CI] | smile F1 | 7-class accuracy % [95% CI] |")
@@ -54,7 +55,7 @@ def main(argv=None) -> dict:
           "mini-Xception scores 90.0 % / AUC 0.964 and face-api's expression net 89.7 % / 0.962 (by their 'happy' "
           "probability); both reach 65-67 % 7-class on FER+ Test.")
     print(f"report: {out}/report.html")
-    result = {"model": rep["model"], "threshold": thr, "sets": summary}
+    result = {"model": rep["model"], "int8_encoder": args.int8, "threshold": thr, "sets": summary}
     print(json.dumps(result))
     return result
 

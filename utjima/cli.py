@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "smilesmiled:val, smilesmiled:test, images:DIR, clips:DIR")
     _add_model_arg(p)
     p.add_argument("--checkpoint", default=None, help="evaluate a torch checkpoint instead of ONNX files")
+    p.add_argument("--int8", action="store_true", help="use the int8 encoder (what the browser runs)")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     p.add_argument("--select-threshold", default=None, metavar="SPEC[,SPEC]",
                    help="choose the smile threshold on these validation specs (never a test set)")

@@ -27,7 +27,7 @@ TEST_SPECS = ("genki4k", "ferplus:test", "smilesmiled:test")
 class Scorer:
     """Still crops -> (smile_prob, emotion probs); frames -> features -> windows for clips."""
 
-    def __init__(self, model_dir=None, checkpoint=None):
+    def __init__(self, model_dir=None, checkpoint=None, int8: bool = False):
         self.torch_model = None
         if checkpoint:
             from utjima.model import load_checkpoint
@@ -41,11 +41,11 @@ class Scorer:
         else:
             from utjima.runtime import SmileModel
 
-            self.onnx = SmileModel(model_dir)
+            self.onnx = SmileModel(model_dir, int8=int8)
             c = self.onnx.contract
             self.size, self.channels = c.size, c.channels
             self.n_frames, self.interval = int(c.streaming["n_frames"]), float(c.streaming["frame_interval_ms"])
-            self.name = str(c.dir)
+            self.name = f"{c.dir}{' (int8 encoder)' if int8 else ''}"
             self.model_threshold = c.smile_threshold
 
     def stills(self, images_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,14 +157,14 @@ def select_threshold(specs: list[str], scorer: Scorer, rule: str, limit, progres
 
 def evaluate(specs: list[str], out: str | Path, model_dir=None, checkpoint=None, select_on: list[str] | None = None,
              rule: str = "youden", n_boot: int = 1000, limit: int | None = None, progress: bool = True,
-             plots: bool = True) -> dict:
+             plots: bool = True, int8: bool = False) -> dict:
     from utjima.metrics import binary_report, multiclass_report
     from utjima.report import plot_binary, plot_confusion, write_html
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    scorer = Scorer(model_dir, checkpoint)
+    scorer = Scorer(model_dir, checkpoint, int8=int8)
     report: dict = {"model": scorer.name, "sources": {}}
     if select_on:
         report["thresholds"] = select_threshold(select_on, scorer, rule, limit, progress)
@@ -234,7 +234,7 @@ def run_evaluate(args) -> int:
     select = [s for s in (args.select_threshold or "").split(",") if s]
     try:
         report = evaluate(args.data, args.out, model_dir=args.model, checkpoint=args.checkpoint, select_on=select,
-                          rule=args.threshold_rule, n_boot=args.bootstrap, limit=args.limit)
+                          rule=args.threshold_rule, n_boot=args.bootstrap, limit=args.limit, int8=args.int8)
     except (DatasetError, ContractError, ValueError, FileNotFoundError) as e:
         raise CLIError(str(e)) from e
     thr = report["thresholds"]

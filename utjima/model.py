@@ -62,7 +62,9 @@ PRESETS: dict[str, ModelConfig] = {
     # The seed design: MobileNetV3-Small on whole 224x224 RGB frames, 5-frame clips.
     "seed": ModelConfig(trunk="mobilenetv3_small", img_size=224, channels="rgb"),
     # Face crops: the training faces are 48-64 px grey, so a 64 px grey crop loses nothing.
-    "face64": ModelConfig(trunk="mobilenetv3_small", img_size=64, channels="gray"),
+    # 96-wide features and LSTM keep the browser's download (int8 encoder + step + BlazeFace)
+    # under 2 MB.
+    "face64": ModelConfig(trunk="mobilenetv3_small", img_size=64, channels="gray", proj_dim=96, lstm_hidden=96),
     # Same trunk, stem at stride 1: 4x the trunk resolution for small crops.
     "face64s1": ModelConfig(trunk="mobilenetv3_small", img_size=64, channels="gray", stem_stride=1),
     "face96": ModelConfig(trunk="mobilenetv3_small", img_size=96, channels="gray"),

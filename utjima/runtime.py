@@ -10,6 +10,7 @@ The browser detector (utjima/web/detector.js) does the same, reading the same mo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,29 +95,40 @@ class SmileModel:
 
     def stream(self, kind: str = "short") -> Stream:
         s = self.contract.streaming
-        return Stream(self, self.detector(kind), FeatureWindow(int(s["n_frames"]), float(s["frame_interval_ms"])))
+        return Stream(self, self.detector(kind), FeatureWindow(int(s["n_frames"]), float(s["frame_interval_ms"])),
+                      detect_interval_ms=float(s.get("detect_interval_ms", 0.0)))
 
 
 @dataclass
 class Stream:
-    """One player's camera: follows the largest face; the window resets when it is lost."""
+    """One player's camera: follows the largest face; the window resets when it is lost.
+    The detector runs when `detect_interval_ms` has passed since it last ran (0: on every
+    frame); frames in between are cropped from the last face found (web/detector.js too)."""
 
     model: SmileModel
     detector: FaceDetector
     window: FeatureWindow
-    last_box: tuple[float, float, float, float] | None = field(default=None)
+    detect_interval_ms: float = 0.0  # model.json streaming.detect_interval_ms
+    last_face: Face | None = field(default=None)
+    last_detect_ms: float = field(default=-math.inf)
+
+    def reset(self) -> None:
+        """A new round: clear the window and re-detect on the next frame."""
+        self.window.reset()
+        self.last_face = None
 
     def process(self, t_ms: float, rgb: np.ndarray) -> dict:
-        faces = self.detector.detect(rgb)
-        if not faces:
+        face = self.last_face
+        if face is None or not t_ms - self.last_detect_ms < self.detect_interval_ms:
+            faces = self.detector.detect(rgb)
+            face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) if faces else None
+            self.last_face, self.last_detect_ms = face, t_ms
+        if face is None:
             self.window.reset()
-            self.last_box = None
             return {"t_ms": t_ms, "face": False, "box": None, "smile_prob": None, "emotion": None}
-        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
         feat = self.model.encode(self.model.crop(rgb, face)[None])[0]   # (F,)
         window = self.window.push(t_ms, feat)                            # (T, F)
         smile, emo = self.model.step(window[None])
-        self.last_box = face.box
         probs = softmax(emo[0])
         return {"t_ms": t_ms, "face": True, "box": [round(float(v), 1) for v in face.box],
                 "smile_prob": float(smile[0]),

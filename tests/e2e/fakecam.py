@@ -1,73 +1,38 @@
-"""Fake cameras for the browser tests: YUV4MPEG2 (.y4m) files Chromium plays as a webcam
-(`--use-file-for-fake-video-capture`), built from the shared face datasets.
-
-A frame is 640x480 on a plain background with one face crop upscaled to ~200 px in the
-middle, drifting a few pixels (a live face is never still). A video is a list of
-(crop, seconds) segments, e.g. a neutral face then a smiling one. Chromium loops the file.
-Gray crops go into the luma plane in BT.601 limited range (16..235, what Chromium assumes
-for I420), so the page sees the crop's own gray levels; chroma is neutral (128).
+"""Fake cameras for the game's end-to-end test, built on the shared `browser.fakecam`
+(y4m writing, framing, motion): a video is a list of (face crop, seconds) segments, e.g. a
+neutral face then a smiling one, centred in 640x480 with slight motion; Chromium loops it.
+The faces are FER+ crops the taggers agree on, checked against the bundled model (below).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+from browser import fakecam
 from PIL import Image
 
-W, H = 640, 480
-FACE_PX = 200
-BACKGROUND = 150
+FPS = 15
 
 
-def face_patch(img: Image.Image, size: int = FACE_PX, feather: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """(gray uint8 (size, size), alpha float (size, size)): the crop upscaled, with soft edges
-    so the face does not sit in a hard-edged square."""
-    g = np.asarray(img.convert("L").resize((size, size), Image.BICUBIC), dtype=np.float32)
-    ramp = np.minimum(np.arange(size), np.arange(size)[::-1]).astype(np.float32)
-    edge = np.clip(ramp / feather, 0.0, 1.0)
-    alpha = np.minimum(edge[:, None], edge[None, :])  # (size, size)
-    return g, alpha
+def frames(segments: Sequence[tuple[Image.Image, float]], fps: int = FPS) -> Iterator[np.ndarray]:
+    """(H, W, 3) uint8 frames of the segments one after another, the face drifting a little."""
+    i = 0
+    for img, seconds in segments:
+        face = np.asarray(img.convert("L"))
+        for _ in range(round(seconds * fps)):
+            dx, dy = fakecam.drift(i, fps)
+            yield fakecam.compose(face, fakecam.FRAME_W / 2 + dx, fakecam.FRAME_H / 2 + dy)
+            i += 1
 
 
-def frame(patch: tuple[np.ndarray, np.ndarray], dx: int, dy: int) -> np.ndarray:
-    """One (H, W) luma frame with the patch centred, shifted by (dx, dy)."""
-    g, alpha = patch
-    s = g.shape[0]
-    y = np.full((H, W), BACKGROUND, dtype=np.float32)
-    x0, y0 = (W - s) // 2 + dx, (H - s) // 2 + dy
-    region = y[y0:y0 + s, x0:x0 + s]
-    y[y0:y0 + s, x0:x0 + s] = region * (1 - alpha) + g * alpha
-    return np.clip(y + 0.5, 0, 255).astype(np.uint8)
-
-
-def limited_range(y: np.ndarray) -> np.ndarray:
-    """Full-range gray (0..255) -> BT.601 limited-range luma (16..235)."""
-    return (16.0 + y.astype(np.float32) * (219.0 / 255.0) + 0.5).astype(np.uint8)
-
-
-def write_y4m(path: Path, segments: Sequence[tuple[Image.Image, float]], fps: int = 15) -> Path:
-    """Write the segments (face crop, seconds) one after another as a .y4m video."""
+def write_y4m(path: Path, segments: Sequence[tuple[Image.Image, float]], fps: int = FPS) -> Path:
+    """Write the segments (face crop, seconds) as a .y4m video (atomically: tests cache it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    chroma = np.full((H // 2) * (W // 2), 128, dtype=np.uint8).tobytes()  # (H/2 * W/2,)
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(f"YUV4MPEG2 W{W} H{H} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        i = 0
-        for img, seconds in segments:
-            patch = face_patch(img)
-            for _ in range(round(seconds * fps)):
-                t = i / fps
-                dx, dy = round(6 * math.sin(2 * math.pi * t / 3.0)), round(3 * math.sin(2 * math.pi * t / 2.3))
-                f.write(b"FRAME\n")
-                f.write(limited_range(frame(patch, dx, dy)).tobytes())
-                f.write(chroma)  # U
-                f.write(chroma)  # V
-                i += 1
-    tmp.replace(path)
-    return path
+    fakecam.write_y4m(tmp, frames(segments, fps), fps=fps)
+    return tmp.replace(path)
 
 
 # --- choosing the faces ------------------------------------------------------------------------
@@ -90,19 +55,11 @@ def ferplus_candidates(ferplus_dir: Path, label: str, min_votes: int = 9, split:
     return out
 
 
-def stream_probs(model, img: Image.Image, seconds: float = 1.5, fps: int = 15) -> list[float | None]:
+def stream_probs(model, img: Image.Image, seconds: float = 1.5, fps: int = FPS) -> list[float | None]:
     """smile_prob per frame of this face as the fake camera shows it, through the same
     streaming pipeline the browser runs (utjima.runtime.Stream)."""
     st = model.stream("short")
-    patch = face_patch(img)
-    out = []
-    for i in range(round(seconds * fps)):
-        t = i / fps
-        dx, dy = round(6 * math.sin(2 * math.pi * t / 3.0)), round(3 * math.sin(2 * math.pi * t / 2.3))
-        y = frame(patch, dx, dy)
-        r = st.process(t * 1000.0, np.repeat(y[:, :, None], 3, axis=2))  # (H, W) -> (H, W, 3)
-        out.append(r["smile_prob"])
-    return out
+    return [st.process(i * 1000.0 / fps, f)["smile_prob"] for i, f in enumerate(frames([(img, seconds)], fps))]
 
 
 def pick_faces(ferplus_dir: Path, model_dir: Path | None = None) -> dict:

@@ -12,7 +12,7 @@
 const DEFAULTS = {
   model: "/models/default/", // folder URL holding model.json and the ONNX files it lists
   ortBase: "/vendor/ort/", // onnxruntime-web's dist/, served by our server
-  threads: 0, // 0 = auto: 2 when crossOriginIsolated, else 1
+  threads: 0, // 0 = auto: 2 when crossOriginIsolated on 4+ logical cores, else 1
   backend: "auto", // "auto" | "wasm" | "webgpu"
   // Measurements only: re-detect every this many ms instead of model.json's choice (outputs
   // then differ from Python's). null = model.json streaming.detect_interval_ms, else 0.

@@ -12,6 +12,7 @@
 import { Pipeline } from "./detector/pipeline.js";
 
 const FPS_WINDOW_MS = 1000; // fps = frames processed over the last second
+const AUTO_THREADS_MIN_CORES = 4; // threads: 0 uses 2 WASM threads from this many logical cores
 const MAX_CLOCK_SKEW_MS = 1000; // a capture timestamp this far from arrival re-anchors the clock
 
 let ort = null;
@@ -63,7 +64,10 @@ async function init({ model, ortBase, threads, backend, timeOrigin, overrides })
   const base = new URL(ortBase, self.location.href).href;
   const contract = await fetchJson(new URL("model.json", modelUrl));
   const isolated = self.crossOriginIsolated === true;
-  const nThreads = threads > 0 ? threads : isolated ? 2 : 1;
+  // auto: a second WASM thread only where a core is left for the page and the call (on 2
+  // cores it made frames slower: docs/browser.md)
+  const cores = navigator.hardwareConcurrency || 2;
+  const nThreads = threads > 0 ? threads : isolated && cores >= AUTO_THREADS_MIN_CORES ? 2 : 1;
   if (nThreads > 1 && !isolated) throw new Error(`threads=${nThreads} needs a cross-origin isolated page (COOP/COEP headers)`);
   let want = backend;
   let note = "";

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Rebuild the shipped default model (utjima/models/) from the shared research archives.
+# Recipe: an ImageNet-pretrained EfficientNet-Lite0 teacher on 64 px grey face crops, then
+# the small MobileNetV3-Small student (what the browser runs) distilled from it. Thresholds
+# are chosen on validation data only; GENKI-4K and the test splits are only reported.
+#   tools/train_default.sh [RUNS_DIR]        (about 1 h 15 min on a quiet 2-core CPU)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-runs/default}
+U=.venv/bin/utjima
+mkdir -p "$RUNS"
+start=$(date +%s)
+$U data prepare
+$U train --preset lite64 --out "$RUNS/teacher" --epochs 8 --threads 2 \
+  --set trunk_lr_mult=0.3 --set distinct_frames=1
+t1=$(date +%s)
+$U train --preset face64 --out "$RUNS/student" --epochs 30 --threads 2 \
+  --set teacher="$RUNS/teacher/best.pt"
+t2=$(date +%s)
+# threshold chosen on validation, then applied to the test sets in the same report
+$U evaluate --checkpoint "$RUNS/student/best.pt" --select-threshold smilesmiled:val,ferplus:valid \
+  --data genki4k --data ferplus:test --data smilesmiled:test --out "$RUNS/eval"
+$U export "$RUNS/student/best.pt" --out utjima/models --report "$RUNS/eval/report.json"
+echo "training time: teacher $(( (t1 - start) / 60 )) min, student $(( (t2 - t1) / 60 )) min" | tee "$RUNS/time.txt"
+# the shipped ONNX files, as Python (fp32) and the browser (int8 encoder) run them
+.venv/bin/python benchmarks/bench_accuracy.py --out "$RUNS/test" | tee "$RUNS/accuracy.txt"
+.venv/bin/python benchmarks/bench_accuracy.py --int8 --out "$RUNS/test_int8" | tee "$RUNS/accuracy_int8.txt"
