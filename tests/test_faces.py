@@ -336,3 +336,14 @@ def test_recrop_gives_fer_the_smilesmiled_framing(dataset_cache, short):
 def test_faces_module_does_not_import_torch():
     code = "import sys, utjima.faces; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_merge_faces_joins_detections_of_one_face():
+    kp = tuple((10.0 + i, 20.0) for i in range(6))
+    a = faces.Face(box=(0.0, 0.0, 100.0, 100.0), score=0.9, keypoints=kp)
+    b = faces.Face(box=(4.0, 2.0, 104.0, 102.0), score=0.6, keypoints=kp)
+    far = faces.Face(box=(300.0, 300.0, 340.0, 340.0), score=0.7, keypoints=kp)
+    merged = faces.merge_faces([a], [b, far], iou=0.3)
+    assert len(merged) == 2 and merged[0].score == 0.9 and merged[1].box == far.box
+    assert 0 < merged[0].box[0] < 4  # score-weighted mean of the two boxes
+    assert faces.merge_faces([], []) == []

@@ -40,15 +40,26 @@ def write_video(path: Path, frames, fps: float = 15.0) -> None:
 
 @pytest.fixture(scope="module")
 def smile_faces(dataset_cache):
-    """Clearly neutral and clearly smiling FER+ test faces (>= 8 of 10 votes), RGB."""
+    """Clearly neutral and clearly smiling FER+ test faces (>= 8 of 10 votes), RGB, among
+    those BlazeFace finds on their own (not every tight 48 px FER crop is findable; these
+    tests are about what happens after detection)."""
     from utjima.data import ferplus
+    from utjima.faces import FaceDetector
+
+    full = FaceDetector(kind="full")
+
+    def findable(face):
+        c = np.full((300, 300, 3), 120, np.uint8)
+        c[105:195, 105:195] = cv2.resize(face, (90, 90), interpolation=cv2.INTER_CUBIC)
+        return any(f.score >= 0.7 for f in full.detect(c))
 
     fs = ferplus.load(dataset_cache("ferplus"), "test")
     votes = fs.emotion * 10  # soft labels back to vote shares
-    neutral = np.flatnonzero(votes[:, 6] >= 8)[:6]
-    happy = np.flatnonzero(votes[:, 3] >= 8)[:6]
     rgb = lambda i: np.repeat(fs.images[i][:, :, None], 3, 2)  # noqa: E731
-    return [rgb(i) for i in neutral], [rgb(i) for i in happy]
+    pick = lambda k: [f for f in map(rgb, np.flatnonzero(votes[:, k] >= 8)[:12]) if findable(f)][:6]  # noqa: E731
+    neutral, happy = pick(6), pick(3)
+    assert len(neutral) == len(happy) == 6
+    return neutral, happy
 
 
 def test_photo_json(capsys):
@@ -73,17 +84,7 @@ def test_no_face_image_and_text_output(capsys, tmp_path):
 
 
 def test_group_photo_finds_every_face(capsys, tmp_path, smile_faces):
-    from utjima.faces import FaceDetector
-
-    full = FaceDetector(kind="full")
-
-    def clear(face):  # BlazeFace itself finds it at this size with margin (not every FER crop is)
-        c = np.full((300, 300, 3), 120, np.uint8)
-        c[105:195, 105:195] = cv2.resize(face, (90, 90), interpolation=cv2.INTER_CUBIC)
-        return any(f.score >= 0.7 for f in full.detect(c))
-
-    faces = [f for f in smile_faces[0] + smile_faces[1] if clear(f)][:6]
-    assert len(faces) == 6
+    faces = smile_faces[0][:3] + smile_faces[1][:3]
     canvas = np.full((900, 1600, 3), 120, np.uint8)
     for k, face in enumerate(faces):
         x, y = 120 + k * 240, 300 + (k % 2) * 200

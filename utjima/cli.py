@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smile decision threshold (default: thresholds.smile from model.json)")
     p.add_argument("--max-faces", type=int, default=20, help="at most this many faces per image")
     p.add_argument("--detector", choices=["auto", "short", "full"], default="auto",
-                   help="face detector range: short (selfie, <2 m), full (group photos), "
-                        "auto = full for images, short for videos")
+                   help="face detector: short (selfie range), full (group photos, tiled); auto = "
+                        "both merged for images, short for videos (as the browser does)")
 
     # export ----------------------------------------------------------------------
     p = cmd("export", _export, "export a checkpoint to ONNX files + model.json")

@@ -453,6 +453,19 @@ class FaceDetector:
                     keypoints=tuple((float(d[i]), float(d[i + 1])) for i in range(4, 16, 2)))
 
 
+def merge_faces(*groups: list[Face], iou: float = 0.3) -> list[Face]:
+    """Faces from several detectors on one image (e.g. short range for close-ups, full range
+    with tiles for small faces) -> one list: weighted NMS over boxes and keypoints, best first."""
+    faces = [f for g in groups for f in g]
+    if not faces:
+        return []
+    data = np.array([[*f.box, *(v for kp in f.keypoints for v in kp)] for f in faces])  # (K, 16)
+    scores = np.array([f.score for f in faces])
+    return [Face(box=tuple(float(v) for v in d[:4]), score=sc,
+                 keypoints=tuple((float(d[i]), float(d[i + 1])) for i in range(4, 16, 2)))
+            for d, sc in weighted_nms(data, scores, iou)]
+
+
 def _axis_tiles(length: float, t: float, overlap: float) -> tuple[np.ndarray, np.ndarray]:
     """Tile origins along one axis and the [lo, hi) share of each (by the midpoints of
     neighbouring tile centres; the outer shares run to +-inf)."""

@@ -101,7 +101,7 @@ def iter_video(path: Path) -> tuple[float, Iterator[tuple[int, float, np.ndarray
 
 def predict_image(model, path: Path, threshold: float, max_faces: int, kind: str) -> dict:
     rgb = read_image(path)
-    faces = model.score_image(rgb, kind="full" if kind == "auto" else kind, max_faces=max_faces)
+    faces = model.score_image(rgb, kind="photo" if kind == "auto" else kind, max_faces=max_faces)
     return {
         "path": str(path), "kind": "image", "width": rgb.shape[1], "height": rgb.shape[0],
         "faces": [{

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from utjima.contract import Contract, load_contract
-from utjima.faces import CropPolicy, Face, FaceDetector, crop_face
+from utjima.faces import CropPolicy, Face, FaceDetector, crop_face, merge_faces
 from utjima.streaming import FeatureWindow
 
 
@@ -84,9 +84,15 @@ class SmileModel:
         smile, emo = self.step(window)
         return smile, softmax(emo)
 
-    def score_image(self, rgb: np.ndarray, kind: str = "full", max_faces: int = 20) -> list[FaceScore]:
-        # photos: the full-range model plus tiles, so small faces in group photos are found
-        faces = self.detector(kind).detect(rgb, tiles="auto" if kind == "full" else None)[:max_faces]
+    def score_image(self, rgb: np.ndarray, kind: str = "photo", max_faces: int = 20) -> list[FaceScore]:
+        """kind "photo": the short-range model (close-up faces) merged with the full-range one
+        plus tiles (small faces in group photos); "short" or "full": that model alone."""
+        if kind == "photo":
+            faces = merge_faces(self.detector("short").detect(rgb), self.detector("full").detect(rgb, tiles="auto"),
+                                iou=self.policy.detector_kwargs()["iou"])
+        else:
+            faces = self.detector(kind).detect(rgb, tiles="auto" if kind == "full" else None)
+        faces = faces[:max_faces]
         if not faces:
             return []
         smile, emo = self.score_crops(np.stack([self.crop(rgb, f) for f in faces]))

@@ -256,6 +256,10 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     provenance = {"train": list(cfg.data), "val": list(cfg.val) if cfg.val_fraction <= 0 else f"{cfg.val_fraction:.0%} of train",
                   "counts": {s.source: len(s) for s in train_sets},
                   "framing": {s.source: s.info.get("framing", {}).get("dropped", 0) for s in train_sets}}
+    if cfg.teacher:
+        t_ckpt = torch.load(cfg.teacher, map_location="cpu", weights_only=False)
+        provenance["teacher"] = {"checkpoint": str(cfg.teacher), "model_config": t_ckpt.get("model_config"),
+                                 "provenance": t_ckpt.get("provenance"), "val": t_ckpt.get("val")}
     result = {}
     t_start = time.time()
     for epoch in range(start_epoch, cfg.epochs):
