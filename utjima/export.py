@@ -46,6 +46,10 @@ PARITY_TOL = 1e-4
 # Measured in headless Chromium, 1 WASM thread: 8.0-8.8 ms p50 per frame detecting every
 # frame, 3.1-4.2 ms at 100 ms; the carried box is off by ~1 % of the face at 60 px/s.
 DETECT_INTERVAL_MS = 100.0
+RESEARCH_DATA = ("smilesmiled", "ferplus", "genki4k")
+RESEARCH_TERMS = ("trained on research datasets (SMILEsmileD: no licence file; FER2013 pixels with FER+ "
+                  "labels, labels MIT by Microsoft); none clearly grants redistribution or commercial use "
+                  "of the images or of models trained on them: research use only, see MODEL_CARD.md")
 FACE_DETECTOR_FILES = ("face_detector_short.onnx", "face_detector_full.onnx", "LICENSE-blazeface.txt")
 
 
@@ -329,6 +333,8 @@ def run_export(args) -> int:
         threshold = report.get("thresholds", {}).get("selected")
     provenance = {**ckpt.get("provenance", {}), "train_config": ckpt.get("train_config", {}),
                   "checkpoint": ckpt_path.name, "epoch": ckpt.get("epoch", -1) + 1}
+    if any(str(spec).split(":")[0] in RESEARCH_DATA for spec in provenance.get("train", [])):
+        provenance["terms"] = RESEARCH_TERMS
     data = export_model(model, args.out, threshold=threshold, metrics=metrics_from_report(report),
                         provenance=provenance, int8=not args.no_int8, opset=args.opset,
                         crops=validation_crops(model.cfg))
