@@ -89,7 +89,9 @@ export class Pipeline {
    */
   static async create(ort, contract, loadBytes, sessionOptions, overrides = {}) {
     const c = { ...readContract(contract), ...overrides };
-    const open = async (path) => ort.InferenceSession.create(await loadBytes(path), sessionOptions);
+    // The batch axis "n" of encoder/step is 1 here: fixing it lets onnxruntime plan static shapes.
+    const open = async (path) => ort.InferenceSession.create(await loadBytes(path),
+      { ...sessionOptions, freeDimensionOverrides: { n: 1 } });
     const [detector, encoder, step] = await Promise.all([open(c.files.detector.path), open(c.files.encoder.path), open(c.files.step.path)]);
     return new Pipeline(ort, c, { detector, encoder, step });
   }
