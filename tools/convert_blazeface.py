@@ -102,22 +102,16 @@ def store_float16(model) -> int:
     import onnx
     from onnx import numpy_helper
 
-    g = model.graph
-    casts, keep = [], []
-    for t in g.initializer:
-        a = numpy_helper.to_array(t)
-        if a.dtype == np.float32 and a.size >= 16 and np.array_equal(a.astype(np.float16).astype(np.float32), a):
-            keep.append(numpy_helper.from_array(a.astype(np.float16), t.name + "_fp16"))
-            casts.append(onnx.helper.make_node("Cast", [t.name + "_fp16"], [t.name], to=onnx.TensorProto.FLOAT,
-                                               name=t.name + "_cast"))
-        else:
-            keep.append(t)
-    del g.initializer[:]
-    g.initializer.extend(keep)
-    nodes = casts + list(g.node)
-    del g.node[:]
-    g.node.extend(nodes)
-    return len(casts)
+    sys.path.insert(0, str(ROOT))  # the scratch venv has no utjima installed
+    from utjima.onnx_weights import rewrite_initializers
+
+    def to_fp16(name: str, a: np.ndarray):
+        if a.dtype != np.float32 or a.size < 16 or not np.array_equal(a.astype(np.float16).astype(np.float32), a):
+            return None
+        return ([numpy_helper.from_array(a.astype(np.float16), name + "_fp16")],
+                [onnx.helper.make_node("Cast", [name + "_fp16"], [name], to=onnx.TensorProto.FLOAT, name=name + "_cast")])
+
+    return rewrite_initializers(model.graph, to_fp16)
 
 
 def check_against_tflite(tflite: Path, onnx_path: Path, n_trials: int = 3) -> str:

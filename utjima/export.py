@@ -37,6 +37,7 @@ from utjima.contract import (
     validate,
 )
 from utjima.model import DualHeadSmileDetector, load_checkpoint
+from utjima.onnx_weights import rewrite_initializers
 
 OPSET = 17
 SEED_FRAMES, SEED_SIZE = 5, 224  # the seed front end's input: (1, 5, 3, 224, 224)
@@ -126,29 +127,23 @@ def quantize_weights(src: Path, dst: Path, min_size: int = 256) -> int:
     from onnx import TensorProto, helper, numpy_helper
 
     model = onnx.load(str(src))
-    g = model.graph
-    weights = {n.input[1] for n in g.node if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1}
-    keep, nodes = [], []
-    for t in g.initializer:
-        a = numpy_helper.to_array(t)
-        if t.name in weights and a.dtype == np.float32 and a.size >= min_size:
-            shape = (a.shape[0],) + (1,) * (a.ndim - 1)  # one scale per output channel
-            peak = np.abs(a.reshape(a.shape[0], -1)).max(1)
-            scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32).reshape(shape)
-            q = np.clip(np.round(a / scale), -127, 127).astype(np.int8)
-            keep += [numpy_helper.from_array(q, t.name + "_int8"), numpy_helper.from_array(scale, t.name + "_scale")]
-            nodes += [helper.make_node("Cast", [t.name + "_int8"], [t.name + "_f32"], to=TensorProto.FLOAT),
-                      helper.make_node("Mul", [t.name + "_f32", t.name + "_scale"], [t.name])]
-        else:
-            keep.append(t)
-    del g.initializer[:]
-    g.initializer.extend(keep)
-    all_nodes = nodes + list(g.node)
-    del g.node[:]
-    g.node.extend(all_nodes)
+    weights = {n.input[1] for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1}
+
+    def to_int8(name: str, a: np.ndarray):
+        if name not in weights or a.dtype != np.float32 or a.size < min_size:
+            return None
+        shape = (a.shape[0],) + (1,) * (a.ndim - 1)  # one scale per output channel
+        peak = np.abs(a.reshape(a.shape[0], -1)).max(1)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32).reshape(shape)
+        q = np.clip(np.round(a / scale), -127, 127).astype(np.int8)
+        return ([numpy_helper.from_array(q, name + "_int8"), numpy_helper.from_array(scale, name + "_scale")],
+                [helper.make_node("Cast", [name + "_int8"], [name + "_f32"], to=TensorProto.FLOAT),
+                 helper.make_node("Mul", [name + "_f32", name + "_scale"], [name])])
+
+    n = rewrite_initializers(model.graph, to_int8)
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))
-    return len(nodes) // 2
+    return n
 
 
 def _sample_crops(model: DualHeadSmileDetector, crops: np.ndarray | None, n: int = 128) -> np.ndarray:
