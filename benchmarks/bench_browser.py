@@ -15,6 +15,7 @@ Prints a table; the last line is one JSON object.
 
     .venv/bin/python benchmarks/bench_browser.py              # ~1-2 minutes
     .venv/bin/python benchmarks/bench_browser.py --seconds 4 --runs 50
+    .venv/bin/python benchmarks/bench_browser.py --model runs/x/export   # another exported model
 """
 
 from __future__ import annotations
@@ -137,13 +138,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="re-detect interval of the tracking variant (default: model.json "
                          "streaming.detect_interval_ms when set, else 100)")
     ap.add_argument("--server", choices=("auto", "real", "fixture"), default="auto")
+    ap.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     a = ap.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
 
     from utjima.contract import load_contract
 
-    contract = load_contract()
+    contract = load_contract(a.model)
     enc_role = contract.data.get("browser", {}).get("encoder", "encoder")
     configured = float(contract.streaming.get("detect_interval_ms", 0.0))  # what ships
     track_ms = a.track_ms or configured or 100.0
