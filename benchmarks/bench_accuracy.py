@@ -51,6 +51,13 @@ def main(argv=None) -> dict:
                          **({"smile_acc": s["accuracy"], "smile_acc_ci": s["ci95"]["accuracy"], "smile_auc": s["auc"],
                              "smile_auc_ci": s["ci95"]["auc"], "smile_f1": s["f1"], "ece": s["ece"]} if s else {}),
                          **({"emotion_acc": e["accuracy"], "emotion_acc_ci": e["ci95"]["accuracy"]} if e else {})}
+    for spec, r in rep["sources"].items():
+        split = r.get("smile_by_framing")
+        if split:
+            parts = [f"{k} n={v['n']}: acc {v['accuracy'] * 100:.1f} %, AUC "
+                     + (f"{v['auc']:.3f}" if v["auc"] is not None else "-") for k, v in split.items()]
+            print(f"{spec} by framing (BlazeFace found the face / whole-crop fallback): " + "; ".join(parts))
+            summary[spec]["by_framing"] = split
     print("Reference points quoted in issue 3 (not measured here): on the same 3,871 GENKI crops a FER2013 "
           "mini-Xception scores 90.0 % / AUC 0.964 and face-api's expression net 89.7 % / 0.962 (by their 'happy' "
           "probability); both reach 65-67 % 7-class on FER+ Test.")

@@ -7,6 +7,7 @@ import pytest
 
 from utjima import EMOTIONS
 from utjima.cli import main
+from utjima.evaluate import by_framing
 from utjima.metrics import (
     binary_at,
     binary_report,
@@ -73,6 +74,17 @@ def test_multiclass_report():
 
 
 @pytest.mark.slow
+def test_by_framing_splits_found_faces_from_the_fallback():
+    y = np.array([1, 0, 1, 0, 1, 0], bool)
+    p = np.array([0.9, 0.1, 0.8, 0.2, 0.1, 0.9])
+    found = np.array([1, 1, 1, 1, 0, 0], bool)
+    r = by_framing(y, p, found, 0.5)
+    assert r["found"] == {"n": 4, "accuracy": 1.0, "auc": 1.0, "positive_rate": 0.5}
+    assert r["fallback"] == {"n": 2, "accuracy": 0.0, "auc": 0.0, "positive_rate": 0.5}
+    assert set(by_framing(y[:4], p[:4], found[:4], 0.5)) == {"found"}  # nothing fell back
+    assert by_framing(y[4:5], p[4:5], ~found[4:5], 0.5)["found"]["auc"] is None  # one class: no AUC
+
+
 def test_evaluate_cli_writes_report_plots_and_html(tmp_path, exported_model, dataset_cache, capsys):
     for name in ("smilesmiled", "ferplus"):
         dataset_cache(name)

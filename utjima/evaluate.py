@@ -155,6 +155,20 @@ def select_threshold(specs: list[str], scorer: Scorer, rule: str, limit, progres
     return t
 
 
+def by_framing(y: np.ndarray, p: np.ndarray, found: np.ndarray, threshold: float) -> dict:
+    """Smile figures split by whether BlazeFace found the face: a weak fallback (whole crop)
+    shows up here instead of hiding in the total."""
+    from utjima.metrics import binary_at, roc_auc
+
+    out = {}
+    for name, m in (("found", found), ("fallback", ~found)):
+        if m.any():
+            auc = roc_auc(y[m], p[m])
+            out[name] = {"n": int(m.sum()), "accuracy": binary_at(y[m], p[m], threshold)["accuracy"],
+                         "auc": None if np.isnan(auc) else auc, "positive_rate": float(y[m].mean())}
+    return out
+
+
 def evaluate(specs: list[str], out: str | Path, model_dir=None, checkpoint=None, select_on: list[str] | None = None,
              rule: str = "youden", n_boot: int = 1000, limit: int | None = None, progress: bool = True,
              plots: bool = True, int8: bool = False) -> dict:
@@ -185,6 +199,8 @@ def evaluate(specs: list[str], out: str | Path, model_dir=None, checkpoint=None,
             r["smile"] = binary_report(y, p, threshold, n_boot)
             if plots:
                 r["plots"] += plot_binary(name, y, p, threshold, out)
+            if framing and "found_mask" in framing and not framing["found_mask"].all():
+                r["smile_by_framing"] = by_framing(y, p, framing["found_mask"][ds.smile >= 0], threshold)
         if len(el):
             r["emotion"] = multiclass_report(el, ep, list(EMOTIONS), n_boot)
             if plots:
