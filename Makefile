@@ -51,6 +51,7 @@ bench: setup system-deps
 	$(PY) benchmarks/bench_model.py
 	$(PY) benchmarks/bench_browser.py
 	$(PY) benchmarks/bench_accuracy.py
+	$(PY) benchmarks/bench_photo_faces.py
 	$(PY) benchmarks/bench_augment.py
 
 lint: setup

@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from bench_model import camera_frame, timeit
+
 from utjima.contract import load_contract
 from utjima.runtime import ort_session
 

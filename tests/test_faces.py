@@ -211,6 +211,23 @@ def test_full_boxes_frame_like_short_boxes(short, full, astronaut):
     assert abs(b.center[1] - a.center[1]) < 0.06 * a.side
 
 
+def test_detect_in_context_maps_faces_back_to_the_picture(short, astronaut):
+    """A crop whose face fills it: found through the grey canvas, in crop px; the same when the
+    crop is large enough to be scaled down for the canvas (s < 1)."""
+    ref = short.detect(astronaut)[0]
+    cx, cy = ref.center
+    half = ref.side * 0.6
+    x0, y0 = int(cx - half), int(cy - half)
+    crop = np.ascontiguousarray(astronaut[y0 : y0 + int(2 * half), x0 : x0 + int(2 * half)])
+    for k in (1, 4):  # ~110 px (canvas at scale 1) and ~440 px (scaled to 256 px)
+        img = np.repeat(np.repeat(crop, k, 0), k, 1)
+        [f] = faces.detect_in_context(short, img)
+        want = np.array([ref.box[0] - x0, ref.box[1] - y0, ref.box[2] - x0, ref.box[3] - y0]) * k
+        assert np.abs(np.array(f.box) - want).max() < 0.12 * ref.side * k, (k, f.box, want)
+        assert np.abs(np.array(f.keypoints) - (np.array(ref.keypoints) - (x0, y0)) * k).max() < 0.12 * ref.side * k
+    assert faces.detect_in_context(short, np.full((64, 64, 3), 128, np.uint8)) == []
+
+
 @pytest.mark.data
 def test_finds_pasted_faces(short, full, genki_faces):
     rng = np.random.default_rng(3)

@@ -138,6 +138,26 @@ def test_trained_model_tells_smiling_from_neutral(capsys, tmp_path, smile_faces)
     assert code == 0 and n[0]["smiling"] is False and s[0]["smiling"] is True
 
 
+def test_tight_face_crops_are_found_and_judged(capsys, tmp_path, smile_faces):
+    """48 px FER+ crops saved as they are: the face fills the picture, where BlazeFace alone
+    finds nothing; the photo path retries with the picture in a grey canvas."""
+    if load_contract().data["provenance"].get("training", "").startswith("none"):
+        pytest.skip("the bundled model is an untrained placeholder")
+    neutral, happy = smile_faces
+    paths = []
+    for name, face in [("neutral", neutral[1]), ("smiling", happy[1])]:
+        p = tmp_path / f"{name}.png"
+        cv2.imwrite(str(p), face[:, :, ::-1])
+        paths.append(p)
+    code, out, _ = run(capsys, *map(str, paths), "--json")
+    n, s = (json.loads(line)["faces"] for line in out.splitlines())
+    assert code == 0 and len(n) == len(s) == 1
+    for f in (n[0], s[0]):
+        x1, y1, x2, y2 = f["box"]
+        assert x2 - x1 > 24 and -12 < x1 < 24 and -12 < y1 < 24 and 24 < x2 < 60  # the face is the picture
+    assert n[0]["smiling"] is False and s[0]["smiling"] is True
+
+
 def test_directory_walk_and_stdin(capsys, tmp_path, monkeypatch):
     d = tmp_path / "photos"
     (d / "sub").mkdir(parents=True)

@@ -506,6 +506,20 @@ def default_detector(kind: str = "short") -> FaceDetector:
     return FaceDetector(kind=kind)
 
 
+def _context_canvas(image: np.ndarray, pad: float, fill: float | None, max_side: float | None
+                    ) -> tuple[np.ndarray, float, float, float]:
+    """`image` at the centre of a square uint8 RGB canvas `pad` times its longer side, scaled
+    so that side is at most `max_side` canvas px. Returns (canvas, s, ox, oy): canvas px =
+    image px * s + (ox, oy)."""
+    h, w = image.shape[:2]
+    s = 1.0 if max_side is None else min(1.0, max_side / max(h, w))
+    side = round(pad * max(h, w) * s)
+    ox, oy = (side - w * s) / 2, (side - h * s) / 2
+    m = np.array([[1 / s, 0, -ox / s], [0, 1 / s, -oy / s]])
+    canvas = _warp(_as_rgb(image), m, side, side, step=1 / s, fill=fill) * 255
+    return np.round(canvas).astype(np.uint8), s, ox, oy
+
+
 def embed(crop: np.ndarray, pad: float = 3.0, fill: float | None = None) -> tuple[np.ndarray, float]:
     """A square dataset crop at the centre of a canvas `pad` times its side, as uint8 RGB:
     edges replicated (fill=None) or a flat 0..255 grey. Returns (canvas, offset): crop px =
@@ -513,23 +527,27 @@ def embed(crop: np.ndarray, pad: float = 3.0, fill: float | None = None) -> tupl
     h, w = crop.shape[:2]
     if h != w:
         raise ValueError(f"dataset crops are square, got {w}x{h}")
-    side = round(pad * w)
-    off = (side - w) / 2
-    m = np.array([[1.0, 0, -off], [0, 1.0, -off]])
-    canvas = _warp(_as_rgb(crop), m, side, side, step=1.0, fill=fill) * 255
-    return np.round(canvas).astype(np.uint8), off
+    canvas, _, off, _ = _context_canvas(crop, pad, fill, None)
+    return canvas, off
+
+
+def detect_in_context(detector: FaceDetector, image: np.ndarray, pad: float = RECROP_PAD,
+                      fill: float | None = RECROP_FILL, max_side: float | None = 256.0) -> list[Face]:
+    """Faces in a tight crop (a face that fills the picture, as in dataset crops or profile
+    photos), which BlazeFace misses without context: detect on the image centred in a grey
+    canvas (see `_context_canvas`), faces returned in image px."""
+    canvas, s, ox, oy = _context_canvas(image, pad, fill, max_side)
+
+    def back(x: float, y: float) -> tuple[float, float]:
+        return (x - ox) / s, (y - oy) / s
+
+    return [Face(box=(*back(*f.box[:2]), *back(*f.box[2:])), score=f.score,
+                 keypoints=tuple(back(*kp) for kp in f.keypoints)) for f in detector.detect(canvas)]
 
 
 def recrop(crop: np.ndarray, policy: CropPolicy, detector: FaceDetector | None = None,
            channels: str = "gray") -> np.ndarray | None:
     """Re-frame a training crop with `policy` (so training data matches live crops): embed it,
     detect, crop the best face from the original with clamp-to-edge; None when no face."""
-    detector = detector or default_detector(policy.detector)
-    canvas, off = embed(crop, pad=RECROP_PAD, fill=RECROP_FILL)
-    found = detector.detect(canvas)
-    if not found:
-        return None
-    f = found[0]
-    face = Face(box=tuple(v - off for v in f.box), score=f.score,
-                keypoints=tuple((x - off, y - off) for x, y in f.keypoints))
-    return crop_face(crop, face, policy, channels)
+    found = detect_in_context(detector or default_detector(policy.detector), crop, max_side=None)
+    return crop_face(crop, found[0], policy, channels) if found else None

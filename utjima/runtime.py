@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from utjima.contract import Contract, load_contract
-from utjima.faces import CropPolicy, Face, FaceDetector, crop_face, merge_faces
+from utjima.faces import CropPolicy, Face, FaceDetector, crop_face, detect_in_context, merge_faces
 from utjima.streaming import FeatureWindow
 
 
@@ -86,10 +86,14 @@ class SmileModel:
 
     def score_image(self, rgb: np.ndarray, kind: str = "photo", max_faces: int = 20) -> list[FaceScore]:
         """kind "photo": the short-range model (close-up faces) merged with the full-range one
-        plus tiles (small faces in group photos); "short" or "full": that model alone."""
+        plus tiles (small faces in group photos), and when both find nothing, the short-range
+        model on the picture centred in a grey canvas (tight crops); "short" or "full": that
+        model alone."""
         if kind == "photo":
             faces = merge_faces(self.detector("short").detect(rgb), self.detector("full").detect(rgb, tiles="auto"),
                                 iou=self.policy.detector_kwargs()["iou"])
+            if not faces:  # a face filling the picture (a crop, a profile photo) needs context
+                faces = detect_in_context(self.detector("short"), rgb)
         else:
             faces = self.detector(kind).detect(rgb, tiles="auto" if kind == "full" else None)
         faces = faces[:max_faces]
