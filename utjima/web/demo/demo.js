@@ -15,7 +15,7 @@ const TEXT = {
     loading: "Loading the model…", camera: "Waiting for the camera…", running: "", noface: "No face found",
     denied: "Camera unavailable: {error}", failed: "The detector failed: {error}", start: "Start camera",
     smile: "Smile", emotions: "Emotions", performance: "Performance", fps: "frames / s", total: "per frame",
-    stages: "detect·crop·enc·step", backend: "backend", smiling: "smiling", threads: "threads",
+    stages: "detect · crop · enc · step", backend: "backend", smiling: "smiling", threads: "threads", thread: "thread",
     emotion: { angry: "angry", disgust: "disgust", fear: "fear", happy: "happy", sad: "sad", surprise: "surprise", neutral: "neutral" },
   },
   ko: {
@@ -23,7 +23,7 @@ const TEXT = {
     loading: "모델을 불러오는 중…", camera: "카메라를 기다리는 중…", running: "", noface: "얼굴을 찾지 못했습니다",
     denied: "카메라를 쓸 수 없습니다: {error}", failed: "감지기 오류: {error}", start: "카메라 시작",
     smile: "웃음", emotions: "감정", performance: "성능", fps: "초당 프레임", total: "프레임당",
-    stages: "검출·자르기·인코더·스텝", backend: "백엔드", smiling: "웃는 중", threads: "스레드",
+    stages: "검출 · 자르기 · 인코더 · 스텝", backend: "백엔드", smiling: "웃는 중", threads: "스레드", thread: "스레드",
     emotion: { angry: "화남", disgust: "혐오", fear: "두려움", happy: "행복", sad: "슬픔", surprise: "놀람", neutral: "무표정" },
   },
 };
@@ -149,7 +149,7 @@ async function main() {
     $("meter-threshold").style.left = `${(100 * state.threshold).toFixed(1)}%`;
     $("meter-threshold").title = `threshold ${state.threshold}`;
     const i = det.info;
-    $("backend").textContent = `${i.backend}${i.backend === "wasm" ? ` · ${i.threads} ${t("threads")}` : ""}`;
+    $("backend").textContent = `${i.backend}${i.backend === "wasm" ? ` · ${i.threads} ${t(i.threads === 1 ? "thread" : "threads")}` : ""}`;
     $("backend").title = [i.ortFile, i.encoder, i.note].filter(Boolean).join(" · ");
     buildBars(state.classes);
     applyLanguage();
