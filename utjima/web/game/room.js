@@ -239,10 +239,12 @@ function tileFor(m) {
   const name = el("span", { class: "name" });
   const badge = el("span", { class: "badge" });
   const score = el("span", { class: "score" });
+  // without video: the player's initial (an emoji would need an emoji font on the device)
+  const initial = el("span", { class: "initial", "aria-hidden": "true" });
   const node = el("figure", { class: "tile", "data-id": m.id },
-    el("div", { class: "video" }, video, el("div", { class: "noimg", text: "🙂" })),
+    el("div", { class: "video" }, video, el("div", { class: "noimg" }, initial)),
     el("figcaption", {}, name, badge, score), meter.node);
-  tile = { node, video, meter, name, badge, score };
+  tile = { node, video, meter, name, badge, score, initial };
   S.tiles.set(m.id, tile);
   return tile;
 }
@@ -349,7 +351,9 @@ function render() {
     else if (!m.connected) badge = t("away", { s: Math.ceil((m.grace_left_ms ?? 0) / 1000) });
     else if (m.ready && (room.phase === "lobby" || room.phase === "match_over")) badge = t("ready_mark");
     tile.badge.textContent = badge;
+    tile.initial.textContent = [...m.nickname.trim()][0]?.toUpperCase() ?? "?";
     tile.node.classList.toggle("away", !m.connected);
+    if (!m.connected) tile.meter.set(false, null); // no stale score under an empty seat
     tile.node.classList.toggle("me", m.id === S.me.id);
     const loser = room.phase === "verdict" && room.last_verdict?.losers.some((l) => l.player === m.id);
     tile.node.classList.toggle("lost", Boolean(loser));
