@@ -73,7 +73,6 @@ def test_multiclass_report():
     assert r["accuracy"] == 5 / 6 and r["confusion"][3][4] == 1 and r["per_class_recall"]["happy"] == 0.5
 
 
-@pytest.mark.slow
 def test_by_framing_splits_found_faces_from_the_fallback():
     y = np.array([1, 0, 1, 0, 1, 0], bool)
     p = np.array([0.9, 0.1, 0.8, 0.2, 0.1, 0.9])
@@ -85,6 +84,7 @@ def test_by_framing_splits_found_faces_from_the_fallback():
     assert by_framing(y[4:5], p[4:5], ~found[4:5], 0.5)["found"]["auc"] is None  # one class: no AUC
 
 
+@pytest.mark.slow
 def test_evaluate_cli_writes_report_plots_and_html(tmp_path, exported_model, dataset_cache, capsys):
     for name in ("smilesmiled", "ferplus"):
         dataset_cache(name)
