@@ -84,16 +84,21 @@ class SmileModel:
         smile, emo = self.step(window)
         return smile, softmax(emo)
 
+    def photo_faces(self, rgb: np.ndarray, context: bool = True) -> list[Face]:
+        """The short-range model (close-up faces) merged with the full-range one plus tiles
+        (small faces in group photos); when both find nothing and `context`, the short-range
+        model on the picture centred in a grey canvas (a face filling the picture: a crop, a
+        profile photo)."""
+        faces = merge_faces(self.detector("short").detect(rgb), self.detector("full").detect(rgb, tiles="auto"),
+                            iou=self.policy.detector_kwargs()["iou"])
+        if not faces and context:
+            faces = detect_in_context(self.detector("short"), rgb)
+        return faces
+
     def score_image(self, rgb: np.ndarray, kind: str = "photo", max_faces: int = 20) -> list[FaceScore]:
-        """kind "photo": the short-range model (close-up faces) merged with the full-range one
-        plus tiles (small faces in group photos), and when both find nothing, the short-range
-        model on the picture centred in a grey canvas (tight crops); "short" or "full": that
-        model alone."""
+        """kind "photo": `photo_faces`; "short" or "full": that model alone."""
         if kind == "photo":
-            faces = merge_faces(self.detector("short").detect(rgb), self.detector("full").detect(rgb, tiles="auto"),
-                                iou=self.policy.detector_kwargs()["iou"])
-            if not faces:  # a face filling the picture (a crop, a profile photo) needs context
-                faces = detect_in_context(self.detector("short"), rgb)
+            faces = self.photo_faces(rgb)
         else:
             faces = self.detector(kind).detect(rgb, tiles="auto" if kind == "full" else None)
         faces = faces[:max_faces]
