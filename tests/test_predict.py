@@ -30,6 +30,16 @@ def face_frame(face_rgb: np.ndarray, side: int = 200, size=(640, 480), dx: int =
     return frame
 
 
+def predict_pictures(capsys, tmp_path: Path, pictures_rgb) -> tuple[int, list[list[dict]]]:
+    """Save each picture as a PNG, run `utjima predict --json` on them: (exit code, faces per picture)."""
+    paths = []
+    for i, rgb in enumerate(pictures_rgb):
+        paths.append(tmp_path / f"picture{i}.png")
+        cv2.imwrite(str(paths[-1]), np.ascontiguousarray(rgb[:, :, ::-1]))
+    code, out, _ = run(capsys, *map(str, paths), "--json")
+    return code, [json.loads(line)["faces"] for line in out.splitlines()]
+
+
 def write_video(path: Path, frames, fps: float = 15.0) -> None:
     h, w = frames[0].shape[:2]
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
@@ -128,13 +138,7 @@ def test_trained_model_tells_smiling_from_neutral(capsys, tmp_path, smile_faces)
     if load_contract().data["provenance"].get("training", "").startswith("none"):
         pytest.skip("the bundled model is an untrained placeholder")
     neutral, happy = smile_faces
-    paths = []
-    for name, face in [("neutral", neutral[0]), ("smiling", happy[0])]:
-        p = tmp_path / f"{name}.png"
-        cv2.imwrite(str(p), face_frame(face)[:, :, ::-1])
-        paths.append(p)
-    code, out, _ = run(capsys, *map(str, paths), "--json")
-    n, s = (json.loads(line)["faces"] for line in out.splitlines())
+    code, (n, s) = predict_pictures(capsys, tmp_path, [face_frame(neutral[0]), face_frame(happy[0])])
     assert code == 0 and n[0]["smiling"] is False and s[0]["smiling"] is True
 
 
@@ -144,13 +148,7 @@ def test_tight_face_crops_are_found_and_judged(capsys, tmp_path, smile_faces):
     if load_contract().data["provenance"].get("training", "").startswith("none"):
         pytest.skip("the bundled model is an untrained placeholder")
     neutral, happy = smile_faces
-    paths = []
-    for name, face in [("neutral", neutral[1]), ("smiling", happy[1])]:
-        p = tmp_path / f"{name}.png"
-        cv2.imwrite(str(p), face[:, :, ::-1])
-        paths.append(p)
-    code, out, _ = run(capsys, *map(str, paths), "--json")
-    n, s = (json.loads(line)["faces"] for line in out.splitlines())
+    code, (n, s) = predict_pictures(capsys, tmp_path, [neutral[1], happy[1]])
     assert code == 0 and len(n) == len(s) == 1
     for f in (n[0], s[0]):
         x1, y1, x2, y2 = f["box"]
