@@ -4,30 +4,24 @@ running `utjima serve` (its URL and traffic log)."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from browser.chromium import ARGS, CHROMIUM
+from browser.server import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHOTS = REPO_ROOT / ".cache" / "e2e"
-CHROMIUM = Path(os.environ.get("UTJIMA_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--no-sandbox",
-    "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
+    *ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
     # three browsers share two cores: keep background pages running at full speed
     "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "REPO_ROOT", "SHOTS", "Server", "free_port"]
 
 
 @dataclass
