@@ -129,22 +129,34 @@ def load_sets(specs, model_cfg: ModelConfig, train: bool, limit: int | None, see
 
 
 @torch.no_grad()
-def predict_stills(model: DualHeadSmileDetector, images: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical crops uint8 (N, S, S[, 3]) -> smile_prob (N,), emotion probs (N, 7); a still is a
-    clip of one frame repeated (what the runtime does for photos)."""
+def still_logits(model: DualHeadSmileDetector, images: np.ndarray, batch: int = 512,
+                 resize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Canonical crops uint8 (N, S, S[, 3]) -> smile logits (N,), emotion logits (N, 7); a still
+    is a clip of one frame repeated (what the runtime does for photos). `resize`: crops of
+    another size are resized to the model's input (a teacher with a larger input)."""
     model.eval()
     c = model.cfg.in_chans
-    sp, ep = [], []
+    sl, el = [], []
     for i in range(0, len(images), batch):
         x = torch.from_numpy(np.asarray(images[i : i + batch])).float().div_(255)
         x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (B, S, S[, 3]) -> (B, C, S, S)
         if x.shape[1] != c:
             raise ValueError(f"images have {x.shape[1]} channels, model wants {c}")
+        if resize and x.shape[-1] != model.cfg.img_size:
+            x = F.interpolate(x, size=model.cfg.img_size, mode="bilinear", align_corners=False)
         f = model.encode(x.contiguous(memory_format=torch.channels_last))     # (B, F)
         s, e = model.step(f[:, None].expand(-1, model.cfg.n_frames, -1))      # (B, T, F)
-        sp.append(torch.sigmoid(s))
-        ep.append(torch.softmax(e, 1))
-    return torch.cat(sp).numpy(), torch.cat(ep).numpy()
+        sl.append(s)
+        el.append(e)
+    if not sl:
+        return torch.zeros(0), torch.zeros(0, model.cfg.n_emotions)
+    return torch.cat(sl), torch.cat(el)
+
+
+def predict_stills(model: DualHeadSmileDetector, images: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical crops uint8 (N, S, S[, 3]) -> smile_prob (N,), emotion probs (N, 7)."""
+    s, e = still_logits(model, images, batch)
+    return torch.sigmoid(s).numpy(), torch.softmax(e, 1).numpy()
 
 
 def validate(model: DualHeadSmileDetector, sets) -> dict:
@@ -229,7 +241,11 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                          strength=cfg.aug_strength, train=True, seed=cfg.seed,
                          frame_interval_ms=mcfg.frame_interval_ms)
     n_per_epoch = len(ds)
-    kd = teacher_targets(cfg.teacher, ds) if cfg.teacher else None
+    kd, t_ckpt = None, None
+    if cfg.teacher:  # one load: its predictions now, its metadata for the provenance below
+        teacher, t_ckpt = load_checkpoint(cfg.teacher)
+        kd = teacher_targets(teacher, ds)
+        del teacher
     steps_per_epoch = max(1, n_per_epoch // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
@@ -256,8 +272,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     provenance = {"train": list(cfg.data), "val": list(cfg.val) if cfg.val_fraction <= 0 else f"{cfg.val_fraction:.0%} of train",
                   "counts": {s.source: len(s) for s in train_sets},
                   "framing": {s.source: s.info.get("framing", {}).get("dropped", 0) for s in train_sets}}
-    if cfg.teacher:
-        t_ckpt = torch.load(cfg.teacher, map_location="cpu", weights_only=False)
+    if t_ckpt is not None:
         provenance["teacher"] = {"checkpoint": str(cfg.teacher), "model_config": t_ckpt.get("model_config"),
                                  "provenance": t_ckpt.get("provenance"), "val": t_ckpt.get("val")}
     result = {}
@@ -339,29 +354,19 @@ class _Indexed(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def teacher_targets(path: str, ds) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def teacher_targets(teacher: DualHeadSmileDetector, ds) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The teacher's smile_prob (N,), emotion logits (N, 7) and a mask (N,) for every still
     item of `ds` (recorded-clip windows get mask 0: the teacher saw no such input)."""
-    teacher, _ = load_checkpoint(path)
-    teacher = teacher.eval().to(memory_format=torch.channels_last)
+    teacher = teacher.to(memory_format=torch.channels_last)
     n = len(ds)
     smile, emo, mask = torch.zeros(n), torch.zeros(n, teacher.cfg.n_emotions), torch.zeros(n)
     for k, s in enumerate(ds.sets):
         if not hasattr(s, "images"):
             continue
         rows = np.flatnonzero((ds.rows[:, 0] == k) & (ds.rows[:, 2] == -1))
-        j = ds.rows[rows, 1]
-        for a in range(0, len(j), 512):
-            x = torch.from_numpy(np.asarray(s.images[j[a:a + 512]])).float().div_(255)
-            x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (B, S, S[, 3]) -> (B, C, S, S)
-            if x.shape[-1] != teacher.cfg.img_size:
-                x = F.interpolate(x, size=teacher.cfg.img_size, mode="bilinear", align_corners=False)
-            if teacher.cfg.in_chans != x.shape[1]:
-                raise ValueError(f"teacher wants {teacher.cfg.in_chans} channels, data has {x.shape[1]}")
-            f = teacher.encode(x.contiguous(memory_format=torch.channels_last))
-            s_logit, e_logit = teacher.step(f[:, None].expand(-1, teacher.cfg.n_frames, -1))
-            r = torch.from_numpy(rows[a:a + 512])
-            smile[r], emo[r], mask[r] = torch.sigmoid(s_logit), e_logit, 1.0
+        s_logit, e_logit = still_logits(teacher, s.images[ds.rows[rows, 1]], resize=True)
+        r = torch.from_numpy(rows)
+        smile[r], emo[r], mask[r] = torch.sigmoid(s_logit), e_logit, 1.0
     return smile, emo, mask
 
 
