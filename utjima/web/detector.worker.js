@@ -19,6 +19,7 @@ let ort = null;
 let pipeline = null;
 let info = null; // what ran: {backend, threads, simd, crossOriginIsolated, ortFile, encoder, detectIntervalMs, note}
 let modelUrl = null;
+let modelJson = null; // model.json as loaded at init
 let pageOrigin = 0; // the page's performance.timeOrigin: worker times -> page clock
 let current = null; // the camera being read: {reader, on}
 let lastTMs = -Infinity;
@@ -63,6 +64,7 @@ async function init({ model, ortBase, threads, backend, timeOrigin, overrides })
   modelUrl = new URL(model, self.location.href);
   const base = new URL(ortBase, self.location.href).href;
   const contract = await fetchJson(new URL("model.json", modelUrl));
+  modelJson = contract;
   const isolated = self.crossOriginIsolated === true;
   // auto: a second WASM thread only where a core is left for the page and the call (on 2
   // cores it made frames slower: docs/browser.md)
@@ -208,9 +210,8 @@ const benchSessions = {};
 async function bench({ role, n, warmup, options }) {
   let entry = role;
   if (typeof role === "string") {
-    const contract = await fetchJson(new URL("model.json", modelUrl));
-    entry = contract.files[role];
-    if (!entry) throw new Error(`model.json has no file role ${JSON.stringify(role)}; it lists ${Object.keys(contract.files)}`);
+    entry = modelJson.files[role];
+    if (!entry) throw new Error(`model.json has no file role ${JSON.stringify(role)}; it lists ${Object.keys(modelJson.files)}`);
     if (!entry.inputs && entry.path === pipeline.c.files.detector.path) {
       const d = pipeline.c.crop.detector;
       entry = { ...entry, inputs: { [d.inputName]: [1, 3, d.inputSize, d.inputSize] } };
