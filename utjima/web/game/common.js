@@ -23,6 +23,13 @@ export async function api(path, body) {
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
+/** The page's #error line: shows `msg`, hides when it is empty. */
+export function showError(msg) {
+  const box = $("#error");
+  box.textContent = msg;
+  box.hidden = !msg;
+}
+
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {

@@ -1,7 +1,7 @@
 // The history page: finished matches, newest first; each opens to its rounds and the
 // judge's laugh events. /history#m12 opens match 12.
 
-import { $, api, el, pct } from "./common.js";
+import { $, api, el, pct, showError } from "./common.js";
 import { apply, lang, t, wireSwitch } from "./i18n.js";
 
 let matches = [];
@@ -49,7 +49,7 @@ function render() {
           `${i ? " vs " : ""}${p.nickname} ${p.score}`))),
         el("div", { class: "muted", text: `${when(m.ended_at)} · ${t("room_title", { code: m.room_code })} · ${m.rounds_to_win > 0 ? t("first_to", { n: m.rounds_to_win }) : ""}` })),
       rounds);
-    details.addEventListener("toggle", () => { if (details.open) fillRounds(rounds, m.id).catch(showError); });
+    details.addEventListener("toggle", () => { if (details.open) fillRounds(rounds, m.id).catch(failed); });
     return details;
   }));
   const target = location.hash.match(/^#m(\d+)$/);
@@ -59,11 +59,10 @@ function render() {
   }
 }
 
-function showError(e) {
-  $("#error").textContent = t("error", { message: e.message });
-  $("#error").hidden = false;
+function failed(e) {
+  showError(t("error", { message: e.message }));
 }
 
 apply();
 wireSwitch($("#lang"), render);
-api("/api/matches?limit=50").then((m) => { matches = m; render(); }, showError);
+api("/api/matches?limit=50").then((m) => { matches = m; render(); }, failed);

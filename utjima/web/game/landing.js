@@ -1,18 +1,11 @@
 // The landing page: nickname, create a room (code + invite link) or join one, and a
 // camera check with the on-device detector ("we can see you").
 
-import { $, Meter, api, nickname, openCamera, startDetector } from "./common.js";
+import { $, Meter, api, nickname, openCamera, showError, startDetector } from "./common.js";
 import { apply, t, wireSwitch } from "./i18n.js";
 
 const nick = $("#nickname");
 const codeInput = $("#code");
-const errorBox = $("#error");
-
-function showError(msg) {
-  errorBox.textContent = msg;
-  errorBox.hidden = !msg;
-}
-
 function needNickname() {
   const v = nick.value.trim();
   if (!v) {

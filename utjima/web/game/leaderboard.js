@@ -1,6 +1,6 @@
 // The leaderboard: wins, matches, win rate and laughs per nickname.
 
-import { $, api, el } from "./common.js";
+import { $, api, el, showError } from "./common.js";
 import { apply, t, wireSwitch } from "./i18n.js";
 
 let rows = [];
@@ -25,7 +25,4 @@ function render() {
 
 apply();
 wireSwitch($("#lang"), render);
-api("/api/leaderboard").then((r) => { rows = r; render(); }, (e) => {
-  $("#error").textContent = t("error", { message: e.message });
-  $("#error").hidden = false;
-});
+api("/api/leaderboard").then((r) => { rows = r; render(); }, (e) => showError(t("error", { message: e.message })));

@@ -3,7 +3,7 @@
 // server decides everything (calibration, rounds, verdicts) from the scores we stream.
 // Video goes only to the other browsers (rtc.js); the server gets {t_ms, face, smile_prob}.
 
-import { $, Meter, api, el, nickname, openCamera, pct, seats, startDetector } from "./common.js";
+import { $, Meter, api, el, nickname, openCamera, pct, seats, showError as showErrorLine, startDetector } from "./common.js";
 import { apply, t, wireSwitch } from "./i18n.js";
 import { Mesh } from "./rtc.js";
 
@@ -37,11 +37,9 @@ const S = {
 
 let errorTimer = null;
 function showError(msg, sticky = false) {
-  const box = $("#error");
-  box.textContent = msg;
-  box.hidden = !msg;
+  showErrorLine(msg);
   clearTimeout(errorTimer);
-  if (msg && !sticky) errorTimer = setTimeout(() => { box.hidden = true; }, 6000);
+  if (msg && !sticky) errorTimer = setTimeout(() => { $("#error").hidden = true; }, 6000);
 }
 
 let flashTimer = null;
