@@ -44,6 +44,18 @@ export function el(tag, attrs = {}, ...children) {
 
 // --- nickname and seats ---------------------------------------------------------------------
 
+/** The nickname typed in `input`, remembered; null (the error shown with `show`) when empty. */
+export function takeNickname(input, show = showError) {
+  const v = input.value.trim();
+  if (!v) {
+    show(t("need_nickname"));
+    input.focus();
+    return null;
+  }
+  nickname.set(v);
+  return v;
+}
+
 export const nickname = {
   get: () => localStorage.getItem("utjima:nickname") || "",
   set: (v) => localStorage.setItem("utjima:nickname", v),

@@ -1,25 +1,15 @@
 // The landing page: nickname, create a room (code + invite link) or join one, and a
 // camera check with the on-device detector ("we can see you").
 
-import { $, Meter, api, nickname, openCamera, showError, startDetector } from "./common.js";
+import { $, Meter, api, nickname, openCamera, showError, startDetector, takeNickname } from "./common.js";
 import { apply, t, wireSwitch } from "./i18n.js";
 
 const nick = $("#nickname");
 const codeInput = $("#code");
-function needNickname() {
-  const v = nick.value.trim();
-  if (!v) {
-    showError(t("need_nickname"));
-    nick.focus();
-    return null;
-  }
-  nickname.set(v);
-  return v;
-}
 
 async function create() {
   showError("");
-  if (!needNickname()) return;
+  if (!takeNickname(nick)) return;
   try {
     const room = await api("/api/rooms", {});
     const link = new URL(room.invite_path, location.origin).href;
@@ -34,7 +24,7 @@ async function create() {
 
 async function go(spectate) {
   showError("");
-  if (!needNickname()) return;
+  if (!takeNickname(nick)) return;
   const code = codeInput.value.trim().toUpperCase();
   try {
     await api(`/api/rooms/${encodeURIComponent(code)}`);

@@ -3,7 +3,7 @@
 // server decides everything (calibration, rounds, verdicts) from the scores we stream.
 // Video goes only to the other browsers (rtc.js); the server gets {t_ms, face, smile_prob}.
 
-import { $, Meter, api, el, nickname, openCamera, pct, seats, showError as showErrorLine, startDetector } from "./common.js";
+import { $, Meter, api, el, nickname, openCamera, pct, seats, showError as showErrorLine, startDetector, takeNickname } from "./common.js";
 import { apply, t, wireSwitch } from "./i18n.js";
 import { Mesh } from "./rtc.js";
 
@@ -54,13 +54,8 @@ function flash(msg) {
 // --- joining ----------------------------------------------------------------------------------
 
 async function join(role) {
-  const nick = $("#nickname").value.trim();
-  if (!nick) {
-    showError(t("need_nickname"));
-    $("#nickname").focus();
-    return;
-  }
-  nickname.set(nick);
+  const nick = takeNickname($("#nickname"), showError);
+  if (!nick) return;
   try {
     const j = await api(`/api/rooms/${code}/join`, { nickname: nick, role });
     S.seat = { token: j.token, role: j.role };
