@@ -67,7 +67,7 @@ class Sim:
                 for mid in o.to:
                     if mid in self.room.members and self.room.members[mid].connected:
                         pong = schemas.Pong(type="pong", server_ms=o.msg.server_ms,
-                                      t_ms=self.now - self.page_offset[mid])
+                                            t_ms=self.now - self.page_offset[mid])
                         self.take(self.room.handle(mid, pong, self.now))
 
     def send(self, mid: str, msg: schemas.In) -> None:
@@ -100,7 +100,7 @@ class Sim:
                     face, p = sample
                     t_page = self.now - self.page_offset[mid]
                     self.send(mid, schemas.Score(type="score", t_ms=t_page,
-                                           face=face, smile_prob=p if face else None))
+                                                 face=face, smile_prob=p if face else None))
             if self.now >= self.next_tick:
                 self.next_tick += 100.0
                 self.take(self.room.tick(self.now))
@@ -543,6 +543,6 @@ def test_a_late_sample_behind_the_judged_timeline_is_not_judged():
     sim.streams[a] = lambda t: None
     sim.run(1500)
     # 1 s old: young enough for the clock, but the judge committed A's timeline to now-200
-    sim.send(a, schemas.Score(type="score", t_ms=sim.now - sim.page_offset[a] - 1000.0, face=True,
-                        smile_prob=0.99))
+    sim.send(a, schemas.Score(type="score", t_ms=sim.now - sim.page_offset[a] - 1000.0,
+                              face=True, smile_prob=0.99))
     assert sim.errors(a)[-1].code == "sample_rejected"

@@ -65,8 +65,8 @@ def check_store(store: Store) -> None:
     assert [(r.index, r.status, r.losers, r.reason) for r in m.rounds] == [
         (1, "loss", ["Bo"], "laugh"), (2, "draw", [], None), (3, "loss", ["Bo"], "absent")]
     confirmed = [e for e in m.rounds[0].events if e.type == "laugh_confirmed"]
-    assert [(e.nickname, e.start_ms, e.peak_prob) for e in confirmed] == [
-        ("Bo", 2000.0, 0.93), ("Ana", 5000.0, 0.7)]
+    assert [(e.nickname, e.start_ms, e.peak_prob, e.decisive) for e in confirmed] == [
+        ("Bo", 2000.0, 0.93, True), ("Ana", 5000.0, 0.7, False)]
     assert (m.rounds[2].events[0].type, m.rounds[2].events[0].start_ms) == ("face_lost", 1000.0)
     assert store.get_match(mid + 100) is None
     board = {r.nickname: r for r in store.leaderboard()}

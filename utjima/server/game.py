@@ -344,8 +344,8 @@ class Room:
             self._error(m, "forbidden", "spectators do not connect to each other")
             return
         cand = msg.candidate.model_dump() if msg.candidate is not None else None
-        self._out.append(Send((peer.id,), schemas.SignalOut(sender=m.id, kind=msg.kind, sdp=msg.sdp,
-                                                      candidate=cand)))
+        self._out.append(Send((peer.id,), schemas.SignalOut(
+            sender=m.id, kind=msg.kind, sdp=msg.sdp, candidate=cand)))
 
     # --- time -------------------------------------------------------------------------------
 

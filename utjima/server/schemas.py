@@ -136,6 +136,7 @@ class LaughEventOut(Out):
     end_ms: float | None = None
     peak_prob: float | None = None
     reason: str | None = None
+    decisive: bool = False  # the offence this player lost the round by
 
 
 class RoundOut(Out):

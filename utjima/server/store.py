@@ -213,13 +213,15 @@ class Store:
                 events=[schemas.LaughEventOut(
                     nickname=e.match_player.nickname, type=e.type, t_ms=e.t_ms,
                     start_ms=e.start_ms, end_ms=e.end_ms, peak_prob=e.peak_prob,
-                    reason=e.reason) for e in r.events] if with_events else []))
+                    reason=e.reason, decisive=e.decisive) for e in r.events]
+                if with_events else []))
         return schemas.MatchOut(
             id=m.id, room_code=m.room_code, started_at=_iso(m.started_at),
             ended_at=_iso(m.ended_at), rounds_to_win=m.rounds_to_win,
             winners=[p.nickname for p in m.players if p.result == "win"],
             players=[schemas.MatchPlayerOut(nickname=p.nickname, seat=p.seat, score=p.score,
-                                      result=p.result, threshold=p.threshold) for p in m.players],
+                                            result=p.result, threshold=p.threshold)
+                     for p in m.players],
             rounds=rounds)
 
     def list_matches(self, limit: int = 20, offset: int = 0) -> list[schemas.MatchOut]:
