@@ -192,7 +192,8 @@ def test_round_rejects_bad_setup():
 
 
 def test_judge_is_pure_python():
-    code = "import sys, utjima.judge; print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
+    code = ("import sys, utjima.judge; "
+            "print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -260,7 +261,8 @@ def test_hysteresis_never_starts_more_laughs_and_covers_plain_segments():
         assert len(laugh_starts(s, hyst)) <= len(laugh_starts(s, plain))
         hs = judge.segments(s, hyst)
         for seg in judge.segments(s, plain):
-            assert any(h["start_ms"] <= seg["start_ms"] and seg["end_ms"] <= h["end_ms"] for h in hs)
+            assert any(h["start_ms"] <= seg["start_ms"] and seg["end_ms"] <= h["end_ms"]
+                       for h in hs)
 
 
 def test_events_do_not_depend_on_how_often_the_caller_ticks():
@@ -284,7 +286,8 @@ def test_events_do_not_depend_on_how_often_the_caller_ticks():
 def test_round_decides_online_what_hindsight_decides():
     """With random arrival order, streams that die, and ticks at any time, the first
     decided verdict equals the verdict with every sample in, and never changes afterwards
-    (the fairness claim of docs/judge.md)."""
+    (the fairness claim of docs/judge.md). Each loser's offence is the one its last event
+    marked `offence` says (what the server stores as the decisive event)."""
     rng = random.Random(3)
     decided_early = 0
     for _ in range(150):
@@ -295,16 +298,19 @@ def test_round_decides_online_what_hindsight_decides():
         horizon = max(max(s[-1][0] for s in streams.values()), end) + CFG.absent_forfeit_ms + 1000
         rs = judge.new_round(CFG, [(pid, None) for pid in ids], 0, end)
         pos = dict.fromkeys(ids, 0)
-        first = None
+        first, events = None, []
         for _step in range(400):
             pid = rng.choice(ids)
             trk, s = rs.trackers[rs.players.index(pid)], streams[pid]
             nxt = s[pos[pid]][0] if pos[pid] < len(s) else horizon
             if pos[pid] < len(s) and rng.random() < 0.75:
-                rs, _ = judge.round_update(rs, pid, *s[pos[pid]])
+                rs, ev = judge.round_update(rs, pid, *s[pos[pid]])
                 pos[pid] += 1
             elif trk.now_ms < nxt:  # a tick, never past this player's next sample
-                rs, _ = judge.round_advance(rs, min(nxt, trk.now_ms + rng.uniform(0, 300)), pid)
+                rs, ev = judge.round_advance(rs, min(nxt, trk.now_ms + rng.uniform(0, 300)), pid)
+            else:
+                ev = []
+            events += ev
             v = judge.round_verdict(rs)
             if first is None and v["status"] != "pending":
                 first = v
@@ -313,10 +319,18 @@ def test_round_decides_online_what_hindsight_decides():
                 assert v == first
         for pid in ids:
             for smp in streams[pid][pos[pid]:]:
-                rs, _ = judge.round_update(rs, pid, *smp)
+                rs, ev = judge.round_update(rs, pid, *smp)
+                events += ev
                 assert first is None or judge.round_verdict(rs) == first
-        rs, _ = judge.round_advance(rs, horizon)
+        rs, ev = judge.round_advance(rs, horizon)
+        events += ev
         final = judge.round_verdict(rs)
         assert final["status"] != "pending"
         assert first is None or first == final
+        marked = {ev["player"]: ev for ev in events if ev.get("offence")}  # the last one each
+        for lo in final.get("losers", []):
+            ev = marked[lo["player"]]
+            assert ev["type"] in ("laugh_confirmed", "absent_forfeit")
+            assert lo["offence_ms"] == ev.get("offence_ms", ev["start_ms"])
+            assert (lo["reason"], lo["peak_prob"]) == (ev.get("reason", "laugh"), ev["peak_prob"])
     assert decided_early > 50  # the online path was really exercised

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from server_helpers import fake_model_dir
 
 from utjima.contract import ContractError
 from utjima.server.app import create_app
 from utjima.server.settings import Settings
-from utjima.server.testing import fake_model_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,8 @@ def test_every_response_is_cross_origin_isolated_with_a_same_origin_csp(client):
         assert r.headers["cross-origin-embedder-policy"] == "require-corp", path
         assert r.headers["cross-origin-resource-policy"] == "same-origin", path
         csp = r.headers["content-security-policy"]
-        assert "default-src 'self'" in csp and "connect-src 'self' ws://testserver wss://testserver" in csp
+        assert "default-src 'self'" in csp
+        assert "connect-src 'self' ws://testserver wss://testserver" in csp
         assert "https:" not in csp and "*" not in csp
 
 
@@ -117,11 +118,13 @@ def test_serving_never_imports_torch(tmp_path):
     code = f"""
 import sys
 from pathlib import Path
+sys.path.insert(0, {str(REPO_ROOT / "tests")!r})
 from fastapi.testclient import TestClient
+from server_helpers import fake_model_dir
 from utjima.server.app import create_app
 from utjima.server.settings import Settings
-from utjima.server.testing import fake_model_dir
-s = Settings(model_dir=fake_model_dir(Path({str(tmp_path / 'm')!r})), data_dir=Path({str(tmp_path / 'd')!r}))
+s = Settings(model_dir=fake_model_dir(Path({str(tmp_path / 'm')!r})),
+             data_dir=Path({str(tmp_path / 'd')!r}))
 with TestClient(create_app(s)) as c:
     assert c.get("/").status_code == 200
     code = c.post("/api/rooms").json()["code"]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from utjima.judge import JudgeConfig
-from utjima.server import schemas as S
+from utjima.server import schemas
 from utjima.server.game import Close, Room, RoomError
 from utjima.server.settings import Settings
 
@@ -38,7 +38,7 @@ class Sim:
         self.room = Room("ABCDEF", self.s, JudgeConfig(), self.now)
         self.page_offset: dict[str, float] = {}  # server_ms - page_ms, per member
         self.streams: dict[str, Stream] = {}
-        self.sent: list[tuple[tuple[str, ...] | None, S.Out]] = []
+        self.sent: list[tuple[tuple[str, ...] | None, schemas.Out]] = []
         self.closed: list[Close] = []
         self.silent: set[str] = set()  # members whose page sends no samples at all
         self.next_sample = T0
@@ -46,7 +46,7 @@ class Sim:
 
     # --- members ------------------------------------------------------------------------
 
-    def join(self, nick: str, role: S.Role = "player", stream: Stream = neutral,
+    def join(self, nick: str, role: schemas.Role = "player", stream: Stream = neutral,
              page_offset: float = 123_456.0) -> str:
         m = self.room.join(nick, role, self.now)
         self.page_offset[m.id] = page_offset
@@ -63,22 +63,22 @@ class Sim:
                 self.closed.append(o)
                 continue
             self.sent.append((o.to, o.msg))
-            if isinstance(o.msg, S.Ping):  # the page answers at once (loopback)
+            if isinstance(o.msg, schemas.Ping):  # the page answers at once (loopback)
                 for mid in o.to:
                     if mid in self.room.members and self.room.members[mid].connected:
-                        pong = S.Pong(type="pong", server_ms=o.msg.server_ms,
-                                      t_ms=self.now - self.page_offset[mid])
+                        pong = schemas.Pong(type="pong", server_ms=o.msg.server_ms,
+                                            t_ms=self.now - self.page_offset[mid])
                         self.take(self.room.handle(mid, pong, self.now))
 
-    def send(self, mid: str, msg: S.In) -> None:
+    def send(self, mid: str, msg: schemas.In) -> None:
         self.take(self.room.handle(mid, msg, self.now))
 
     def msgs(self, kind: type, to: str | None = None) -> list:
         return [m for t, m in self.sent if isinstance(m, kind)
                 and (to is None or t is None or to in t)]
 
-    def errors(self, to: str) -> list[S.ErrorMsg]:
-        return self.msgs(S.ErrorMsg, to)
+    def errors(self, to: str) -> list[schemas.ErrorMsg]:
+        return self.msgs(schemas.ErrorMsg, to)
 
     # --- time -------------------------------------------------------------------------------
 
@@ -98,8 +98,9 @@ class Sim:
                     if sample is None:
                         continue
                     face, p = sample
-                    self.send(mid, S.Score(type="score", t_ms=self.now - self.page_offset[mid],
-                                           face=face, smile_prob=p if face else None))
+                    t_page = self.now - self.page_offset[mid]
+                    self.send(mid, schemas.Score(type="score", t_ms=t_page,
+                                                 face=face, smile_prob=p if face else None))
             if self.now >= self.next_tick:
                 self.next_tick += 100.0
                 self.take(self.room.tick(self.now))
@@ -112,10 +113,10 @@ class Sim:
 
     def ready_all(self) -> None:
         for m in self.room.players:
-            self.send(m.id, S.Ready(type="ready"))
+            self.send(m.id, schemas.Ready(type="ready"))
 
 
-def view(sim: Sim) -> S.RoomView:
+def view(sim: Sim) -> schemas.RoomView:
     return sim.room.view(sim.now)
 
 
@@ -132,9 +133,9 @@ def test_whole_match_the_player_who_laughs_loses():
     b = sim.join("Bo", stream=laughs_at(2000.0))
     spec = sim.join("Spec", role="spectator")
     assert view(sim).phase == "lobby"
-    sim.send(a, S.Ready(type="ready"))
+    sim.send(a, schemas.Ready(type="ready"))
     assert sim.room.phase == "lobby"  # Bo is not ready yet
-    sim.send(b, S.Ready(type="ready"))
+    sim.send(b, schemas.Ready(type="ready"))
     assert sim.room.phase == "calibrating"
     sim.until_phase("countdown")
     thresholds = {m.id: m.threshold for m in view(sim).members if m.role == "player"}
@@ -148,7 +149,8 @@ def test_whole_match_the_player_who_laughs_loses():
     assert 2000.0 <= lo["offence_ms"] < 2000.0 + SAMPLE_MS  # the laugh's start, round time
     assert score_of(sim, a) == 1 and score_of(sim, b) == 0
     # judge events reached everyone, spectator included, in round-relative time
-    confirmed = [e for e in sim.msgs(S.JudgeEvent, spec) if e.event["type"] == "laugh_confirmed"]
+    confirmed = [e for e in sim.msgs(schemas.JudgeEvent, spec)
+                 if e.event["type"] == "laugh_confirmed"]
     assert confirmed and confirmed[0].event["player"] == b
     # the verdict comes quickly after the confirmation (no waiting for the time limit)
     assert sim.room.phase_start_ms - (T0 + 0) < 60_000
@@ -156,10 +158,13 @@ def test_whole_match_the_player_who_laughs_loses():
     final = view(sim)
     assert final.winners == [a] and score_of(sim, a) == 2
     [rec] = sim.room.take_records()
-    assert rec.winners == [a] and len(rec.rounds) == 2
-    assert [p["result"] for p in rec.players] == ["win", "loss"]
-    assert all(r["losers"][0]["player"] == b for r in rec.rounds)
-    assert any(e["type"] == "laugh_confirmed" for e in rec.rounds[0]["events"])
+    assert rec.winners == (a,) and len(rec.rounds) == 2
+    assert [p.result for p in rec.players] == ["win", "loss"]
+    for r in rec.rounds:  # each round was lost by Bo's confirmed laugh, stored with its peak
+        [lost_by] = [e for e in r.events if e.decisive]
+        assert (lost_by.player, lost_by.type) == (b, "laugh_confirmed")
+        assert lost_by.peak_prob == pytest.approx(0.95)
+        assert 2000.0 <= lost_by.start_ms < 2000.0 + SAMPLE_MS
     # rematch: everybody ready again starts a new match with fresh calibration
     sim.ready_all()
     assert sim.room.phase == "calibrating" and sim.room.match.number == 2
@@ -170,9 +175,9 @@ def test_scores_are_relayed_to_others_not_back_to_the_sender():
     sim = Sim()
     a, b = sim.join("A"), sim.join("B")
     sim.run(500)
-    relayed = sim.msgs(S.ScoreOut)
+    relayed = sim.msgs(schemas.ScoreOut)
     assert relayed
-    for to, msg in [(t, m) for t, m in sim.sent if isinstance(m, S.ScoreOut)]:
+    for to, msg in [(t, m) for t, m in sim.sent if isinstance(m, schemas.ScoreOut)]:
         assert msg.player not in to  # never echoed to its author
     assert {m.player for m in relayed} == {a, b}
 
@@ -240,8 +245,8 @@ def test_calibration_without_a_face_goes_back_to_the_lobby_with_a_reason():
     orig_send = sim.send
 
     def send(mid, msg):
-        if mid == b and isinstance(msg, S.Score):
-            msg = S.Score(type="score", t_ms=msg.t_ms, face=False)
+        if mid == b and isinstance(msg, schemas.Score):
+            msg = schemas.Score(type="score", t_ms=msg.t_ms, face=False)
         orig_send(mid, msg)
 
     sim.send = send
@@ -305,7 +310,7 @@ def test_drop_and_rejoin_within_grace_keeps_seat_and_score():
     seat_b = sim.room.members[b].seat
     conn = sim.room.members[b].conn
     sim.take(sim.room.disconnect(a, sim.room.members[a].conn, sim.now))
-    assert any(isinstance(m, S.PeerLeft) and m.id == a for m in sim.msgs(S.PeerLeft, b))
+    assert any(isinstance(m, schemas.PeerLeft) and m.id == a for m in sim.msgs(schemas.PeerLeft, b))
     sim.until_phase("paused")  # the next round waits for A
     assert view(sim).paused_for == [a]
     assert next(m for m in view(sim).members if m.id == a).grace_left_ms > 0
@@ -317,7 +322,7 @@ def test_drop_and_rejoin_within_grace_keeps_seat_and_score():
     sim.until_phase("countdown", 1000)  # the first samples arrive: the match goes on
     assert score_of(sim, a) == 1 and sim.room.members[b].seat == seat_b
     assert sim.room.members[b].conn == conn  # B's connection untouched
-    welcome = sim.msgs(S.Welcome, a)[-1]
+    welcome = sim.msgs(schemas.Welcome, a)[-1]
     assert welcome.you.score == 1 and welcome.you.calibrated
     sim.until_phase("verdict")
     assert score_of(sim, a) == 2  # the match went on; A's new clock maps fine
@@ -334,7 +339,7 @@ def test_drop_past_grace_forfeits_the_match():
     assert view(sim).winners == [a]
     assert b not in sim.room.members  # the seat is free again
     [rec] = sim.room.take_records()
-    results = {p["id"]: p["result"] for p in rec.players}
+    results = {p.id: p.result for p in rec.players}
     assert results == {a: "win", b: "forfeit"}
 
 
@@ -362,12 +367,12 @@ def test_leaving_for_good_in_a_three_player_match_lets_the_others_play_on():
     sim.until_phase("verdict")
     assert [lo["player"] for lo in view(sim).last_verdict.losers] == [c]
     assert score_of(sim, a) == score_of(sim, b) == 1
-    sim.send(b, S.Leave(type="leave"))
+    sim.send(b, schemas.Leave(type="leave"))
     assert any(cl.member == b for cl in sim.closed)
     sim.until_phase("match_over")
     assert view(sim).winners == [a]
     [rec] = sim.room.take_records()
-    assert {p["id"]: p["result"] for p in rec.players}[b] == "forfeit"
+    assert {p.id: p.result for p in rec.players}[b] == "forfeit"
 
 
 def test_a_connected_player_whose_detector_stays_silent_forfeits_after_the_grace():
@@ -383,7 +388,7 @@ def test_a_connected_player_whose_detector_stays_silent_forfeits_after_the_grace
     assert view(sim).winners == [a]
     assert b in sim.room.members  # still in the room, out of the match
     [rec] = sim.room.take_records()
-    assert {p["id"]: p["result"] for p in rec.players} == {a: "win", b: "forfeit"}
+    assert {p.id: p.result for p in rec.players} == {a: "win", b: "forfeit"}
 
 
 def test_the_match_waits_for_a_player_who_left_during_the_countdown():
@@ -406,7 +411,8 @@ def test_a_second_socket_for_the_same_seat_replaces_the_first():
     assert [e.code for e in sim.errors(a)] == ["replaced"]
     assert sim.room.members[a].connected
     # the others are told to drop the old call and expect a new one
-    kinds = [type(m).__name__ for t, m in sim.sent if t and b in t and isinstance(m, S.PeerLeft | S.PeerJoined)]
+    kinds = [type(m).__name__ for t, m in sim.sent
+             if t and b in t and isinstance(m, schemas.PeerLeft | schemas.PeerJoined)]
     assert kinds[-2:] == ["PeerLeft", "PeerJoined"]
 
 
@@ -417,23 +423,23 @@ def test_spectators_cannot_post_scores_or_get_ready():
     sim = Sim()
     sim.join("A")
     s = sim.join("S", role="spectator")
-    sim.send(s, S.Score(type="score", t_ms=10.0, face=True, smile_prob=0.9))
-    sim.send(s, S.Ready(type="ready"))
+    sim.send(s, schemas.Score(type="score", t_ms=10.0, face=True, smile_prob=0.9))
+    sim.send(s, schemas.Ready(type="ready"))
     assert [e.code for e in sim.errors(s)] == ["forbidden", "forbidden"]
     assert "spectators cannot post scores" in sim.errors(s)[0].message
-    assert not sim.msgs(S.ScoreOut)
+    assert not sim.msgs(schemas.ScoreOut)
 
 
 def test_a_player_cannot_post_for_another_player():
     sim = Sim()
     a, b = sim.join("A"), sim.join("B")
     t = sim.now - sim.page_offset[a]
-    sim.send(a, S.Score(type="score", t_ms=t, face=True, smile_prob=0.9, player=b))
+    sim.send(a, schemas.Score(type="score", t_ms=t, face=True, smile_prob=0.9, player=b))
     [err] = sim.errors(a)
     assert err.code == "forbidden" and "your own scores" in err.message
-    assert not sim.msgs(S.ScoreOut)
-    sim.send(a, S.Score(type="score", t_ms=t + 1, face=True, smile_prob=0.9, player=a))
-    assert [m.player for m in sim.msgs(S.ScoreOut)] == [a]
+    assert not sim.msgs(schemas.ScoreOut)
+    sim.send(a, schemas.Score(type="score", t_ms=t + 1, face=True, smile_prob=0.9, player=a))
+    assert [m.player for m in sim.msgs(schemas.ScoreOut)] == [a]
 
 
 def test_join_limits():
@@ -461,7 +467,7 @@ def test_ready_during_a_match_is_refused():
     sim = Sim()
     a, _ = sim.join("A"), sim.join("B")
     sim.ready_all()
-    sim.send(a, S.Ready(type="ready"))
+    sim.send(a, schemas.Ready(type="ready"))
     assert sim.errors(a)[-1].code == "bad_phase"
 
 
@@ -469,16 +475,16 @@ def test_signals_go_to_one_named_peer_only():
     sim = Sim()
     a, b = sim.join("A"), sim.join("B")
     s1, s2 = sim.join("S1", role="spectator"), sim.join("S2", role="spectator")
-    sim.send(a, S.Signal(type="signal", to=b, kind="offer", sdp="v=0 offer"))
-    [(to, msg)] = [(t, m) for t, m in sim.sent if isinstance(m, S.SignalOut)]
-    assert to == (b,) and msg.sender == a and S.dump(msg)["from"] == a
-    sim.send(s1, S.Signal(type="signal", to=a, kind="offer", sdp="v=0 recvonly"))
-    assert sim.msgs(S.SignalOut)[-1].sender == s1
-    sim.send(s1, S.Signal(type="signal", to=s2, kind="offer", sdp="v=0"))
+    sim.send(a, schemas.Signal(type="signal", to=b, kind="offer", sdp="v=0 offer"))
+    [(to, msg)] = [(t, m) for t, m in sim.sent if isinstance(m, schemas.SignalOut)]
+    assert to == (b,) and msg.sender == a and schemas.dump(msg)["from"] == a
+    sim.send(s1, schemas.Signal(type="signal", to=a, kind="offer", sdp="v=0 recvonly"))
+    assert sim.msgs(schemas.SignalOut)[-1].sender == s1
+    sim.send(s1, schemas.Signal(type="signal", to=s2, kind="offer", sdp="v=0"))
     assert sim.errors(s1)[-1].code == "forbidden"
-    sim.send(a, S.Signal(type="signal", to="mnobody", kind="ice", candidate=None))
+    sim.send(a, schemas.Signal(type="signal", to="mnobody", kind="ice", candidate=None))
     assert sim.errors(a)[-1].code == "bad_peer"
-    sim.send(a, S.Signal(type="signal", to=a, kind="ice", candidate=None))
+    sim.send(a, schemas.Signal(type="signal", to=a, kind="ice", candidate=None))
     assert sim.errors(a)[-1].code == "bad_peer"
 
 
@@ -486,7 +492,7 @@ def test_welcome_lists_connected_peers_and_ice_servers():
     sim = Sim(ice_servers=({"urls": "stun:stun.example.org:3478"},))
     a = sim.join("A")
     b = sim.join("B")
-    w = sim.msgs(S.Welcome, b)[-1]
+    w = sim.msgs(schemas.Welcome, b)[-1]
     assert [p.id for p in w.peers] == [a]
     assert w.ice_servers == [{"urls": "stun:stun.example.org:3478"}]
     assert w.judge["threshold"] == 0.5
@@ -504,16 +510,18 @@ def test_back_dated_samples_are_rejected_and_future_ones_clamped():
     sim.run(500)
     m = sim.room.members[a]
     # a sample claiming to be 5 s old on arrival (sat on, then back-dated)
-    sim.send(a, S.Score(type="score", t_ms=sim.now - 1000.0 - 5000.0, face=True, smile_prob=0.9))
+    sim.send(a, schemas.Score(type="score", t_ms=sim.now - 1000.0 - 5000.0, face=True,
+                              smile_prob=0.9))
     assert sim.errors(a)[-1].code == "stale_sample"
     # a sample from the future is put at its receipt time
     sim.room.members[a].last_error_ms = -1e18
-    sim.send(a, S.Score(type="score", t_ms=sim.now - 1000.0 + 10_000.0, face=True, smile_prob=0.1))
+    sim.send(a, schemas.Score(type="score", t_ms=sim.now - 1000.0 + 10_000.0, face=True,
+                              smile_prob=0.1))
     assert m.clock.last_ms == sim.now
     # ... so the next honest sample (earlier than that claim) is out of order
     sim.now += 10
     sim.room.members[a].last_error_ms = -1e18
-    sim.send(a, S.Score(type="score", t_ms=sim.now - 1000.0 - 20, face=True, smile_prob=0.1))
+    sim.send(a, schemas.Score(type="score", t_ms=sim.now - 1000.0 - 20, face=True, smile_prob=0.1))
     assert sim.errors(a)[-1].code == "out_of_order"
     del b
 
@@ -535,6 +543,6 @@ def test_a_late_sample_behind_the_judged_timeline_is_not_judged():
     sim.streams[a] = lambda t: None
     sim.run(1500)
     # 1 s old: young enough for the clock, but the judge committed A's timeline to now-200
-    sim.send(a, S.Score(type="score", t_ms=sim.now - sim.page_offset[a] - 1000.0, face=True,
-                        smile_prob=0.99))
+    sim.send(a, schemas.Score(type="score", t_ms=sim.now - sim.page_offset[a] - 1000.0,
+                              face=True, smile_prob=0.99))
     assert sim.errors(a)[-1].code == "sample_rejected"

@@ -9,11 +9,12 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from server_helpers import FakeClock, fake_model_dir
 from starlette.websockets import WebSocketDisconnect
 
 from utjima.server.app import create_app
+from utjima.server.hub import Observer, ignore
 from utjima.server.settings import Settings
-from utjima.server.testing import FakeClock, fake_model_dir
 
 
 @pytest.fixture
@@ -23,10 +24,10 @@ def clock():
 
 @pytest.fixture
 def make_client(tmp_path, clock):
-    def make(**settings) -> TestClient:
+    def make(observe: Observer = ignore, **settings) -> TestClient:
         s = Settings(model_dir=fake_model_dir(tmp_path / "model"), data_dir=tmp_path / "data",
                      clock=clock, tick_ms=5.0, **settings)
-        return TestClient(create_app(s))
+        return TestClient(create_app(s, observe=observe))
     return make
 
 
@@ -177,11 +178,12 @@ def test_invalid_messages_get_errors_naming_the_problem(client):
         cases = [
             ("not json", "not JSON"),
             (json.dumps({"type": "dance"}), "unknown message type 'dance'"),
-            (json.dumps({"type": "score", "t_ms": 1, "face": True, "smile_prob": 1.5}), "smile_prob"),
+            (json.dumps({"type": "score", "t_ms": 1, "face": True, "smile_prob": 1.5}),
+             "smile_prob"),
             (json.dumps({"type": "score", "t_ms": 1, "face": True}), "smile_prob is required"),
             (json.dumps({"type": "score", "t_ms": "1", "face": True, "smile_prob": 0.1}), "t_ms"),
-            (json.dumps({"type": "score", "t_ms": 1, "face": True, "smile_prob": 0.1, "video": "…"}),
-             "video"),
+            (json.dumps({"type": "score", "t_ms": 1, "face": True, "smile_prob": 0.1,
+                         "video": "…"}), "video"),
             (json.dumps({"type": "signal", "to": "x", "kind": "offer"}), "needs sdp"),
         ]
         for text, expected in cases:
@@ -194,6 +196,34 @@ def test_invalid_messages_get_errors_naming_the_problem(client):
         ws.send_json({"type": "ready"})  # the connection is still usable
         while not receive_until(ws, "room")["room"]["members"][0]["ready"]:
             pass
+
+
+def test_the_observer_hears_the_size_and_type_of_everything_received(make_client):
+    """What the browser tests' traffic audit relies on: each request body and websocket
+    frame that reaches the server is reported (size, type), never its contents."""
+    heard: list[dict] = []
+    with make_client(observe=heard.append) as c:
+        code = room(c)
+        a = join(c, code, "A")
+        said = [json.dumps({"type": "hello", "token": a["token"]}),
+                json.dumps({"type": "score", "t_ms": 1, "face": False}),
+                json.dumps({"type": "dance"})]
+        frame = b"\x00\x01 a video frame?"
+        with c.websocket_connect(f"/ws/rooms/{code}") as ws:
+            ws.send_text(said[0])
+            receive_until(ws, "welcome")
+            ws.send_text(said[1])
+            ws.send_text(said[2])
+            receive_until(ws, "error")
+            ws.send_bytes(frame)
+            receive_until(ws, "error")
+    posts = [r for r in heard if r["kind"] == "http" and r["method"] == "POST"]
+    assert [r["path"] for r in posts] == ["/api/rooms", f"/api/rooms/{code}/join"]
+    assert posts[1]["content_type"] == "application/json" and 0 < posts[1]["bytes"] < 100
+    ws_heard = [(r["type"], r["bytes"], r["binary"]) for r in heard if r["kind"] == "ws"]
+    assert ws_heard == [("hello", len(said[0]), False), ("score", len(said[1]), False),
+                        ("?", len(said[2]), False), (None, len(frame), True)]
+    assert a["token"] not in repr(heard)  # sizes and types, never what was said
 
 
 def test_oversize_messages_close_the_socket(client):
@@ -318,7 +348,8 @@ def test_a_short_match_through_the_protocol(make_client, clock):
                     clock.advance(50)
                     page_t += 50
                     wa.send_json({"type": "score", "t_ms": page_t, "face": True, "smile_prob": 0.1})
-                    wb.send_json({"type": "score", "t_ms": page_t, "face": True, "smile_prob": prob_b})
+                    wb.send_json({"type": "score", "t_ms": page_t, "face": True,
+                                  "smile_prob": prob_b})
                     time.sleep(0.002)  # let the ticker see the clock move
 
             wa.send_json({"type": "ready"}), wb.send_json({"type": "ready"})

@@ -16,54 +16,62 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from utjima.server.game import MatchRecord
+from utjima.server.records import EventRecord, MatchRecord, PlayerRecord, RoundRecord
 from utjima.server.store import Base, Store
 
 
+def ev(player: str, type: str, t_ms: float, start_ms: float, *, peak_prob=None, reason=None,
+       decisive=False) -> EventRecord:
+    return EventRecord(player=player, type=type, t_ms=t_ms, start_ms=start_ms, end_ms=None,
+                       peak_prob=peak_prob, reason=reason, decisive=decisive)
+
+
 def record(winner: str = "Ana", loser: str = "Bo") -> MatchRecord:
-    laugh = [
-        {"player": "m2", "type": "laugh_start", "t_ms": 2000.0, "start_ms": 2000.0, "prob": 0.8},
-        {"player": "m2", "type": "laugh_confirmed", "t_ms": 2420.0, "start_ms": 2000.0, "peak_prob": 0.93},
-    ]
-    forfeit = [{"player": "m2", "type": "face_lost", "t_ms": 2000.0, "since_ms": 1000.0},
-               {"player": "m2", "type": "absent_forfeit", "t_ms": 4000.0, "since_ms": 1000.0,
-                "reason": "absent", "offence_ms": 1000.0}]
+    laugh = (ev("m2", "laugh_start", 2000.0, 2000.0, peak_prob=0.8),
+             ev("m2", "laugh_confirmed", 2420.0, 2000.0, peak_prob=0.93, decisive=True),
+             # the winner laughed too, after the round was lost: an offence, not decisive
+             ev("m1", "laugh_confirmed", 5400.0, 5000.0, peak_prob=0.7))
+    forfeit = (ev("m2", "face_lost", 2000.0, 1000.0),
+               ev("m2", "absent_forfeit", 4000.0, 1000.0, reason="absent", decisive=True))
     return MatchRecord(
         room_code="ABCDEF", number=1, duration_ms=60_000.0, rounds_to_win=2,
-        players=[{"id": "m1", "nickname": winner, "seat": 0, "score": 2, "result": "win", "threshold": 0.5},
-                 {"id": "m2", "nickname": loser, "seat": 1, "score": 0, "result": "loss", "threshold": 0.62}],
-        rounds=[
-            {"index": 1, "status": "loss", "start_ms": 9000.0, "duration_ms": 3100.0, "events": laugh,
-             "losers": [{"player": "m2", "nickname": loser, "reason": "laugh", "offence_ms": 2000.0,
-                         "peak_prob": 0.93}]},
-            {"index": 2, "status": "draw", "start_ms": 20000.0, "duration_ms": 30000.0, "events": [],
-             "losers": []},
-            {"index": 3, "status": "loss", "start_ms": 52000.0, "duration_ms": 4100.0, "events": forfeit,
-             "losers": [{"player": "m2", "nickname": loser, "reason": "absent", "offence_ms": 1000.0,
-                         "peak_prob": None}]},
-        ],
-        winners=["m1"])
+        players=(PlayerRecord(id="m1", nickname=winner, seat=0, score=2, result="win",
+                              threshold=0.5),
+                 PlayerRecord(id="m2", nickname=loser, seat=1, score=0, result="loss",
+                              threshold=0.62)),
+        rounds=(RoundRecord(index=1, status="loss", start_ms=9000.0, duration_ms=3100.0,
+                            events=laugh),
+                RoundRecord(index=2, status="draw", start_ms=20000.0, duration_ms=30000.0,
+                            events=()),
+                RoundRecord(index=3, status="loss", start_ms=52000.0, duration_ms=4100.0,
+                            events=forfeit)),
+        winners=("m1",))
 
 
 def check_store(store: Store) -> None:
     ended = datetime(2025, 5, 1, 12, 0, tzinfo=timezone.utc)
     mid = store.save_match(record(), ended)
-    store.save_match(record(winner="ana", loser="Cy"), ended.replace(hour=13))  # same player, other case
+    # the same player in another case
+    store.save_match(record(winner="ana", loser="Cy"), ended.replace(hour=13))
     [newest, older] = store.list_matches()
     assert older.id == mid and newest.players[0].nickname == "ana"
     assert older.winners == ["Ana"] and len(older.rounds) == 3
     assert all(r.events == [] for r in older.rounds)  # the list leaves the events out
-    assert older.started_at.startswith("2025-05-01T11:59:00") and older.ended_at.startswith("2025-05-01T12:00:00")
+    assert older.started_at.startswith("2025-05-01T11:59:00")
+    assert older.ended_at.startswith("2025-05-01T12:00:00")
     m = store.get_match(mid)
     assert [(p.nickname, p.score, p.result, p.threshold) for p in m.players] == [
         ("Ana", 2, "win", 0.5), ("Bo", 0, "loss", 0.62)]
     assert [(r.index, r.status, r.losers, r.reason) for r in m.rounds] == [
         (1, "loss", ["Bo"], "laugh"), (2, "draw", [], None), (3, "loss", ["Bo"], "absent")]
-    confirmed = [e for e in m.rounds[0].events if e.type == "laugh_confirmed"][0]
-    assert confirmed.start_ms == 2000.0 and confirmed.peak_prob == 0.93
+    confirmed = [e for e in m.rounds[0].events if e.type == "laugh_confirmed"]
+    assert [(e.nickname, e.start_ms, e.peak_prob, e.decisive) for e in confirmed] == [
+        ("Bo", 2000.0, 0.93, True), ("Ana", 5000.0, 0.7, False)]
+    assert (m.rounds[2].events[0].type, m.rounds[2].events[0].start_ms) == ("face_lost", 1000.0)
     assert store.get_match(mid + 100) is None
     board = {r.nickname: r for r in store.leaderboard()}
     assert board["ana"].matches == 2 and board["ana"].wins == 2 and board["ana"].win_rate == 1.0
+    assert board["ana"].laughs == 0  # the laugh after the round was lost was not decisive
     assert board["Bo"].laughs == 2 and board["Bo"].wins == 0 and board["Bo"].rounds_played == 3
     assert list(board)[0] == "ana"
 
@@ -72,7 +80,8 @@ def test_migrations_make_a_fresh_sqlite_database(tmp_path):
     url = f"sqlite:///{tmp_path / 'sub' / 'utjima.db'}"
     store = Store(url)  # creates the folder, runs `upgrade head`
     tables = set(sa.inspect(store.engine).get_table_names())
-    assert tables == {"alembic_version", "players", "matches", "match_players", "rounds", "laugh_events"}
+    assert tables == {"alembic_version", "players", "matches", "match_players", "rounds",
+                      "laugh_events"}
     with store.engine.connect() as c:
         assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0001"
     store.close()
@@ -124,10 +133,12 @@ def postgres_url():
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
         shutil.chown(root, "postgres")
-    subprocess.run(as_user + [str(bin_dir / "initdb"), "-D", str(data), "-U", "utjima", "--auth=trust"],
+    subprocess.run(as_user + [str(bin_dir / "initdb"), "-D", str(data), "-U", "utjima",
+                              "--auth=trust"],
                    check=True, capture_output=True)
-    subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
-                              "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
+    subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
+                              "-w", "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+                              "start"],
                    check=True, capture_output=True)
     try:
         url = f"postgresql+psycopg://utjima@127.0.0.1:{port}/postgres"

@@ -56,7 +56,8 @@ def track_cases() -> list[dict[str, Any]]:
         + run(1600, 2000, 100, 0.8) + run(2000, 3000, 100, 0.1),
         note="starts at 1000, confirmed at 1400 (400 ms), ends 250 ms after its last support 1900")
     add("clean_laugh_30hz",
-        [[i * 100 / 3, 0.05 if i < 30 or i >= 60 else 0.7 + 0.01 * (i % 5), True] for i in range(90)],
+        [[i * 100 / 3, 0.05 if i < 30 or i >= 60 else 0.7 + 0.01 * (i % 5), True]
+         for i in range(90)],
         note="float sample times; confirmed at the first sample >= start + 400")
     add("too_short_smile",
         run(0, 1000, 100, 0.1) + run(1000, 1400, 100, 0.8) + run(1400, 2000, 100, 0.1),
@@ -278,6 +279,18 @@ def round_cases() -> list[dict[str, Any]]:
         interleave(said("a", run(0, 1000, 100, 0.1) + run(1000, 2000, 100, 0.7)),
                    said("b", run(0, 1500, 100, 0.1) + run(1500, 2000, 100, 0.7))),
         note="a's calibrated threshold 0.75: 0.7 is not a laugh for a, so b loses")
+    add("round_loser_peak_is_the_peak_at_confirmation", ab, 0, 60000,
+        interleave(said("a", run(0, 1000, 100, 0.1) + [[1000, 0.6, True], [1100, 0.9, True]]
+                        + run(1200, 1500, 100, 0.75) + run(1500, 2000, 100, 0.95)),
+                   said("b", run(0, 2000, 100, 0.1))),
+        note="a's laugh peaks at 0.9 by its confirmation (1400): the verdict carries 0.9, and "
+             "the 0.95 samples after it was decided do not change it")
+    add("round_hidden_laugh_carries_its_peak", ab, 0, 60000,
+        interleave(said("a", run(0, 1000, 100, 0.1) + [[1000, 0.6, True], [1100, 0.85, True],
+                                                          [1200, 0.7, True]] + hide(1300, 2500)),
+                   said("b", run(0, 2500, 100, 0.1))),
+        note="a laughs (peak 0.85) and covers the camera before confirming: the hidden_laugh "
+             "forfeit at 2300 carries the laugh's start 1000 and its peak 0.85")
     add("round_error_sample_before_start", ab, 1000, 60000,
         [["sample", "a", 900, 0.1, True]])
     add("round_error_unknown_player", ab, 0, 60000, [["sample", "z", 100, 0.1, True]])
@@ -308,7 +321,8 @@ def expect_track(case: dict) -> dict:
 
 def expect_calibrate(case: dict) -> dict:
     try:
-        return {"threshold": judge.calibrate(case["samples"], judge.JudgeConfig.from_dict(case["config"]))}
+        cfg = judge.JudgeConfig.from_dict(case["config"])
+        return {"threshold": judge.calibrate(case["samples"], cfg)}
     except ValueError as e:
         return _error(e)
 
@@ -357,7 +371,8 @@ def streaming_cases() -> list[dict[str, Any]]:
     ]
     out = []
     for name, n_frames, interval, times in cases:
-        windows = [window_indices(times[: i + 1], t, n_frames, interval) for i, t in enumerate(times)]
+        windows = [window_indices(times[: i + 1], t, n_frames, interval)
+                   for i, t in enumerate(times)]
         # cross-check the pruning FeatureWindow against the full-history rule
         fw = FeatureWindow(n_frames, interval)
         for i, t in enumerate(times):

@@ -22,7 +22,9 @@ on how often the caller ticks.
 
 Per round (`RoundState`): the player whose offence (a confirmed laugh's start, or a
 forfeit) came first loses; the verdict waits until no other player can still produce an
-earlier offence. Events and verdicts are plain dicts with snake_case keys (the wire format).
+earlier offence. Events and verdicts are plain dicts with snake_case keys (the wire format),
+one key per concept: `start_ms` is when a laugh or an absence began, `peak_prob` a laugh's
+highest smile_prob so far.
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ class JudgeConfig:
             (self.max_gap_ms > 0, "max_gap_ms must be > 0"),
             (self.max_sample_gap_ms >= self.max_gap_ms, "max_sample_gap_ms must be >= max_gap_ms"),
             (self.absent_grace_ms >= 0, "absent_grace_ms must be >= 0"),
-            (self.absent_forfeit_ms >= self.absent_grace_ms, "absent_forfeit_ms must be >= absent_grace_ms"),
+            (self.absent_forfeit_ms >= self.absent_grace_ms,
+             "absent_forfeit_ms must be >= absent_grace_ms"),
             (self.tie_ms >= 0, "tie_ms must be >= 0"),
             (0 <= self.calib_percentile <= 100, "calib_percentile must be in [0, 100]"),
             (self.calib_margin >= 0, "calib_margin must be >= 0"),
@@ -105,7 +108,8 @@ class JudgeConfig:
              "calib_min_samples must be an integer >= 1"),
             (0 < self.calib_min_threshold <= self.calib_max_threshold < 1
              and self.release < self.calib_max_threshold,
-             "need 0 < calib_min_threshold <= calib_max_threshold < 1, release < calib_max_threshold"),
+             "need 0 < calib_min_threshold <= calib_max_threshold < 1, "
+             "release < calib_max_threshold"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -167,7 +171,7 @@ class Absence:
     """The face is not seen (face=False samples or a stale stream)."""
 
     since_ms: float  # when the absence began
-    laugh_start_ms: float | None  # start of the laugh in progress when the face went, if any
+    laugh: Laugh | None  # the laugh in progress when the face went, if any
     lost: bool = False  # face_lost fired (absent_grace_ms reached)
     forfeited: bool = False  # absent_forfeit fired
 
@@ -181,15 +185,15 @@ class LaughTracker:
     last_sample_ms: float | None = None  # time of the last sample
     laugh: Laugh | None = None  # laugh in progress
     absence: Absence | None = None  # None while the face is present
-    # start of the laugh open right after the last sample: a stale stream that cuts off a
-    # laugh is a hidden laugh, whenever the caller gets round to noticing
-    laugh_at_sample_ms: float | None = None
+    # the laugh open right after the last sample: a stale stream that cuts off a laugh is a
+    # hidden laugh, whenever the caller gets round to noticing
+    laugh_at_sample: Laugh | None = None
 
 
 def new_tracker(cfg: JudgeConfig, t_ms: float) -> LaughTracker:
-    """A tracker whose timeline starts at `t_ms`; no face seen yet counts as absent from `t_ms`."""
+    """A tracker whose timeline starts at `t_ms`; no face seen yet counts as absent from then."""
     t = _number(t_ms, "t_ms")
-    return LaughTracker(cfg=cfg, now_ms=t, absence=Absence(since_ms=t, laugh_start_ms=None))
+    return LaughTracker(cfg=cfg, now_ms=t, absence=Absence(since_ms=t, laugh=None))
 
 
 def _next_deadline(trk: LaughTracker) -> tuple[float, str] | None:
@@ -202,7 +206,7 @@ def _next_deadline(trk: LaughTracker) -> tuple[float, str] | None:
     a = trk.absence
     if a is not None and not a.lost:
         due.append((a.since_ms + cfg.absent_grace_ms, "face_lost"))
-    if a is not None and not a.forfeited and a.laugh_start_ms is not None:
+    if a is not None and not a.forfeited and a.laugh is not None:
         due.append((a.since_ms + cfg.absent_grace_ms, "hidden_laugh"))
     if a is not None and not a.forfeited:
         due.append((a.since_ms + cfg.absent_forfeit_ms, "absent_forfeit"))
@@ -218,18 +222,16 @@ def _fire(trk: LaughTracker, t: float, kind: str, events: list[Event]) -> LaughT
                        "confirmed": laugh.confirmed})
         return replace(trk, laugh=None)
     if kind == "stale":
-        return replace(trk, absence=Absence(since_ms=t, laugh_start_ms=trk.laugh_at_sample_ms))
+        return replace(trk, absence=Absence(since_ms=t, laugh=trk.laugh_at_sample))
     assert a is not None
     if kind == "face_lost":
-        events.append({"type": "face_lost", "t_ms": t, "since_ms": a.since_ms})
+        events.append({"type": "face_lost", "t_ms": t, "start_ms": a.since_ms})
         return replace(trk, absence=replace(a, lost=True))
-    if kind == "hidden_laugh":
-        offence = a.laugh_start_ms
-    else:  # "absent_forfeit"
-        offence = a.since_ms
-    events.append({"type": "absent_forfeit", "t_ms": t, "since_ms": a.since_ms,
-                   "reason": "hidden_laugh" if kind == "hidden_laugh" else "absent",
-                   "offence_ms": offence})
+    hidden = a.laugh if kind == "hidden_laugh" else None
+    events.append({"type": "absent_forfeit", "t_ms": t, "start_ms": a.since_ms,
+                   "reason": "absent" if hidden is None else "hidden_laugh",
+                   "offence_ms": a.since_ms if hidden is None else hidden.start_ms,
+                   "peak_prob": None if hidden is None else hidden.peak_prob})
     return replace(trk, absence=replace(a, forfeited=True))
 
 
@@ -264,16 +266,16 @@ def update(trk: LaughTracker, t_ms: float, smile_prob: float | None,
     cfg, laugh, absence = trk.cfg, trk.laugh, trk.absence
     if not face:
         if absence is None:
-            absence = Absence(since_ms=t, laugh_start_ms=laugh.start_ms if laugh else None)
+            absence = Absence(since_ms=t, laugh=laugh)
     else:
         assert p is not None
         if absence is not None:
             if absence.lost:
-                events.append({"type": "face_back", "t_ms": t, "since_ms": absence.since_ms})
+                events.append({"type": "face_back", "t_ms": t, "start_ms": absence.since_ms})
             absence = None
         if laugh is None and p >= cfg.threshold:
             laugh = Laugh(start_ms=t, last_ms=t, peak_prob=p, confirmed=False)
-            events.append({"type": "laugh_start", "t_ms": t, "start_ms": t, "prob": p})
+            events.append({"type": "laugh_start", "t_ms": t, "start_ms": t, "peak_prob": p})
         elif laugh is not None and p >= cfg.threshold - cfg.release:
             laugh = replace(laugh, last_ms=t, peak_prob=max(laugh.peak_prob, p))
         if laugh is not None and not laugh.confirmed and laugh.last_ms == t \
@@ -282,7 +284,7 @@ def update(trk: LaughTracker, t_ms: float, smile_prob: float | None,
             events.append({"type": "laugh_confirmed", "t_ms": t, "start_ms": laugh.start_ms,
                            "peak_prob": laugh.peak_prob})
     trk = replace(trk, now_ms=t, last_sample_ms=t, laugh=laugh, absence=absence,
-                  laugh_at_sample_ms=laugh.start_ms if laugh else None)
+                  laugh_at_sample=laugh)
     trk = _run_deadlines(trk, t, events)  # rules due at t itself (absent_grace_ms == 0)
     return trk, events
 
@@ -377,7 +379,7 @@ class RoundState:
     end_ms: float  # time limit: offences at or after it do not count
     players: tuple[str, ...]  # player ids, in the order verdicts list them
     trackers: tuple[LaughTracker, ...]  # same order as players
-    # per player: earliest offence {"reason", "offence_ms"} before end_ms, or None
+    # per player: earliest offence {"reason", "offence_ms", "peak_prob"} before end_ms, or None
     offences: tuple[dict[str, Any] | None, ...]
 
 
@@ -390,32 +392,39 @@ def new_round(cfg: JudgeConfig, players: Sequence[tuple[str, float | None]],
     ids = [p[0] for p in players]
     if not ids or any(not isinstance(i, str) or not i for i in ids) or len(set(ids)) != len(ids):
         raise ValueError(f"players need unique non-empty string ids, got {ids}")
-    trackers = tuple(
-        new_tracker(cfg if thr is None else replace(cfg, threshold=_number(thr, "threshold")), start)
+    trackers = tuple(new_tracker(
+        cfg if thr is None else replace(cfg, threshold=_number(thr, "threshold")), start)
         for _, thr in players)
     return RoundState(cfg=cfg, start_ms=start, end_ms=end, players=tuple(ids),
                       trackers=trackers, offences=(None,) * len(ids))
 
 
 def _offence(ev: Event) -> dict[str, Any] | None:
+    """What an event makes its player guilty of: reason, when, and how hard they laughed
+    (the laugh's peak so far; None for a plain absence)."""
     if ev["type"] == "laugh_confirmed":
-        return {"reason": "laugh", "offence_ms": ev["start_ms"]}
+        return {"reason": "laugh", "offence_ms": ev["start_ms"], "peak_prob": ev["peak_prob"]}
     if ev["type"] == "absent_forfeit":
-        return {"reason": ev["reason"], "offence_ms": ev["offence_ms"]}
+        return {"reason": ev["reason"], "offence_ms": ev["offence_ms"],
+                "peak_prob": ev["peak_prob"]}
     return None
 
 
 def _with_events(rs: RoundState, i: int, trk: LaughTracker,
                  events: list[Event]) -> tuple[RoundState, list[Event]]:
+    """Tag events with the player; the one that becomes the player's earliest offence also
+    gets `offence: True` (so the caller can tell which event a verdict's loser lost by)."""
     best = rs.offences[i]
+    tagged = []
     for ev in events:
         off = _offence(ev)
         if off is not None and off["offence_ms"] < rs.end_ms and (
                 best is None or off["offence_ms"] < best["offence_ms"]):
             best = off
+            ev = {**ev, "offence": True}
+        tagged.append({"player": rs.players[i], **ev})
     trackers = rs.trackers[:i] + (trk,) + rs.trackers[i + 1:]
     offences = rs.offences[:i] + (best,) + rs.offences[i + 1:]
-    tagged = [{"player": rs.players[i], **ev} for ev in events]
     return replace(rs, trackers=trackers, offences=offences), tagged
 
 
@@ -458,18 +467,18 @@ def _earliest_possible(trk: LaughTracker) -> float:
     a = trk.absence
     if a is not None and not a.forfeited:
         bound = min(bound, a.since_ms)  # may still forfeit (by since+forfeit)
-        if a.laugh_start_ms is not None:
-            bound = min(bound, a.laugh_start_ms)  # may still be a hidden laugh
-    if a is None and trk.laugh_at_sample_ms is not None:
+        if a.laugh is not None:
+            bound = min(bound, a.laugh.start_ms)  # may still be a hidden laugh
+    if a is None and trk.laugh_at_sample is not None:
         # the stream may still go stale with this laugh cut off: a hidden laugh, even
         # after the laugh itself has ended (cleared by the next sample)
-        bound = min(bound, trk.laugh_at_sample_ms)
+        bound = min(bound, trk.laugh_at_sample.start_ms)
     return bound
 
 
 def round_verdict(rs: RoundState) -> dict[str, Any]:
-    """{"status": "pending", "waiting_for": [...]}, {"status": "loss", "losers": [...]}
-    or {"status": "draw"}.
+    """{"status": "pending", "waiting_for": [...]}, {"status": "loss", "losers": [{"player",
+    "reason", "offence_ms", "peak_prob"}, ...]} or {"status": "draw"}.
 
     The first offence (earliest offence_ms, ties within tie_ms) loses, decided only once
     no other player can still report an offence at or before it; "draw" once nobody can

@@ -42,11 +42,10 @@ def serve(tmp_path):
         traffic = tmp_path / f"traffic{len(started)}.jsonl"
         traffic.touch()
         log = tmp_path / f"server{len(started)}.log"
-        full_env = {**os.environ, "UTJIMA_TRAFFIC_LOG": str(traffic),
-                    **{f"UTJIMA_{k.upper()}": str(v) for k, v in env.items()}}
+        full_env = {**os.environ, **{f"UTJIMA_{k.upper()}": str(v) for k, v in env.items()}}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "utjima", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--data-dir", str(data)],
+            [sys.executable, str(REPO_ROOT / "tests" / "server_helpers.py"), "--traffic-log",
+             str(traffic), "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data)],
             cwd=REPO_ROOT, env=full_env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

@@ -10,6 +10,7 @@ decides rounds with the pure judge from the scores browsers stream. Read top to 
   clock.py      mapping a client's clock onto the server's (no back-dating)
   ratelimit.py  token buckets
   game.py       Room: the pure, time-explicit room/match state machine
+  records.py    MatchRecord: what a finished match leaves for the store (typed)
   hub.py        rooms registry + websocket plumbing + ticker; drives game.Room
   store.py      SQLAlchemy models, migrations at startup, history and leaderboard queries
   routes/       pages (static), rooms (HTTP), ws (websocket), history (HTTP)

@@ -2,7 +2,8 @@
 
 State (the model contract, the database store, the rooms hub) is created in `lifespan`
 and kept on `app.state`; routes reach it through `routes/deps.py`, so tests can swap any
-piece (`app.dependency_overrides`, or a store/hub of their own passed in here).
+piece (`app.dependency_overrides`, or a store of their own passed in here). `observe`
+hears the size and type of everything received (`hub.Observer`): the tests' traffic audit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from utjima import __version__
 from utjima.contract import load_contract
 from utjima.judge import JudgeConfig
-from utjima.server.hub import Hub, TrafficLog
+from utjima.server import schemas
+from utjima.server.hub import Hub, Observer, ignore
 from utjima.server.ratelimit import KeyedBuckets
 from utjima.server.routes import history, pages, rooms, ws
 from utjima.server.security import SecurityHeaders
@@ -35,11 +37,11 @@ def judge_config(contract) -> JudgeConfig:
 
 
 class BodyLimit:
-    """Refuses request bodies over MAX_BODY_BYTES (413) and, in test mode, logs the size
-    and content type of every request body that reached the server."""
+    """Refuses request bodies over MAX_BODY_BYTES (413), and tells `observe` the size and
+    content type of every request body that reached the server."""
 
-    def __init__(self, app: ASGIApp, traffic: TrafficLog) -> None:
-        self.app, self.traffic = app, traffic
+    def __init__(self, app: ASGIApp, observe: Observer) -> None:
+        self.app, self.observe = app, observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,24 +70,24 @@ class BodyLimit:
                                 f"request bodies are limited to {MAX_BODY_BYTES} bytes"}}, 413)
             await resp(scope, receive, send)
         finally:
-            self.traffic.write(kind="http", method=scope["method"], path=scope["path"],
-                               bytes=max(seen, declared), content_type=ctype)
+            self.observe({"kind": "http", "method": scope["method"], "path": scope["path"],
+                          "bytes": max(seen, declared), "content_type": ctype})
 
 
 class _TooLarge(Exception):
     pass
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, store: Store | None = None,
+               observe: Observer = ignore) -> FastAPI:
     settings = settings or Settings()
-    traffic = TrafficLog(settings.traffic_log)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         contract = load_contract(settings.model_dir)  # fails loudly if invalid
         app.state.contract = contract
         app.state.store = store or await asyncio.to_thread(Store, settings.db_url)
-        app.state.hub = Hub(settings, judge_config(contract), app.state.store, traffic)
+        app.state.hub = Hub(settings, judge_config(contract), app.state.store, observe)
         app.state.http_buckets = KeyedBuckets(settings.http_rate_per_s, settings.http_burst)
         app.state.hub.start()
         try:
@@ -101,13 +103,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in exc.errors()[:4]:
-            loc = ".".join(str(p) for p in err["loc"] if p != "body")
-            parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
-        return JSONResponse({"detail": {"code": "bad_request", "message": "; ".join(parts)}}, 422)
+        message = schemas.describe(exc.errors())
+        return JSONResponse({"detail": {"code": "bad_request", "message": message}}, 422)
 
-    app.add_middleware(BodyLimit, traffic=traffic)
+    app.add_middleware(BodyLimit, observe=observe)
     app.add_middleware(SecurityHeaders)
     app.include_router(rooms.router)
     app.include_router(history.router)

@@ -42,7 +42,6 @@ class ClockSync:
     locked_ms: float | None = None  # offset in use while locked (a round)
     last_ms: float | None = None  # mapped time of the last accepted sample
     pending: dict[float, None] = field(default_factory=dict)  # pings sent, not answered
-    n_pongs: int = 0
 
     def ping_sent(self, server_ms: float) -> None:
         self.pending[server_ms] = None
@@ -54,7 +53,6 @@ class ClockSync:
         if server_ms not in self.pending or received_ms < server_ms:
             return False
         del self.pending[server_ms]
-        self.n_pongs += 1
         rtt = received_ms - server_ms
         if rtt < self.rtt_ms:
             self.rtt_ms = rtt

@@ -33,8 +33,9 @@ from typing import Any
 
 from utjima import judge
 from utjima.judge import CalibrationError, JudgeConfig
-from utjima.server import schemas as S
+from utjima.server import schemas
 from utjima.server.clock import ClockError, ClockSync
+from utjima.server.records import EventRecord, MatchRecord, PlayerRecord, RoundRecord
 from utjima.server.settings import Settings
 
 Sample = list  # [t_ms, smile_prob | None, face]
@@ -61,7 +62,7 @@ class Send:
     """Deliver `msg` to these member ids (None: every connected member)."""
 
     to: tuple[str, ...] | None
-    msg: S.Out
+    msg: schemas.Out
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Member:
     id: str  # public id, what other clients see
     token: str  # secret, authenticates the websocket
     nickname: str
-    role: S.Role
+    role: schemas.Role
     seat: int | None  # players 0..3, spectators None
     connected: bool = False
     conn: int = 0  # connection generation: a newer socket replaces an older one
@@ -110,21 +111,8 @@ class Match:
     started_ms: float
     players: dict[str, MatchPlayer]  # by id, seat order
     calib: dict[str, list[Sample]] = field(default_factory=dict)
-    rounds: list[dict[str, Any]] = field(default_factory=list)  # stored round records
+    rounds: list[RoundRecord] = field(default_factory=list)  # decided rounds
     id: int | None = None  # database id once stored
-
-
-@dataclass(frozen=True)
-class MatchRecord:
-    """A finished match, for the store (times in ms relative to the match start)."""
-
-    room_code: str
-    number: int
-    duration_ms: float
-    rounds_to_win: int
-    players: list[dict[str, Any]]  # {id, nickname, seat, score, result, threshold}
-    rounds: list[dict[str, Any]]  # {index, status, start_ms, duration_ms, losers, events}
-    winners: list[str]  # ids
 
 
 def _rel(ev: dict[str, Any], t0: float) -> dict[str, Any]:
@@ -137,7 +125,7 @@ class Room:
     def __init__(self, code: str, settings: Settings, cfg: JudgeConfig, now_ms: float) -> None:
         self.code, self.s, self.cfg = code, settings, cfg
         self.members: dict[str, Member] = {}
-        self.phase: S.Phase = "lobby"
+        self.phase: schemas.Phase = "lobby"
         self.phase_start_ms = now_ms
         self.phase_end_ms: float | None = None
         self.match: Match | None = None  # running match, or the last one at match_over
@@ -145,7 +133,7 @@ class Room:
         self.round: judge.RoundState | None = None
         self.round_no = 0
         self.round_events: list[dict[str, Any]] = []  # tagged judge events of this round
-        self.last_verdict: S.VerdictView | None = None
+        self.last_verdict: schemas.VerdictView | None = None
         self.winners: list[str] = []
         self.records: list[MatchRecord] = []
         self.last_active_ms = now_ms
@@ -167,20 +155,22 @@ class Room:
     def in_match(self) -> bool:
         return self.phase not in ("lobby", "match_over")
 
-    def can_join(self, role: S.Role) -> RoomError | None:
+    def can_join(self, role: schemas.Role) -> RoomError | None:
         if role == "player":
             if self.in_match:
                 return RoomError(409, "match_in_progress",
-                                 "a match is in progress: join as a spectator, or wait for it to end")
+                                 "a match is in progress: join as a spectator, "
+                                 "or wait for it to end")
             if len(self.players) >= self.s.max_players:
                 return RoomError(409, "room_full",
-                                 f"the room is full ({self.s.max_players} players): join as a spectator")
+                                 f"the room is full ({self.s.max_players} players): "
+                                 "join as a spectator")
         elif len(self.spectators) >= self.s.max_spectators:
             return RoomError(409, "too_many_spectators",
                              f"the room already has {self.s.max_spectators} spectators")
         return None
 
-    def join(self, nickname: str, role: S.Role, now_ms: float) -> Member:
+    def join(self, nickname: str, role: schemas.Role, now_ms: float) -> Member:
         """Add a member (not yet connected); raises RoomError when the room says no."""
         err = self.can_join(role)
         if err:
@@ -188,7 +178,7 @@ class Room:
         taken = {m.nickname for m in self.members.values()}
         name, n = nickname, 2
         while name in taken:  # "Mina" twice becomes "Mina (2)"
-            name = f"{nickname[:S.NICKNAME_MAX - 4]} ({n})"
+            name = f"{nickname[:schemas.NICKNAME_MAX - 4]} ({n})"
             n += 1
         seat = None
         if role == "player":
@@ -215,8 +205,8 @@ class Room:
                 return m
         return None
 
-    def info(self) -> S.RoomInfo:
-        return S.RoomInfo(
+    def info(self) -> schemas.RoomInfo:
+        return schemas.RoomInfo(
             code=self.code, phase=self.phase, players=[m.nickname for m in self.players],
             spectators=len(self.spectators), max_players=self.s.max_players,
             can_join_as_player=self.can_join("player") is None,
@@ -233,16 +223,16 @@ class Room:
         m = self.members[member_id]
         others = tuple(o.id for o in self._connected() if o.id != m.id)
         if m.connected:  # a reload whose old socket is still open: the new one wins
-            self._out.append(Send((m.id,), S.ErrorMsg(
+            self._out.append(Send((m.id,), schemas.ErrorMsg(
                 code="replaced", message="this seat was opened in another tab or window")))
             self._out.append(Close(m.id, 4409, "replaced"))
-            self._out.append(Send(others, S.PeerLeft(id=m.id)))  # peers drop the old call
-        self._out.append(Send(others, S.PeerJoined(peer=self._peer(m))))
+            self._out.append(Send(others, schemas.PeerLeft(id=m.id)))  # peers drop the old call
+        self._out.append(Send(others, schemas.PeerJoined(peer=self._peer(m))))
         m.conn += 1
         m.connected, m.away_since_ms = True, None
         m.clock = ClockSync(max_age_ms=self.s.max_sample_age_ms)
         m.next_ping_ms, m.fast_pings_left = now_ms, FAST_PINGS
-        self._out.append(Send((m.id,), S.Welcome(
+        self._out.append(Send((m.id,), schemas.Welcome(
             you=self._member_view(m, now_ms),
             peers=[self._peer(o) for o in self._connected() if o.id != m.id],
             ice_servers=list(self.s.ice_servers), judge=self.cfg.to_dict(),
@@ -260,7 +250,7 @@ class Room:
         if m is None or not m.connected or m.conn != conn:
             return self._flush(now_ms)  # already gone, or an old socket of a replaced seat
         m.connected, m.away_since_ms, m.clock = False, now_ms, None
-        self._out.append(Send(tuple(o.id for o in self._connected()), S.PeerLeft(id=m.id)))
+        self._out.append(Send(tuple(o.id for o in self._connected()), schemas.PeerLeft(id=m.id)))
         if self.phase == "countdown" and self._is_match_player(m):
             self._enter("paused", now_ms, self.s.grace_ms)
         self._dirty = True
@@ -269,32 +259,32 @@ class Room:
 
     # --- messages --------------------------------------------------------------------------
 
-    def handle(self, member_id: str, msg: S.In, now_ms: float) -> list[Output]:
+    def handle(self, member_id: str, msg: schemas.In, now_ms: float) -> list[Output]:
         """One validated client message from a connected member."""
         m = self.members[member_id]
-        if isinstance(msg, S.Score):
+        if isinstance(msg, schemas.Score):
             self._score(m, msg, now_ms)
-        elif isinstance(msg, S.Pong):
+        elif isinstance(msg, schemas.Pong):
             assert m.clock is not None
             m.clock.pong(msg.server_ms, msg.t_ms, now_ms)
-        elif isinstance(msg, S.Ready):
+        elif isinstance(msg, schemas.Ready):
             self._ready(m, msg.ready, now_ms)
-        elif isinstance(msg, S.Signal):
+        elif isinstance(msg, schemas.Signal):
             self._signal(m, msg)
-        elif isinstance(msg, S.Leave):
+        elif isinstance(msg, schemas.Leave):
             self._out.append(Send(tuple(o.id for o in self._connected() if o.id != m.id),
-                                  S.PeerLeft(id=m.id)))
+                                  schemas.PeerLeft(id=m.id)))
             self._out.append(Close(m.id, 1000, "left"))
             self._remove(m, now_ms)
-        elif isinstance(msg, S.Hello):
+        elif isinstance(msg, schemas.Hello):
             self._error(m, "bad_message", "hello was already accepted on this connection")
         self.last_active_ms = now_ms
         return self._flush(now_ms)
 
     def _error(self, m: Member, code: str, message: str) -> None:
-        self._out.append(Send((m.id,), S.ErrorMsg(code=code, message=message)))
+        self._out.append(Send((m.id,), schemas.ErrorMsg(code=code, message=message)))
 
-    def _score(self, m: Member, msg: S.Score, now_ms: float) -> None:
+    def _score(self, m: Member, msg: schemas.Score, now_ms: float) -> None:
         if m.role != "player":
             self._error(m, "forbidden", "spectators cannot post scores")
             return
@@ -311,7 +301,8 @@ class Room:
         m.last_sample_ms = now_ms
         prob = msg.smile_prob if msg.face else None
         others = tuple(o.id for o in self._connected() if o.id != m.id)
-        self._out.append(Send(others, S.ScoreOut(player=m.id, face=msg.face, smile_prob=prob)))
+        self._out.append(Send(others, schemas.ScoreOut(player=m.id, face=msg.face,
+                                                       smile_prob=prob)))
         if not self._is_match_player(m):
             return
         if self.phase == "calibrating" and self.match is not None \
@@ -344,7 +335,7 @@ class Room:
         self._dirty = True
         self._maybe_start(now_ms)
 
-    def _signal(self, m: Member, msg: S.Signal) -> None:
+    def _signal(self, m: Member, msg: schemas.Signal) -> None:
         peer = self.members.get(msg.to)
         if peer is None or not peer.connected or peer.id == m.id:
             self._error(m, "bad_peer", f"no connected peer {msg.to!r} in this room")
@@ -353,8 +344,8 @@ class Room:
             self._error(m, "forbidden", "spectators do not connect to each other")
             return
         cand = msg.candidate.model_dump() if msg.candidate is not None else None
-        self._out.append(Send((peer.id,), S.SignalOut(sender=m.id, kind=msg.kind, sdp=msg.sdp,
-                                                      candidate=cand)))
+        self._out.append(Send((peer.id,), schemas.SignalOut(
+            sender=m.id, kind=msg.kind, sdp=msg.sdp, candidate=cand)))
 
     # --- time -------------------------------------------------------------------------------
 
@@ -376,7 +367,7 @@ class Room:
         for m in self._connected():
             if now_ms >= m.next_ping_ms and m.clock is not None:
                 m.clock.ping_sent(now_ms)
-                self._out.append(Send((m.id,), S.Ping(server_ms=now_ms)))
+                self._out.append(Send((m.id,), schemas.Ping(server_ms=now_ms)))
                 fast = m.fast_pings_left > 0
                 m.fast_pings_left -= fast
                 m.next_ping_ms = now_ms + (FAST_PING_MS if fast else PING_EVERY_MS)
@@ -412,7 +403,7 @@ class Room:
         assert self.match is not None
         return [p for p in self.match.players.values() if p.status == "active"]
 
-    def _enter(self, phase: S.Phase, start_ms: float, length_ms: float | None = None) -> None:
+    def _enter(self, phase: schemas.Phase, start_ms: float, length_ms: float | None = None) -> None:
         self.phase, self.phase_start_ms = phase, start_ms
         self.phase_end_ms = None if length_ms is None else start_ms + length_ms
         self._dirty = True
@@ -438,7 +429,7 @@ class Room:
             except CalibrationError as e:
                 failed.append(f"{p.nickname}: {e}")
         if failed:
-            self._out.append(Send(None, S.ErrorMsg(
+            self._out.append(Send(None, schemas.ErrorMsg(
                 code="calibration_failed",
                 message="calibration failed, get ready to try again. " + "; ".join(failed))))
             self.match = None
@@ -497,19 +488,7 @@ class Room:
         for ev in events:
             rel = _rel(ev, self.round.start_ms)
             self.round_events.append(rel)
-            self._out.append(Send(None, S.JudgeEvent(round=self.round_no, event=rel)))
-
-    def _peak(self, player: str, offence_rel: float) -> float | None:
-        """The peak smile of the laugh that started at `offence_rel` (round-relative)."""
-        peaks = [e.get("peak_prob") or e.get("prob") for e in self.round_events
-                 if e["player"] == player and e.get("start_ms") == offence_rel
-                 and e["type"] in ("laugh_start", "laugh_confirmed", "laugh_end")]
-        assert self.round is not None
-        trk = self.round.trackers[self.round.players.index(player)]
-        if trk.laugh is not None and trk.laugh.start_ms - self.round.start_ms == offence_rel:
-            peaks.append(trk.laugh.peak_prob)
-        peaks = [p for p in peaks if p is not None]
-        return max(peaks) if peaks else None
+            self._out.append(Send(None, schemas.JudgeEvent(round=self.round_no, event=rel)))
 
     def _check_verdict(self, now_ms: float) -> None:
         assert self.round is not None and self.match is not None
@@ -517,22 +496,24 @@ class Room:
         if v["status"] == "pending":
             return
         rs, t0 = self.round, self.round.start_ms
-        losers = []
-        for lo in v.get("losers", []):
-            off = lo["offence_ms"] - t0
-            losers.append({"player": lo["player"],
-                           "nickname": self.match.players[lo["player"]].nickname,
-                           "reason": lo["reason"], "offence_ms": off,
-                           "peak_prob": self._peak(lo["player"], off)})
+        losers = [{"player": lo["player"], "nickname": self.match.players[lo["player"]].nickname,
+                   "reason": lo["reason"], "offence_ms": lo["offence_ms"] - t0,
+                   "peak_prob": lo["peak_prob"]} for lo in v.get("losers", [])]
         loser_ids = {lo["player"] for lo in losers}
         if losers:
             for p in self._active():
                 if p.id in rs.players and p.id not in loser_ids:
                     p.score += 1
-        self.match.rounds.append({
-            "index": self.round_no, "status": v["status"], "start_ms": t0 - self.match.started_ms,
-            "duration_ms": now_ms - t0, "losers": losers, "events": list(self.round_events)})
-        self.last_verdict = S.VerdictView(round=self.round_no, status=v["status"], losers=losers)
+        # a loser lost by the last event the judge marked as their offence
+        marked = {ev["player"]: i for i, ev in enumerate(self.round_events) if ev.get("offence")}
+        decisive = {marked[pid] for pid in loser_ids}
+        self.match.rounds.append(RoundRecord(
+            index=self.round_no, status=v["status"], start_ms=t0 - self.match.started_ms,
+            duration_ms=now_ms - t0,
+            events=tuple(EventRecord.from_judge(ev, i in decisive)
+                         for i, ev in enumerate(self.round_events))))
+        self.last_verdict = schemas.VerdictView(round=self.round_no, status=v["status"],
+                                                losers=losers)
         for p in rs.players:
             m = self.members.get(p)
             if m is not None and m.clock is not None:
@@ -556,12 +537,12 @@ class Room:
         self.records.append(MatchRecord(
             room_code=self.code, number=self.match.number,
             duration_ms=now_ms - self.match.started_ms, rounds_to_win=self.s.rounds_to_win,
-            players=[{"id": p.id, "nickname": p.nickname, "seat": p.seat, "score": p.score,
-                      "threshold": p.threshold,
-                      "result": "forfeit" if p.status == "forfeit" else
-                      "win" if p.id in winners else "draw" if not winners else "loss"}
-                     for p in self.match.players.values()],
-            rounds=list(self.match.rounds), winners=winners))
+            players=tuple(PlayerRecord(
+                id=p.id, nickname=p.nickname, seat=p.seat, score=p.score, threshold=p.threshold,
+                result="forfeit" if p.status == "forfeit" else
+                "win" if p.id in winners else "draw" if not winners else "loss")
+                for p in self.match.players.values()),
+            rounds=tuple(self.match.rounds), winners=tuple(winners)))
         self.round = None
         for m in self.players:
             m.ready = False
@@ -599,21 +580,21 @@ class Room:
 
     # --- views -------------------------------------------------------------------------------
 
-    def _peer(self, m: Member) -> S.PeerView:
-        return S.PeerView(id=m.id, role=m.role, nickname=m.nickname)
+    def _peer(self, m: Member) -> schemas.PeerView:
+        return schemas.PeerView(id=m.id, role=m.role, nickname=m.nickname)
 
-    def _member_view(self, m: Member, now_ms: float) -> S.MemberView:
+    def _member_view(self, m: Member, now_ms: float) -> schemas.MemberView:
         p = self.match.players.get(m.id) if self.match is not None else None
         grace = None
         if not m.connected and m.away_since_ms is not None:
             grace = max(0.0, self.s.grace_ms - (now_ms - m.away_since_ms))
-        return S.MemberView(
+        return schemas.MemberView(
             id=m.id, nickname=m.nickname, role=m.role, seat=m.seat, connected=m.connected,
             ready=m.ready, calibrated=p is not None and p.threshold is not None,
             threshold=p.threshold if p else None, score=p.score if p else 0,
             status=p.status if p else "active", grace_left_ms=grace)
 
-    def view(self, now_ms: float) -> S.RoomView:
+    def view(self, now_ms: float) -> schemas.RoomView:
         members = self.players + self.spectators
         left = None if self.phase_end_ms is None else max(0.0, self.phase_end_ms - now_ms)
         length = None if self.phase_end_ms is None else self.phase_end_ms - self.phase_start_ms
@@ -622,17 +603,18 @@ class Room:
             # worth showing only once someone has offended: "is anyone else earlier?"
             if any(o is not None for o in self.round.offences):
                 waiting = judge.round_verdict(self.round).get("waiting_for", [])
-        return S.RoomView(
+        return schemas.RoomView(
             code=self.code, phase=self.phase, phase_left_ms=left, phase_ms=length,
             round=self.round_no, rounds_to_win=self.s.rounds_to_win, round_ms=self.s.round_ms,
             members=[self._member_view(m, now_ms) for m in members],
             waiting_for=waiting, paused_for=self._away(now_ms) if self.phase == "paused" else [],
             last_verdict=self.last_verdict, winners=self.winners,
-            match_id=self.match.id if self.match is not None and self.phase == "match_over" else None)
+            match_id=self.match.id
+            if self.match is not None and self.phase == "match_over" else None)
 
     def _flush(self, now_ms: float) -> list[Output]:
         if self._dirty:
             self._dirty = False
-            self._out.append(Send(None, S.RoomMsg(room=self.view(now_ms))))
+            self._out.append(Send(None, schemas.RoomMsg(room=self.view(now_ms))))
         out, self._out = self._out, []
         return out

@@ -9,7 +9,9 @@ Everything the game decides lives in `game.Room`; the hub only moves bytes:
 - each connection gets a bounded send queue and a writer task, so one slow client never
   holds up the others;
 - a ticker calls `room.tick(now)` every `tick_ms`, stores finished matches and drops
-  rooms that have been empty for a while.
+  rooms that have been empty for a while;
+- an optional observer (`create_app(observe=...)`) hears the size and type of every
+  websocket frame received, never its contents: the tests audit that no media arrives.
 """
 
 from __future__ import annotations
@@ -19,16 +21,16 @@ import contextlib
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from utjima.judge import JudgeConfig
-from utjima.server import schemas as S
+from utjima.server import schemas
 from utjima.server.game import Close, Output, Room, RoomError, Send
 from utjima.server.ratelimit import TokenBucket
 from utjima.server.settings import Settings
@@ -49,28 +51,19 @@ CLOSE_TOO_LARGE = 4413
 CLOSE_TOO_SLOW = 4429
 
 
-def describe(e: ValidationError) -> str:
-    """A pydantic error as one line: 'score.smile_prob: Input should be ...; ...'."""
-    parts = []
-    for err in e.errors()[:4]:
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
-        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
-    return "; ".join(parts)
+# Hears one record per websocket frame and HTTP request body received, sizes and types
+# only: {"kind": "ws", "bytes", "binary", "type"} or
+# {"kind": "http", "method", "path", "bytes", "content_type"}.
+Observer = Callable[[dict[str, Any]], None]
 
 
-class TrafficLog:
-    """Test instrumentation: what reached the server (sizes and types, never contents)."""
+def ignore(record: dict[str, Any]) -> None:
+    """The observer when nobody listens."""
 
-    def __init__(self, path: Path | None) -> None:
-        self.f = open(path, "a", buffering=1) if path else None  # noqa: SIM115 (lives with the app)
 
-    def write(self, **rec: Any) -> None:
-        if self.f is not None:
-            self.f.write(json.dumps(rec) + "\n")
-
-    def close(self) -> None:
-        if self.f is not None:
-            self.f.close()
+def error_text(code: str, message: str) -> str:
+    """An `error` message as the JSON text sent on the wire."""
+    return json.dumps(schemas.dump(schemas.ErrorMsg(code=code, message=message)))
 
 
 @dataclass
@@ -85,11 +78,11 @@ class Conn:
 
 class Hub:
     def __init__(self, settings: Settings, cfg: JudgeConfig, store: Store,
-                 traffic: TrafficLog | None = None) -> None:
+                 observe: Observer = ignore) -> None:
         self.s, self.cfg, self.store = settings, cfg, store
         self.rooms: dict[str, Room] = {}
         self.conns: dict[tuple[str, str], Conn] = {}  # (room code, member id) -> socket
-        self.traffic = traffic or TrafficLog(None)
+        self.observe = observe
         self._ticker: asyncio.Task | None = None
 
     def now(self) -> float:
@@ -102,7 +95,8 @@ class Hub:
             raise RoomError(503, "too_many_rooms",
                             f"the server holds {self.s.max_rooms} rooms already; try again later")
         while True:
-            code = "".join(secrets.choice(S.ROOM_CODE_ALPHABET) for _ in range(S.ROOM_CODE_LEN))
+            code = "".join(secrets.choice(schemas.ROOM_CODE_ALPHABET)
+                           for _ in range(schemas.ROOM_CODE_LEN))
             if code not in self.rooms:
                 break
         room = Room(code, self.s, self.cfg, self.now())
@@ -111,7 +105,7 @@ class Hub:
 
     def room(self, code: str) -> Room:
         try:
-            code = S.clean_room_code(code)
+            code = schemas.clean_room_code(code)
         except ValueError as e:
             raise RoomError(404, "bad_code", str(e)) from None
         room = self.rooms.get(code)
@@ -124,8 +118,9 @@ class Hub:
         """Queue a room's outputs on its sockets."""
         for o in out:
             if isinstance(o, Send):
-                text = json.dumps(S.dump(o.msg))
-                ids = o.to if o.to is not None else [m.id for m in room.members.values() if m.connected]
+                text = json.dumps(schemas.dump(o.msg))
+                ids = o.to if o.to is not None else [
+                    m.id for m in room.members.values() if m.connected]
                 for mid in ids:
                     conn = self.conns.get((room.code, mid))
                     if conn is not None:
@@ -141,9 +136,8 @@ class Hub:
         except asyncio.QueueFull:
             log.warning("room %s: member %s is too slow, closing", conn.code, conn.member)
             conn.queue = asyncio.Queue(2)  # drop the backlog; the writer reads the new queue
-            conn.queue.put_nowait((json.dumps(S.dump(S.ErrorMsg(
-                code="too_slow", message="your connection cannot keep up; reconnecting may help"))),
-                None))
+            conn.queue.put_nowait((error_text(
+                "too_slow", "your connection cannot keep up; reconnecting may help"), None))
             conn.queue.put_nowait((None, (CLOSE_TOO_SLOW, "too slow")))
 
     async def _writer(self, conn: Conn) -> None:
@@ -162,7 +156,7 @@ class Hub:
 
     async def _refuse(self, ws: WebSocket, code: str, message: str, close: int) -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            await ws.send_text(json.dumps(S.dump(S.ErrorMsg(code=code, message=message))))
+            await ws.send_text(error_text(code, message))
             await ws.close(close, code)
 
     async def _receive(self, ws: WebSocket) -> tuple[str | None, int, bool]:
@@ -172,7 +166,7 @@ class Hub:
             raise WebSocketDisconnect(msg.get("code", 1000))
         if msg.get("bytes") is not None:
             data = msg["bytes"]
-            self.traffic.write(kind="ws", bytes=len(data), binary=True, type=None)
+            self.observe({"kind": "ws", "bytes": len(data), "binary": True, "type": None})
             return None, len(data), True
         text = msg.get("text") or ""
         size = len(text.encode())
@@ -190,18 +184,18 @@ class Hub:
         except json.JSONDecodeError as e:
             return None, "bad_message", f"not JSON: {e}"
         mtype = raw.get("type") if isinstance(raw, dict) else None
-        self.traffic.write(kind="ws", bytes=size, binary=False,
-                           type=mtype if mtype in S.CLIENT_TYPES else "?")
+        self.observe({"kind": "ws", "bytes": size, "binary": False,
+                      "type": mtype if mtype in schemas.CLIENT_TYPES else "?"})
         if mtype != "signal" and size > self.s.max_msg_bytes:
             return None, "too_large", (f"a {mtype!r} message of {size} bytes exceeds the limit "
                                        f"of {self.s.max_msg_bytes} bytes")
         try:
-            return S.CLIENT_MESSAGE.validate_python(raw), None, ""
+            return schemas.CLIENT_MESSAGE.validate_python(raw), None, ""
         except ValidationError as e:
-            if not isinstance(raw, dict) or mtype not in S.CLIENT_TYPES:
+            if not isinstance(raw, dict) or mtype not in schemas.CLIENT_TYPES:
                 return None, "bad_message", (f"unknown message type {mtype!r}; valid types: "
-                                             f"{', '.join(S.CLIENT_TYPES)}")
-            return None, "bad_message", f"invalid {mtype!r} message: {describe(e)}"
+                                             f"{', '.join(schemas.CLIENT_TYPES)}")
+            return None, "bad_message", f"invalid {mtype!r} message: {schemas.describe(e.errors())}"
 
     async def serve(self, ws: WebSocket, code: str) -> None:
         """Run one websocket until it closes."""
@@ -217,14 +211,14 @@ class Hub:
             await self._refuse(ws, "bad_message", "expected a hello message first", CLOSE_BAD_TOKEN)
             return
         msg, err, err_text = self._parse(text, size, binary)
-        if err or not isinstance(msg, S.Hello):
-            await self._refuse(ws, err or "bad_message",
-                               err_text or "the first message must be {\"type\": \"hello\", \"token\": ...}",
+        if err or not isinstance(msg, schemas.Hello):
+            await self._refuse(ws, err or "bad_message", err_text or
+                               'the first message must be {"type": "hello", "token": ...}',
                                CLOSE_BAD_TOKEN)
             return
-        if msg.v != S.PROTOCOL_VERSION:
+        if msg.v != schemas.PROTOCOL_VERSION:
             await self._refuse(ws, "bad_version", f"this server speaks protocol version "
-                               f"{S.PROTOCOL_VERSION}, the page {msg.v}: reload the page",
+                               f"{schemas.PROTOCOL_VERSION}, the page {msg.v}: reload the page",
                                CLOSE_BAD_MESSAGES)
             return
         member = room.by_token(msg.token)
@@ -264,10 +258,9 @@ class Hub:
                 return
             now = self.now()
             if not bucket.take(now):
-                self._enqueue(conn, json.dumps(S.dump(S.ErrorMsg(
-                    code="rate_limited", message=(
-                        f"more than {self.s.msg_burst} messages at once or "
-                        f"{self.s.msg_rate_per_s:g} per second sustained; closing")))),
+                self._enqueue(conn, error_text("rate_limited", (
+                    f"more than {self.s.msg_burst} messages at once or "
+                    f"{self.s.msg_rate_per_s:g} per second sustained; closing")),
                     (CLOSE_RATE, "rate limited"))
                 await self._drain(conn)
                 return
@@ -281,8 +274,7 @@ class Hub:
                     if bad > self.s.max_bad_messages:
                         close = (CLOSE_BAD_MESSAGES, "too many invalid messages")
                         err_text += f" ({bad} invalid messages: closing)"
-                self._enqueue(conn, json.dumps(S.dump(S.ErrorMsg(code=err, message=err_text))),
-                              close)
+                self._enqueue(conn, error_text(err, err_text), close)
                 if close:
                     await self._drain(conn)
                     return
@@ -308,7 +300,7 @@ class Hub:
                                                    datetime.now(timezone.utc))
             except Exception:  # a storage failure must not kill the room; report it
                 log.exception("room %s: storing match %d failed", room.code, rec.number)
-                await self.dispatch(room, [Send(None, S.ErrorMsg(
+                await self.dispatch(room, [Send(None, schemas.ErrorMsg(
                     code="storage_failed", message="the match result could not be saved"))])
                 continue
             await self.dispatch(room, room.stored(rec.number, match_id, self.now()))
@@ -342,4 +334,3 @@ class Hub:
             if conn.ws.client_state == WebSocketState.CONNECTED:
                 with contextlib.suppress(Exception):
                     await conn.ws.close(1001, "server shutting down")
-        self.traffic.close()

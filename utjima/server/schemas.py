@@ -12,6 +12,7 @@ described in docs/protocol.md; keep the two in step.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
@@ -53,6 +54,17 @@ def clean_room_code(v: str) -> str:
         raise ValueError(f"room code must be {ROOM_CODE_LEN} characters from "
                          f"{ROOM_CODE_ALPHABET}, got {v!r}")
     return code
+
+
+def describe(errors: Sequence[Any]) -> str:
+    """Pydantic errors (`ValidationError.errors()`, FastAPI's `RequestValidationError`) as
+    one line for people: 'score.smile_prob: Input should be ...; ...' (at most four)."""
+    parts = []
+    for err in errors[:4]:
+        loc = ".".join(str(p) for p in err["loc"]
+                       if p != "body" and not str(p).startswith("function-after"))
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return "; ".join(parts)
 
 
 # --- HTTP: client -> server ------------------------------------------------------------------
@@ -124,6 +136,7 @@ class LaughEventOut(Out):
     end_ms: float | None = None
     peak_prob: float | None = None
     reason: str | None = None
+    decisive: bool = False  # the offence this player lost the round by
 
 
 class RoundOut(Out):
@@ -231,7 +244,8 @@ class Signal(In):
         return self
 
 
-ClientMessage = Annotated[Hello | Score | Pong | Ready | Leave | Signal, Field(discriminator="type")]
+ClientMessage = Annotated[Hello | Score | Pong | Ready | Leave | Signal,
+                          Field(discriminator="type")]
 CLIENT_MESSAGE = TypeAdapter(ClientMessage)
 CLIENT_TYPES = ("hello", "score", "pong", "ready", "leave", "signal")
 

@@ -71,16 +71,12 @@ class Settings:
     max_bad_messages: int = 20  # invalid messages tolerated per connection before closing
     http_rate_per_s: float = 2.0  # room create/join requests per client address
     http_burst: int = 20
-    # Test instrumentation: append one JSON line per received websocket message and HTTP
-    # request body (sizes and types only) to this file. Env UTJIMA_TRAFFIC_LOG.
-    traffic_log: Path | None = None
     clock: Callable[[], float] = monotonic_ms  # the game clock, injectable for tests
 
     def __post_init__(self) -> None:
-        for name in ("model_dir", "data_dir", "ort_dir", "web_dir", "traffic_log"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, Path):
-                object.__setattr__(self, name, Path(v))  # accept str from flags and env
+        for name in ("model_dir", "data_dir", "ort_dir", "web_dir"):
+            if not isinstance(getattr(self, name), Path):  # accept str from flags and env
+                object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "ice_servers", tuple(self.ice_servers))
         checks = [
             (1 <= self.port <= 65535 or self.port == 0, "port must be in 1..65535"),
@@ -97,15 +93,19 @@ class Settings:
             (2 <= self.max_players <= 4, "max_players must be in 2..4"),
             (self.max_spectators >= 0, "max_spectators must be >= 0"),
             (self.max_rooms >= 1, "max_rooms must be >= 1"),
-            (self.msg_rate_per_s > 0 and self.msg_burst >= 1, "need msg_rate_per_s > 0, msg_burst >= 1"),
-            (256 <= self.max_msg_bytes <= self.max_signal_bytes, "need 256 <= max_msg_bytes <= max_signal_bytes"),
-            (self.http_rate_per_s > 0 and self.http_burst >= 1, "need http_rate_per_s > 0, http_burst >= 1"),
+            (self.msg_rate_per_s > 0 and self.msg_burst >= 1,
+             "need msg_rate_per_s > 0, msg_burst >= 1"),
+            (256 <= self.max_msg_bytes <= self.max_signal_bytes,
+             "need 256 <= max_msg_bytes <= max_signal_bytes"),
+            (self.http_rate_per_s > 0 and self.http_burst >= 1,
+             "need http_rate_per_s > 0, http_burst >= 1"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise SettingsError(f"Settings: {msg}")
         for i, s in enumerate(self.ice_servers):
-            if not isinstance(s, dict) or "urls" not in s or not set(s) <= {"urls", "username", "credential"}:
+            if not isinstance(s, dict) or "urls" not in s \
+                    or not set(s) <= {"urls", "username", "credential"}:
                 raise SettingsError(
                     f"ice_servers[{i}] must be an object with 'urls' (and optionally 'username', "
                     f"'credential'), got {s!r}")
@@ -133,7 +133,7 @@ class Settings:
                     if not isinstance(parsed, list):
                         raise ValueError("expected a JSON list")
                     values[f.name] = tuple(parsed)
-                elif f.name in ("ort_dir", "traffic_log"):
+                elif f.name == "ort_dir":
                     values[f.name] = Path(raw)
                 elif f.type in ("int",):
                     values[f.name] = int(raw)

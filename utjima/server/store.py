@@ -46,7 +46,8 @@ from sqlalchemy.orm import (
     selectinload,
 )
 
-from utjima.server import schemas as S
+from utjima.server import schemas
+from utjima.server.records import MatchRecord
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -173,8 +174,8 @@ class Store:
             p.nickname = nickname
         return p
 
-    def save_match(self, rec: Any, ended_at: datetime | None = None) -> int:
-        """Store a `game.MatchRecord`; returns the match id."""
+    def save_match(self, rec: MatchRecord, ended_at: datetime | None = None) -> int:
+        """Store a finished match; returns the match id."""
         ended = ended_at or datetime.now(timezone.utc)
         started = ended - timedelta(milliseconds=rec.duration_ms)
         with Session(self.engine) as s, s.begin():
@@ -183,70 +184,59 @@ class Store:
             s.add(m)
             by_id: dict[str, MatchPlayer] = {}
             for p in rec.players:
-                mp = MatchPlayer(player_id=self._player(s, p["nickname"], ended).id,
-                                 seat=p["seat"], nickname=p["nickname"], score=p["score"],
-                                 result=p["result"], threshold=p["threshold"])
+                mp = MatchPlayer(player_id=self._player(s, p.nickname, ended).id, seat=p.seat,
+                                 nickname=p.nickname, score=p.score, result=p.result,
+                                 threshold=p.threshold)
                 m.players.append(mp)
-                by_id[p["id"]] = mp
+                by_id[p.id] = mp
             for r in rec.rounds:
-                rnd = Round(index=r["index"], status=r["status"], start_ms=r["start_ms"],
-                            duration_ms=r["duration_ms"])
+                rnd = Round(index=r.index, status=r.status, start_ms=r.start_ms,
+                            duration_ms=r.duration_ms)
                 m.rounds.append(rnd)
-                decisive = {(lo["player"], lo["offence_ms"]) for lo in r["losers"]}
-                marked: set[str] = set()
-                for ev in r["events"]:
-                    mp = by_id.get(ev["player"])
-                    if mp is None:
-                        continue
-                    offence = ev.get("offence_ms", ev.get("start_ms"))
-                    is_offence = ev["type"] in ("laugh_confirmed", "absent_forfeit")
-                    dec = (is_offence and ev["player"] not in marked
-                           and (ev["player"], offence) in decisive)
-                    if dec:
-                        marked.add(ev["player"])
-                    rnd.events.append(LaughEvent(
-                        match_player=mp, type=ev["type"], t_ms=ev["t_ms"],
-                        start_ms=ev.get("start_ms", ev.get("since_ms")), end_ms=ev.get("end_ms"),
-                        peak_prob=ev.get("peak_prob", ev.get("prob")), reason=ev.get("reason"),
-                        decisive=dec))
+                rnd.events.extend(LaughEvent(
+                    match_player=by_id[ev.player], type=ev.type, t_ms=ev.t_ms,
+                    start_ms=ev.start_ms, end_ms=ev.end_ms, peak_prob=ev.peak_prob,
+                    reason=ev.reason, decisive=ev.decisive) for ev in r.events)
             s.flush()
             return m.id
 
     # --- reading ----------------------------------------------------------------------------
 
-    def _match_out(self, m: Match, with_events: bool) -> S.MatchOut:
+    def _match_out(self, m: Match, with_events: bool) -> schemas.MatchOut:
         rounds = []
         for r in m.rounds:
             losers = [e for e in r.events if e.decisive]
-            rounds.append(S.RoundOut(
+            rounds.append(schemas.RoundOut(
                 index=r.index, status=r.status, duration_ms=r.duration_ms,
                 losers=[e.match_player.nickname for e in losers],
                 reason=losers[0].reason or "laugh" if losers else None,
-                events=[S.LaughEventOut(
+                events=[schemas.LaughEventOut(
                     nickname=e.match_player.nickname, type=e.type, t_ms=e.t_ms,
                     start_ms=e.start_ms, end_ms=e.end_ms, peak_prob=e.peak_prob,
-                    reason=e.reason) for e in r.events] if with_events else []))
-        return S.MatchOut(
+                    reason=e.reason, decisive=e.decisive) for e in r.events]
+                if with_events else []))
+        return schemas.MatchOut(
             id=m.id, room_code=m.room_code, started_at=_iso(m.started_at),
             ended_at=_iso(m.ended_at), rounds_to_win=m.rounds_to_win,
             winners=[p.nickname for p in m.players if p.result == "win"],
-            players=[S.MatchPlayerOut(nickname=p.nickname, seat=p.seat, score=p.score,
-                                      result=p.result, threshold=p.threshold) for p in m.players],
+            players=[schemas.MatchPlayerOut(nickname=p.nickname, seat=p.seat, score=p.score,
+                                            result=p.result, threshold=p.threshold)
+                     for p in m.players],
             rounds=rounds)
 
-    def list_matches(self, limit: int = 20, offset: int = 0) -> list[S.MatchOut]:
+    def list_matches(self, limit: int = 20, offset: int = 0) -> list[schemas.MatchOut]:
         with Session(self.engine) as s:
             ms = s.scalars(select(Match).options(*_EAGER)
                            .order_by(Match.ended_at.desc(), Match.id.desc())
                            .limit(limit).offset(offset)).all()
             return [self._match_out(m, with_events=False) for m in ms]
 
-    def get_match(self, match_id: int) -> S.MatchOut | None:
+    def get_match(self, match_id: int) -> schemas.MatchOut | None:
         with Session(self.engine) as s:
             m = s.get(Match, match_id, options=_EAGER)
             return None if m is None else self._match_out(m, with_events=True)
 
-    def leaderboard(self, limit: int = 50) -> list[S.LeaderRow]:
+    def leaderboard(self, limit: int = 50) -> list[schemas.LeaderRow]:
         with Session(self.engine) as s:
             wins = func.sum(case((MatchPlayer.result == "win", 1), else_=0))
             rows = s.execute(
@@ -260,8 +250,9 @@ class Store:
                 .join(LaughEvent, LaughEvent.match_player_id == MatchPlayer.id)
                 .where(LaughEvent.decisive.is_(True))
                 .group_by(MatchPlayer.player_id)).all())
-        out = [S.LeaderRow(nickname=nick, matches=n, wins=int(w or 0), rounds_played=int(r or 0),
-                           laughs=int(laughs.get(pid, 0)), win_rate=(w or 0) / n if n else 0.0)
+        out = [schemas.LeaderRow(nickname=nick, matches=n, wins=int(w or 0),
+                                 rounds_played=int(r or 0), laughs=int(laughs.get(pid, 0)),
+                                 win_rate=(w or 0) / n if n else 0.0)
                for pid, nick, n, w, r in rows]
         out.sort(key=lambda r: (-r.wins, -r.win_rate, r.laughs, r.nickname.casefold()))
         return out[:limit]

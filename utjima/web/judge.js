@@ -82,20 +82,20 @@ export function judgeConfig(d = {}) {
 }
 
 // --- per-player tracker ------------------------------------------------------------------
-// state: {cfg, now_ms, last_sample_ms, laugh, absence, laugh_at_sample_ms}
-// laugh: {start_ms, last_ms, peak_prob, confirmed}; absence: {since_ms, laugh_start_ms, lost, forfeited}
+// state: {cfg, now_ms, last_sample_ms, laugh, absence, laugh_at_sample}
+// laugh: {start_ms, last_ms, peak_prob, confirmed}; absence: {since_ms, laugh, lost, forfeited}
 
 const freeze = Object.freeze;
 
-function absence(sinceMs, laughStartMs) {
-  return freeze({ since_ms: sinceMs, laugh_start_ms: laughStartMs, lost: false, forfeited: false });
+function absence(sinceMs, laugh) {
+  return freeze({ since_ms: sinceMs, laugh, lost: false, forfeited: false });
 }
 
 /** A tracker whose timeline starts at tMs; no face seen yet counts as absent from tMs. */
 export function newTracker(cfg, tMs) {
   const t = number(tMs, "t_ms");
   return freeze({
-    cfg, now_ms: t, last_sample_ms: null, laugh: null, absence: absence(t, null), laugh_at_sample_ms: null,
+    cfg, now_ms: t, last_sample_ms: null, laugh: null, absence: absence(t, null), laugh_at_sample: null,
   });
 }
 
@@ -108,7 +108,7 @@ function nextDeadline(trk) {
   }
   const a = trk.absence;
   if (a !== null && !a.lost) due.push([a.since_ms + cfg.absent_grace_ms, "face_lost"]);
-  if (a !== null && !a.forfeited && a.laugh_start_ms !== null) {
+  if (a !== null && !a.forfeited && a.laugh !== null) {
     due.push([a.since_ms + cfg.absent_grace_ms, "hidden_laugh"]);
   }
   if (a !== null && !a.forfeited) due.push([a.since_ms + cfg.absent_forfeit_ms, "absent_forfeit"]);
@@ -126,15 +126,17 @@ function fire(trk, t, kind, events) {
     });
     return freeze({ ...trk, laugh: null });
   }
-  if (kind === "stale") return freeze({ ...trk, absence: absence(t, trk.laugh_at_sample_ms) });
+  if (kind === "stale") return freeze({ ...trk, absence: absence(t, trk.laugh_at_sample) });
   if (kind === "face_lost") {
-    events.push({ type: "face_lost", t_ms: t, since_ms: a.since_ms });
+    events.push({ type: "face_lost", t_ms: t, start_ms: a.since_ms });
     return freeze({ ...trk, absence: freeze({ ...a, lost: true }) });
   }
-  const offence = kind === "hidden_laugh" ? a.laugh_start_ms : a.since_ms;
+  const hidden = kind === "hidden_laugh" ? a.laugh : null;
   events.push({
-    type: "absent_forfeit", t_ms: t, since_ms: a.since_ms,
-    reason: kind === "hidden_laugh" ? "hidden_laugh" : "absent", offence_ms: offence,
+    type: "absent_forfeit", t_ms: t, start_ms: a.since_ms,
+    reason: hidden === null ? "absent" : "hidden_laugh",
+    offence_ms: hidden === null ? a.since_ms : hidden.start_ms,
+    peak_prob: hidden === null ? null : hidden.peak_prob,
   });
   return freeze({ ...trk, absence: freeze({ ...a, forfeited: true }) });
 }
@@ -169,15 +171,15 @@ export function update(trk, tMs, smileProb, face) {
   const cfg = trk.cfg;
   let { laugh, absence: abs } = trk;
   if (!face) {
-    if (abs === null) abs = absence(t, laugh !== null ? laugh.start_ms : null);
+    if (abs === null) abs = absence(t, laugh);
   } else {
     if (abs !== null) {
-      if (abs.lost) events.push({ type: "face_back", t_ms: t, since_ms: abs.since_ms });
+      if (abs.lost) events.push({ type: "face_back", t_ms: t, start_ms: abs.since_ms });
       abs = null;
     }
     if (laugh === null && p >= cfg.threshold) {
       laugh = freeze({ start_ms: t, last_ms: t, peak_prob: p, confirmed: false });
-      events.push({ type: "laugh_start", t_ms: t, start_ms: t, prob: p });
+      events.push({ type: "laugh_start", t_ms: t, start_ms: t, peak_prob: p });
     } else if (laugh !== null && p >= cfg.threshold - cfg.release) {
       laugh = freeze({ ...laugh, last_ms: t, peak_prob: Math.max(laugh.peak_prob, p) });
     }
@@ -188,7 +190,7 @@ export function update(trk, tMs, smileProb, face) {
   }
   trk = freeze({
     ...trk, now_ms: t, last_sample_ms: t, laugh, absence: abs,
-    laugh_at_sample_ms: laugh !== null ? laugh.start_ms : null,
+    laugh_at_sample: laugh,
   });
   trk = runDeadlines(trk, t, events); // rules due at t itself (absent_grace_ms == 0)
   return [trk, events];
@@ -270,7 +272,7 @@ export function calibrate(samples, cfg) {
 }
 
 // --- round verdict -------------------------------------------------------------------------
-// round: {cfg, start_ms, end_ms, players: [id], trackers: [state], offences: [{reason, offence_ms} | null]}
+// round: {cfg, start_ms, end_ms, players: [id], trackers: [state], offences: [{reason, offence_ms, peak_prob} | null]}
 
 /** players: [[id, calibrated threshold or null], ...] in display order. */
 export function newRound(cfg, players, startMs, endMs) {
@@ -290,22 +292,25 @@ export function newRound(cfg, players, startMs, endMs) {
 }
 
 function offenceOf(ev) {
-  if (ev.type === "laugh_confirmed") return { reason: "laugh", offence_ms: ev.start_ms };
-  if (ev.type === "absent_forfeit") return { reason: ev.reason, offence_ms: ev.offence_ms };
+  if (ev.type === "laugh_confirmed") return { reason: "laugh", offence_ms: ev.start_ms, peak_prob: ev.peak_prob };
+  if (ev.type === "absent_forfeit") return { reason: ev.reason, offence_ms: ev.offence_ms, peak_prob: ev.peak_prob };
   return null;
 }
 
+// Events tagged with the player; the one that becomes the earliest offence gets offence: true.
 function withEvents(rs, i, trk, events) {
   let best = rs.offences[i];
-  for (const ev of events) {
+  const tagged = [];
+  for (let ev of events) {
     const off = offenceOf(ev);
     if (off !== null && off.offence_ms < rs.end_ms && (best === null || off.offence_ms < best.offence_ms)) {
       best = freeze(off);
+      ev = { ...ev, offence: true };
     }
+    tagged.push({ player: rs.players[i], ...ev });
   }
   const trackers = rs.trackers.map((x, j) => (j === i ? trk : x));
   const offences = rs.offences.map((x, j) => (j === i ? best : x));
-  const tagged = events.map((ev) => ({ player: rs.players[i], ...ev }));
   return [freeze({ ...rs, trackers: freeze(trackers), offences: freeze(offences) }), tagged];
 }
 
@@ -344,10 +349,10 @@ function earliestPossible(trk) {
   const a = trk.absence;
   if (a !== null && !a.forfeited) {
     bound = Math.min(bound, a.since_ms);
-    if (a.laugh_start_ms !== null) bound = Math.min(bound, a.laugh_start_ms);
+    if (a.laugh !== null) bound = Math.min(bound, a.laugh.start_ms);
   }
   // the stream may still go stale with this laugh cut off (a hidden laugh)
-  if (a === null && trk.laugh_at_sample_ms !== null) bound = Math.min(bound, trk.laugh_at_sample_ms);
+  if (a === null && trk.laugh_at_sample !== null) bound = Math.min(bound, trk.laugh_at_sample.start_ms);
   return bound;
 }
 

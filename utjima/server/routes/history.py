@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from utjima.server import schemas as S
+from utjima.server import schemas
 from utjima.server.routes.deps import get_store
 from utjima.server.store import Store
 
@@ -16,13 +16,13 @@ router = APIRouter(prefix="/api", tags=["history"])
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-@router.get("/matches", response_model=list[S.MatchOut])
+@router.get("/matches", response_model=list[schemas.MatchOut])
 async def matches(store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20,
                   offset: Annotated[int, Query(ge=0)] = 0):
     return await run_in_threadpool(store.list_matches, limit, offset)
 
 
-@router.get("/matches/{match_id}", response_model=S.MatchOut)
+@router.get("/matches/{match_id}", response_model=schemas.MatchOut)
 async def match(match_id: int, store: StoreDep):
     m = await run_in_threadpool(store.get_match, match_id)
     if m is None:
@@ -31,6 +31,6 @@ async def match(match_id: int, store: StoreDep):
     return m
 
 
-@router.get("/leaderboard", response_model=list[S.LeaderRow])
+@router.get("/leaderboard", response_model=list[schemas.LeaderRow])
 async def leaderboard(store: StoreDep, limit: Annotated[int, Query(ge=1, le=200)] = 50):
     return await run_in_threadpool(store.leaderboard, limit)

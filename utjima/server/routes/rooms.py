@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from utjima.server import schemas as S
+from utjima.server import schemas
 from utjima.server.game import RoomError
 from utjima.server.hub import Hub
 from utjima.server.routes.deps import get_hub
@@ -29,18 +29,18 @@ def _limited(request: Request, hub: Hub) -> JSONResponse | None:
     return None
 
 
-@router.post("", status_code=201, response_model=S.RoomCreated)
-async def create_room(request: Request, hub: HubDep, body: S.CreateRoomIn | None = None):
+@router.post("", status_code=201, response_model=schemas.RoomCreated)
+async def create_room(request: Request, hub: HubDep, body: schemas.CreateRoomIn | None = None):
     if (r := _limited(request, hub)) is not None:
         return r
     try:
         room = hub.create_room()
     except RoomError as e:
         return error(e.status, e.code, e.message)
-    return S.RoomCreated(code=room.code, invite_path=f"/r/{room.code}")
+    return schemas.RoomCreated(code=room.code, invite_path=f"/r/{room.code}")
 
 
-@router.get("/{code}", response_model=S.RoomInfo)
+@router.get("/{code}", response_model=schemas.RoomInfo)
 async def room_info(code: str, hub: HubDep):
     try:
         return hub.room(code).info()
@@ -48,19 +48,19 @@ async def room_info(code: str, hub: HubDep):
         return error(e.status, e.code, e.message)
 
 
-@router.post("/{code}/join", response_model=S.Joined)
-async def join(code: str, body: S.JoinIn, request: Request, hub: HubDep):
+@router.post("/{code}/join", response_model=schemas.Joined)
+async def join(code: str, body: schemas.JoinIn, request: Request, hub: HubDep):
     if (r := _limited(request, hub)) is not None:
         return r
     try:
         m = hub.room(code).join(body.nickname, body.role, hub.now())
     except RoomError as e:
         return error(e.status, e.code, e.message)
-    return S.Joined(token=m.token, id=m.id, role=m.role, seat=m.seat, nickname=m.nickname)
+    return schemas.Joined(token=m.token, id=m.id, role=m.role, seat=m.seat, nickname=m.nickname)
 
 
-@router.post("/{code}/resume", response_model=S.Joined)
-async def resume(code: str, body: S.ResumeIn, request: Request, hub: HubDep):
+@router.post("/{code}/resume", response_model=schemas.Joined)
+async def resume(code: str, body: schemas.ResumeIn, request: Request, hub: HubDep):
     """The first token (of those this browser kept) whose seat is free to take back."""
     if (r := _limited(request, hub)) is not None:
         return r
@@ -70,4 +70,4 @@ async def resume(code: str, body: S.ResumeIn, request: Request, hub: HubDep):
         return error(e.status, e.code, e.message)
     if m is None:
         return error(404, "no_seat", "none of these seats can be resumed: join again")
-    return S.Joined(token=m.token, id=m.id, role=m.role, seat=m.seat, nickname=m.nickname)
+    return schemas.Joined(token=m.token, id=m.id, role=m.role, seat=m.seat, nickname=m.nickname)

@@ -1,0 +1,100 @@
+"""Test helpers for the server: a stand-in model folder, a clock the test moves by hand,
+and the traffic audit (what reached the server, sizes and types only).
+
+Test modules import them (`from server_helpers import fake_model_dir`; pytest puts tests/
+on sys.path). Run as a script, this serves the real app under uvicorn like `utjima serve`,
+with the audit appending one JSON line per record the app observes to --traffic-log, so
+the browser tests can check that no media reached the server:
+
+    python tests/server_helpers.py --traffic-log FILE --port N --data-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from utjima import EMOTIONS
+from utjima.contract import MODEL_JSON, SCHEMA, file_entry
+from utjima.judge import JudgeConfig
+
+
+def fake_model_dir(path: Path, threshold: float = 0.5) -> Path:
+    """A folder whose model.json passes `load_contract` (placeholder bytes, real sha256s):
+    enough for the server, which only serves the files and reads the judge rules."""
+    path.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for role, name in (("encoder", "encoder.onnx"), ("step", "step.onnx"),
+                       ("face_detector", "face_detector_short.onnx")):
+        (path / name).write_bytes(f"placeholder {role}".encode())
+        files[role] = file_entry(path / name, path)
+    data = {
+        "schema": SCHEMA, "name": "fake", "classes": list(EMOTIONS),
+        "input": {"size": 64, "channels": "gray", "range": [0, 1]},
+        "crop": {}, "streaming": {"n_frames": 5, "frame_interval_ms": 100, "feature_dim": 8},
+        "files": files, "thresholds": {"smile": threshold},
+        "judge": JudgeConfig(threshold=threshold).to_dict(),
+    }
+    (path / MODEL_JSON).write_text(json.dumps(data, indent=2))
+    return path
+
+
+@dataclass
+class FakeClock:
+    """A game clock the test advances: `Settings(clock=clock)`; `clock.advance(100)`."""
+
+    now_ms: float = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now_ms
+
+    def advance(self, ms: float) -> float:
+        self.now_ms += ms
+        return self.now_ms
+
+
+class TrafficLog:
+    """An observer for `create_app(observe=...)` that appends each record to a file as one
+    JSON line (line-buffered: a test can read it while the server runs)."""
+
+    def __init__(self, path: Path) -> None:
+        self.f = open(path, "a", buffering=1)  # noqa: SIM115 (closed by close / the with block)
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        self.f.write(json.dumps(record) + "\n")
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self) -> TrafficLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve_audited(argv: list[str] | None = None) -> None:
+    """The real app under uvicorn (Settings from these flags and UTJIMA_* as for `utjima
+    serve`), with a TrafficLog listening."""
+    import uvicorn
+
+    from utjima.server.app import create_app
+    from utjima.server.settings import Settings
+
+    ap = argparse.ArgumentParser(description=serve_audited.__doc__)
+    ap.add_argument("--traffic-log", type=Path, required=True, help="JSON lines file to append")
+    ap.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    ap.add_argument("--port", type=int, required=True, help="TCP port")
+    ap.add_argument("--data-dir", type=Path, required=True, help="SQLite database folder")
+    a = ap.parse_args(argv)
+    settings = Settings.from_env(host=a.host, port=a.port, data_dir=a.data_dir)
+    with TrafficLog(a.traffic_log) as log:
+        uvicorn.run(create_app(settings, observe=log), host=settings.host, port=settings.port,
+                    log_level="warning", ws_max_size=settings.max_signal_bytes + 1024)
+
+
+if __name__ == "__main__":
+    serve_audited()
