@@ -5,20 +5,24 @@ channels, crop policy, streaming window, class names and thresholds from here an
 hard-codes none of them. `load_contract(dir)` validates the file loudly and checks every
 listed file's sha256, so a folder that does not match its `model.json` fails at load.
 
-Schema "utjima.model/1" (keys in use; extra keys are kept verbatim):
-  name, preset, created                 str
-  classes                               7 emotion names, the order of emotion_logits
-  input    {size, channels: "gray"|"rgb", range: [0, 1], gray_weights}
-           the encoder takes (1, C, size, size) float in `range`; normalisation is
+Schema "utjima.model/1": what `utjima export` writes (extra keys are kept verbatim).
+`validate` checks the keys marked *; the others are read where they are named.
+  schema*                               "utjima.model/1"
+  name, created                         str
+  model_config                          the ModelConfig the weights were built with
+  classes*                              7 emotion names, the order of emotion_logits
+  input*   {size, channels: "gray"|"rgb", range: [0, 1], gray_weights, normalisation}
+           the encoder takes (N, C, size, size) float in `range`; normalisation is
            inside the graph
-  crop     face crop policy, see utjima.faces.CropPolicy
-  streaming{n_frames, frame_interval_ms, feature_dim, reset_after_ms}
-           see utjima.streaming
-  files    {role: {path, sha256, bytes, inputs, outputs}}; roles: seed, encoder,
+  crop*    face crop policy, see utjima.faces.CropPolicy
+  streaming*{n_frames, frame_interval_ms, feature_dim, detect_interval_ms, rule, reset}
+           see utjima.streaming; the window is cleared when the face is lost
+  files*   {role: {path, sha256, bytes, inputs, outputs}}; roles: seed, encoder,
            encoder_int8, step, face_detector (short range), face_detector_full
-  thresholds {smile: float, ...how it was chosen}
-  judge    default judge rules (utjima.judge.JudgeConfig fields)
-  opset, metrics, provenance            free-form records
+  thresholds* {smile: float in (0, 1)}
+  judge    default judge rules (utjima.judge.JudgeConfig fields; server, `predict`)
+  browser  {encoder: the file role the browser loads (web/detector/pipeline.js)}
+  opset, parity_max_abs_diff, metrics, provenance   records
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ CHANNEL_CHOICES = ("gray", "rgb")
 STEP_EPS = 1e-6  # box-filter factor f = floor(step + STEP_EPS): 2.0 computed as 1.9999999 is still 2
 # recrop: a training crop goes at the centre of a grey canvas RECROP_PAD times its side. With
 # grey BlazeFace finds 98-100 % of FER+/SMILEsmileD faces, with replicated edges 86-87 %
-# (tools/measure_crop_framing.py --fill edge).
+# (benchmarks/bench_crop_framing.py --fill edge).
 RECROP_PAD = 3.0
 RECROP_FILL = 128.0
 
@@ -106,7 +106,7 @@ class DetectorSpec:
     # Face.box = the network's box scaled about its centre by box_scale, then moved down by
     # box_shift_y * its (scaled) height: makes "full" boxes frame faces like "short" ones, so
     # one CropPolicy fits both (measured on FER+ and SMILEsmileD crops both models find:
-    # full/short side 1.03, full centre 0.06 sides higher; tools/measure_crop_framing.py).
+    # full/short side 1.03, full centre 0.06 sides higher; benchmarks/bench_crop_framing.py).
     box_scale: float = 1.0                    # Face.box side = network box side * this
     box_shift_y: float = 0.0                  # Face.box centre moved down by this * its height
 
@@ -171,7 +171,7 @@ class CropPolicy:
 
     @classmethod
     def default(cls, size: int = 64) -> CropPolicy:
-        """The measured default framing (tools/measure_crop_framing.py) at output side `size`."""
+        """The measured default framing (benchmarks/bench_crop_framing.py) at output side `size`."""
         return cls(size=size)
 
     def detector_kwargs(self) -> dict[str, float]:

@@ -299,31 +299,6 @@ class DualHeadSmileDetector(nn.Module):
         return self.step(feats.view(b, t, -1))    # (B*T, F) -> (B, T, F)
 
 
-def count_params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def trunk_flops(cfg: ModelConfig) -> int:
-    """Multiply-accumulates of one `encode` call, counted with forward hooks."""
-    model = DualHeadSmileDetector(replace(cfg, pretrained=False)).eval()
-    macs = 0
-
-    def hook(mod, inp, out):
-        nonlocal macs
-        if isinstance(mod, nn.Conv2d):
-            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
-            macs += out.numel() * k
-        elif isinstance(mod, nn.Linear):
-            macs += mod.in_features * mod.out_features
-
-    hs = [m.register_forward_hook(hook) for m in model.trunk.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model.encode(torch.zeros(1, cfg.in_chans, cfg.img_size, cfg.img_size))
-    for h in hs:
-        h.remove()
-    return macs
-
-
 def save_checkpoint(path, model: DualHeadSmileDetector, **extra) -> None:
     """Atomic: write to a temp file, then rename, so a killed run never leaves half a file."""
     import os

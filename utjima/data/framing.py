@@ -2,7 +2,7 @@
 
 Live crops come from BlazeFace + `CropPolicy`; the research datasets were cropped by other
 detectors at other scales (FER+ is framed 1.19x the BlazeFace box, SMILEsmileD 0.86x,
-see tools/measure_crop_framing.py). `canonical_crops` runs each dataset crop through the
+see benchmarks/bench_crop_framing.py). `canonical_crops` runs each dataset crop through the
 same detector and policy (`utjima.faces.recrop`), so the model trains and is measured on
 exactly the framing it meets in a camera. Results are cached per (source, policy).
 

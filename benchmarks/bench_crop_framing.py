@@ -13,9 +13,9 @@ each crop in a larger canvas (`faces.embed`), runs the detector, and prints per 
   eyes_y, mouth_y  keypoint heights as fractions of the crop side
 
 GENKI-4K is a test set: it is measured for information only, never used to pick the policy.
-The last line is one JSON object with every figure.
+Prints a table; the last line is one JSON object with every figure.
 
-    .venv/bin/python tools/measure_crop_framing.py [--n 300] [--kind short] [--fill edge]
+    .venv/bin/python benchmarks/bench_crop_framing.py [--n 300] [--kind short] [--fill edge]
 """
 
 from __future__ import annotations
@@ -23,16 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from utjima import faces  # noqa: E402
-from utjima.data import cache  # noqa: E402
+from utjima import faces
+from utjima.data import cache
 
 # dataset -> (globs under its unpacked folder, role)
 DATASETS = {
