@@ -21,7 +21,7 @@ import numpy as np
 from bench_model import camera_frame, timeit
 
 from utjima.contract import load_contract
-from utjima.runtime import ort_session
+from utjima.utils import ort_session
 
 
 def read_run(run: Path, runs: int) -> dict:

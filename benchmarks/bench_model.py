@@ -24,7 +24,7 @@ import numpy as np
 
 from utjima.contract import load_contract
 from utjima.export import seed_reference
-from utjima.runtime import ort_session
+from utjima.utils import ort_session
 
 
 def timeit(fn, runs: int, warmup: int = 20) -> dict:

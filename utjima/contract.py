@@ -27,13 +27,13 @@ Schema "utjima.model/1": what `utjima export` writes (extra keys are kept verbat
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from utjima import EMOTIONS
+from utjima.utils import UtjimaError, sha256_file
 
 SCHEMA = "utjima.model/1"
 MODEL_JSON = "model.json"
@@ -41,16 +41,8 @@ FILE_ROLES = ("seed", "encoder", "encoder_int8", "step", "face_detector", "face_
 REQUIRED_ROLES = ("encoder", "step", "face_detector")
 
 
-class ContractError(ValueError):
+class ContractError(UtjimaError, ValueError):
     """model.json is missing, malformed, or does not match the files beside it."""
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def default_model_dir() -> Path:

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from utjima import EMOTIONS
+from utjima.data import ClipSet, FaceSet, load_canonical
+from utjima.utils import to_nchw
 
 TEST_SPECS = ("genki4k", "ferplus:test", "smilesmiled:test")
 
@@ -50,11 +52,10 @@ class Scorer:
 
     def stills(self, images_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.torch_model is not None:
-            from utjima.train import predict_stills
+            from utjima.model import predict_stills
 
             return predict_stills(self.torch_model, images_u8)
-        x = np.asarray(images_u8, np.float32) / 255
-        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # (N, S, S[, 3]) -> (N, C, S, S)
+        x = to_nchw(images_u8)  # (N, S, S[, 3]) -> (N, C, S, S)
         out_s, out_e = [], []
         for i in range(0, len(x), 256):
             s, e = self.onnx.score_crops(x[i : i + 256])
@@ -79,17 +80,9 @@ class Scorer:
         return self.onnx.step(windows)[0]
 
 
-def _load(spec: str, scorer: Scorer, limit: int | None, progress: bool):
-    from utjima.data import load
-    from utjima.data.cache import cache_dir
-    from utjima.data.framing import canonical_set
-    from utjima.faces import CropPolicy
-
-    ds = load(spec, limit=limit)
-    if hasattr(ds, "images"):
-        ds = canonical_set(ds, CropPolicy.default(size=scorer.size), scorer.channels, drop_missing=False,
-                           cache=cache_dir() / "framing", progress=progress)
-    return ds
+def _load(spec: str, scorer: Scorer, limit: int | None, progress: bool) -> FaceSet | ClipSet:
+    return load_canonical(spec, size=scorer.size, channels=scorer.channels, training=False,
+                          limit=limit, progress=progress)
 
 
 def score_clips(cs, scorer: Scorer) -> dict:
@@ -123,15 +116,16 @@ def score_clips(cs, scorer: Scorer) -> dict:
             "clip_y": np.array(clip_y, bool), "clip_p": np.array(clip_p)}
 
 
-def _smile_scores(ds, scorer: Scorer):
-    """-> (y bool, p float, emotion labels, emotion probs) for a FaceSet or ClipSet."""
-    if hasattr(ds, "images"):
+def _smile_scores(ds: FaceSet | ClipSet, scorer: Scorer):
+    """-> (y bool, p float, emotion labels, emotion probs, per-clip scores or None); clips are
+    scored once, per frame and per clip (`score_clips`)."""
+    if isinstance(ds, FaceSet):
         sp, ep = scorer.stills(ds.images)
         m = ds.smile >= 0
         e = ds.emotion_label >= 0
-        return ds.smile[m] == 1, sp[m], ds.emotion_label[e], ep[e]
+        return ds.smile[m] == 1, sp[m], ds.emotion_label[e], ep[e], None
     r = score_clips(ds, scorer)
-    return r["frame_y"], r["frame_p"], np.zeros(0, int), np.zeros((0, len(EMOTIONS)))
+    return r["frame_y"], r["frame_p"], np.zeros(0, int), np.zeros((0, len(EMOTIONS))), r
 
 
 def select_threshold(specs: list[str], scorer: Scorer, rule: str, limit, progress) -> dict:
@@ -143,7 +137,7 @@ def select_threshold(specs: list[str], scorer: Scorer, rule: str, limit, progres
                          f"(use e.g. smilesmiled:val, ferplus:valid)")
     ys, ps = [], []
     for spec in specs:
-        y, p, _, _ = _smile_scores(_load(spec, scorer, limit, progress), scorer)
+        y, p, _, _, _ = _smile_scores(_load(spec, scorer, limit, progress), scorer)
         ys.append(y)
         ps.append(p)
     t = select_thresholds(np.concatenate(ys), np.concatenate(ps))
@@ -189,11 +183,11 @@ def evaluate(specs: list[str], out: str | Path, model_dir=None, checkpoint=None,
     for spec in specs:
         ds = _load(spec, scorer, limit, progress)
         name = spec.replace(":", "_").replace("/", "_")
-        r: dict = {"spec": spec, "n": len(ds), "description": ds.describe() if hasattr(ds, "describe") else spec}
-        framing = getattr(ds, "info", {}).get("framing")
+        r: dict = {"spec": spec, "n": len(ds), "description": ds.describe()}
+        framing = ds.info.get("framing")
         if framing:
             r["face_found"] = framing["found"] / max(framing["n"], 1)
-        y, p, el, ep = _smile_scores(ds, scorer)
+        y, p, el, ep, c = _smile_scores(ds, scorer)
         r["plots"] = []
         if len(y) and 0 < y.sum() < len(y):
             r["smile"] = binary_report(y, p, threshold, n_boot)
@@ -205,10 +199,8 @@ def evaluate(specs: list[str], out: str | Path, model_dir=None, checkpoint=None,
             r["emotion"] = multiclass_report(el, ep, list(EMOTIONS), n_boot)
             if plots:
                 r["plots"].append(plot_confusion(f"{name}_emotion", np.array(r["emotion"]["confusion"]), list(EMOTIONS), out))
-        if not hasattr(ds, "images"):
-            c = score_clips(ds, scorer)
-            if len(c["clip_y"]) and 0 < c["clip_y"].sum() < len(c["clip_y"]):
-                r["clip_smile"] = binary_report(c["clip_y"], c["clip_p"], threshold, n_boot)
+        if c is not None and 0 < c["clip_y"].sum() < len(c["clip_y"]):
+            r["clip_smile"] = binary_report(c["clip_y"], c["clip_p"], threshold, n_boot)
         report["sources"][spec] = r
     report["elapsed_s"] = round(time.time() - t0, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
@@ -240,22 +232,3 @@ def summary_lines(report: dict) -> list[str]:
             parts.append(f"7-class acc {e['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]")
         lines.append("  ".join(parts))
     return lines
-
-
-def run_evaluate(args) -> int:
-    from utjima.cli import CLIError
-    from utjima.contract import ContractError
-    from utjima.data.cache import DatasetError
-
-    select = [s for s in (args.select_threshold or "").split(",") if s]
-    try:
-        report = evaluate(args.data, args.out, model_dir=args.model, checkpoint=args.checkpoint, select_on=select,
-                          rule=args.threshold_rule, n_boot=args.bootstrap, limit=args.limit, int8=args.int8)
-    except (DatasetError, ContractError, ValueError, FileNotFoundError) as e:
-        raise CLIError(str(e)) from e
-    thr = report["thresholds"]
-    print(f"threshold {thr['selected']:.4f} ({thr.get('rule', '')} on {thr['selected_on']})")
-    for line in summary_lines(report):
-        print(line)
-    print(f"wrote {Path(args.out) / 'report.json'} and report.html")
-    return 0

@@ -36,8 +36,10 @@ from utjima.contract import (
     load_contract,
     validate,
 )
-from utjima.model import DualHeadSmileDetector, load_checkpoint
+from utjima.data import DatasetError, load_canonical
+from utjima.model import DualHeadSmileDetector, ModelConfig, load_checkpoint
 from utjima.onnx_weights import rewrite_initializers
+from utjima.utils import UtjimaError, atomic_write, ort_session, to_nchw
 
 OPSET = 17
 SEED_FRAMES, SEED_SIZE = 5, 224  # the seed front end's input: (1, 5, 3, 224, 224)
@@ -108,14 +110,6 @@ def _onnx_export(module: nn.Module, args: tuple, path: Path, inputs: list[str], 
                           dynamic_axes=dynamic, opset_version=opset, dynamo=False)
 
 
-def _ort(path: Path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
 def quantize_weights(src: Path, dst: Path, min_size: int = 256) -> int:
     """int8 weights, float32 compute: every Conv/Gemm weight becomes int8 with a float scale
     per output channel (symmetric), restored by Cast + Mul nodes that onnxruntime folds into
@@ -182,7 +176,7 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
                  {"crop": {0: "n"}, "features": {0: "n"}}, opset)
     with torch.no_grad():
         ref = model.encode(torch.from_numpy(sample)).numpy()
-    got = _ort(p).run(None, {"crop": sample})[0]
+    got = ort_session(p).run(None, {"crop": sample})[0]
     parity["encoder"] = float(np.abs(got - ref).max())
     files["encoder"] = file_entry(p, out, inputs={"crop": ["n", c, s, s]}, outputs={"features": ["n", f]})
 
@@ -194,7 +188,7 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
                  {"window": {0: "n"}, "smile_prob": {0: "n"}, "emotion_logits": {0: "n"}}, opset)
     with torch.no_grad():
         ref_s, ref_e = _Step(model)(window)
-    got_s, got_e = _ort(p).run(None, {"window": window.numpy()})
+    got_s, got_e = ort_session(p).run(None, {"window": window.numpy()})
     parity["step"] = float(max(np.abs(got_s - ref_s.numpy()).max(), np.abs(got_e - ref_e.numpy()).max()))
     files["step"] = file_entry(p, out, inputs={"window": ["n", t, f]},
                                outputs={"smile_prob": ["n"], "emotion_logits": ["n", len(EMOTIONS)]})
@@ -206,7 +200,7 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
     _onnx_export(seed, (frames,), p, ["frames"], ["smile_prob", "emotion_logits"], None, opset)
     with torch.no_grad():
         ref_s, ref_e = seed(frames)
-    got_s, got_e = _ort(p).run(None, {"frames": frames.numpy()})
+    got_s, got_e = ort_session(p).run(None, {"frames": frames.numpy()})
     parity["seed"] = float(max(np.abs(got_s - ref_s.numpy()).max(), np.abs(got_e - ref_e.numpy()).max()))
     files["seed"] = file_entry(p, out, inputs={"frames": [1, SEED_FRAMES, 3, SEED_SIZE, SEED_SIZE]},
                                outputs={"smile_prob": [1], "emotion_logits": [1, len(EMOTIONS)]})
@@ -221,10 +215,10 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
     if int8:
         p = out / "encoder.int8.onnx"
         n_q = quantize_weights(out / "encoder.onnx", p)
-        fp = _ort(out / "encoder.onnx").run(None, {"crop": sample})[0]
-        q = _ort(p).run(None, {"crop": sample})[0]
+        fp = ort_session(out / "encoder.onnx").run(None, {"crop": sample})[0]
+        q = ort_session(p).run(None, {"crop": sample})[0]
         # What matters is the smile_prob after the step, for a still (window = repeated feature).
-        st = _ort(out / "step.onnx")
+        st = ort_session(out / "step.onnx")
         sp_fp = st.run(None, {"window": np.repeat(fp[:, None], t, 1)})[0]
         sp_q = st.run(None, {"window": np.repeat(q[:, None], t, 1)})[0]
         files["encoder_int8"] = file_entry(
@@ -277,19 +271,17 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
     return data
 
 
-def validation_crops(cfg, n: int = 256) -> np.ndarray | None:
+def validation_crops(cfg: ModelConfig, n: int = 256) -> np.ndarray | None:
     """Real face crops (canonical framing, validation splits) to trace and compare graphs on;
     None when the research archives are not on this machine."""
-    from utjima.data.cache import DatasetError
-    from utjima.train import load_sets
-
     try:
-        sets = load_sets(["smilesmiled:val", "ferplus:valid"], cfg, True, None, 0, False)
+        sets = [load_canonical(spec, size=cfg.img_size, channels=cfg.channels, training=True,
+                               progress=False) for spec in ("smilesmiled:val", "ferplus:valid")]
     except DatasetError:
         return None
     rng = np.random.default_rng(0)
-    x = np.concatenate([s.images[rng.choice(len(s), n // 2, replace=False)] for s in sets]).astype(np.float32) / 255
-    return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # (N, S, S[, 3]) -> (N, C, S, S)
+    images = np.concatenate([s.images[rng.choice(len(s), n // 2, replace=False)] for s in sets])
+    return to_nchw(images)  # (N, S, S[, 3]) -> (N, C, S, S)
 
 
 def metrics_from_report(report: dict) -> dict:
@@ -312,32 +304,38 @@ def metrics_from_report(report: dict) -> dict:
     return out
 
 
-def run_export(args) -> int:
-    from utjima.cli import CLIError
+class ExportError(UtjimaError):
+    """A checkpoint or report that cannot be exported."""
 
-    ckpt_path = Path(args.checkpoint)
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, *, threshold: float | None = None,
+                      report: str | Path | None = None, int8: bool = True,
+                      opset: int = OPSET) -> dict[str, Any]:
+    """A `utjima train` checkpoint -> a model folder. The threshold is `threshold`, else the one
+    an evaluation `report` (report.json) selected on validation data, else 0.5; the report's
+    metrics and the checkpoint's provenance go into model.json. Returns the model.json dict."""
+    ckpt_path = Path(checkpoint)
     if not ckpt_path.is_file():
-        raise CLIError(f"checkpoint {ckpt_path} does not exist")
+        raise ExportError(f"checkpoint {ckpt_path} does not exist")
     try:
         model, ckpt = load_checkpoint(ckpt_path)
     except (ValueError, RuntimeError, KeyError) as e:
-        raise CLIError(f"cannot load {ckpt_path}: {e}") from e
-    report = json.loads(Path(args.report).read_text()) if args.report else {}
-    threshold = args.threshold
+        raise ExportError(f"cannot load {ckpt_path}: {e}") from e
+    rep = {}
+    if report:
+        try:
+            rep = json.loads(Path(report).read_text())
+        except (OSError, ValueError) as e:
+            raise ExportError(f"cannot read the report {report}: {e}") from e
     if threshold is None:
-        threshold = report.get("thresholds", {}).get("selected")
+        threshold = rep.get("thresholds", {}).get("selected")
     provenance = {**ckpt.get("provenance", {}), "train_config": ckpt.get("train_config", {}),
                   "checkpoint": ckpt_path.name, "epoch": ckpt.get("epoch", -1) + 1}
     if any(str(spec).split(":")[0] in RESEARCH_DATA for spec in provenance.get("train", [])):
         provenance["terms"] = RESEARCH_TERMS
-    data = export_model(model, args.out, threshold=threshold, metrics=metrics_from_report(report),
-                        provenance=provenance, int8=not args.no_int8, opset=args.opset,
+    return export_model(model, out, threshold=threshold, metrics=metrics_from_report(rep),
+                        provenance=provenance, int8=int8, opset=opset,
                         crops=validation_crops(model.cfg))
-    for role, e in data["files"].items():
-        print(f"{role:18s} {e['path']:28s} {e['bytes'] / 1e6:7.3f} MB")
-    print(f"parity vs torch (max abs diff): {data['parity_max_abs_diff']}")
-    print(f"wrote {Path(args.out) / MODEL_JSON}")
-    return 0
 
 
 def seed_reference(cache: str | Path | None = None) -> Path:
@@ -353,8 +351,7 @@ def seed_reference(cache: str | Path | None = None) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(0)
         m = DualHeadSmileDetector(get_config("seed")).eval()
-        tmp = out / "smile_detector.tmp.onnx"
-        _onnx_export(SeedCompat(m), (torch.rand(1, SEED_FRAMES, 3, SEED_SIZE, SEED_SIZE),), tmp,
-                     ["frames"], ["smile_prob", "emotion_logits"], None, OPSET)
-        tmp.replace(p)
+        with atomic_write(p) as tmp:
+            _onnx_export(SeedCompat(m), (torch.rand(1, SEED_FRAMES, 3, SEED_SIZE, SEED_SIZE),), tmp,
+                         ["frames"], ["smile_prob", "emotion_logits"], None, OPSET)
     return p

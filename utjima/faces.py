@@ -77,7 +77,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
+
+from utjima.utils import ort_session
 
 MODELS_DIR = Path(__file__).parent / "models"
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")
@@ -391,10 +392,7 @@ class FaceDetector:
         path = Path(model_path) if model_path is not None else MODELS_DIR / spec.file
         if not path.is_file():
             raise FileNotFoundError(f"no face detector at {path}; run tools/convert_blazeface.py")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, threads)
         n = spec.input_size
         if self.session.get_inputs()[0].shape != [1, 3, n, n]:
             raise ValueError(f"{path} takes {self.session.get_inputs()[0].shape}, expected [1, 3, {n}, {n}] "

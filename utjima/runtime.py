@@ -19,16 +19,7 @@ import numpy as np
 from utjima.contract import Contract, load_contract
 from utjima.faces import CropPolicy, Face, FaceDetector, crop_face, detect_in_context, merge_faces
 from utjima.streaming import FeatureWindow
-
-
-def ort_session(path: Path, threads: int = 1):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+from utjima.utils import ort_session
 
 
 def softmax(x: np.ndarray) -> np.ndarray:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -31,7 +30,17 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from utjima.model import DualHeadSmileDetector, ModelConfig, get_config, load_checkpoint
+from utjima.data import ClipSet, FaceSet, load_canonical
+from utjima.model import (
+    PRESETS,
+    DualHeadSmileDetector,
+    ModelConfig,
+    get_config,
+    load_checkpoint,
+    predict_stills,
+    save_checkpoint,
+    still_logits,
+)
 
 CKPT_LAST, CKPT_BEST, METRICS = "last.pt", "best.pt", "metrics.jsonl"
 
@@ -68,6 +77,10 @@ class TrainConfig:
     max_steps: int | None = None           # stop early (smoke tests)
     limit: int | None = None               # at most this many samples per source
     progress: bool = True                  # tqdm bars
+
+    def __post_init__(self) -> None:
+        if self.init_from is None and self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; valid: {sorted(PRESETS)}")
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -108,58 +121,7 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: cosine, step, constant")
 
 
-def load_sets(specs, model_cfg: ModelConfig, train: bool, limit: int | None, seed: int, progress: bool):
-    """Data specs -> FaceSets of canonical crops (utjima.data.framing) at the model's size."""
-    from utjima.data import load
-    from utjima.data.cache import cache_dir
-    from utjima.data.framing import canonical_set
-    from utjima.faces import CropPolicy
-
-    policy = CropPolicy.default(size=model_cfg.img_size)
-    out = []
-    for spec in specs:
-        fs = load(spec, limit=limit, seed=seed)
-        if train and getattr(fs, "test_only", False):
-            raise ValueError(f"{spec} is a held-out test set: never train or select on it")
-        if hasattr(fs, "images"):
-            fs = canonical_set(fs, policy, model_cfg.channels, drop_missing=train,
-                               cache=cache_dir() / "framing", progress=progress)
-        out.append(fs)
-    return out
-
-
-@torch.no_grad()
-def still_logits(model: DualHeadSmileDetector, images: np.ndarray, batch: int = 512,
-                 resize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Canonical crops uint8 (N, S, S[, 3]) -> smile logits (N,), emotion logits (N, 7); a still
-    is a clip of one frame repeated (what the runtime does for photos). `resize`: crops of
-    another size are resized to the model's input (a teacher with a larger input)."""
-    model.eval()
-    c = model.cfg.in_chans
-    sl, el = [], []
-    for i in range(0, len(images), batch):
-        x = torch.from_numpy(np.asarray(images[i : i + batch])).float().div_(255)
-        x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (B, S, S[, 3]) -> (B, C, S, S)
-        if x.shape[1] != c:
-            raise ValueError(f"images have {x.shape[1]} channels, model wants {c}")
-        if resize and x.shape[-1] != model.cfg.img_size:
-            x = F.interpolate(x, size=model.cfg.img_size, mode="bilinear", align_corners=False)
-        f = model.encode(x.contiguous(memory_format=torch.channels_last))     # (B, F)
-        s, e = model.step(f[:, None].expand(-1, model.cfg.n_frames, -1))      # (B, T, F)
-        sl.append(s)
-        el.append(e)
-    if not sl:
-        return torch.zeros(0), torch.zeros(0, model.cfg.n_emotions)
-    return torch.cat(sl), torch.cat(el)
-
-
-def predict_stills(model: DualHeadSmileDetector, images: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical crops uint8 (N, S, S[, 3]) -> smile_prob (N,), emotion probs (N, 7)."""
-    s, e = still_logits(model, images, batch)
-    return torch.sigmoid(s).numpy(), torch.softmax(e, 1).numpy()
-
-
-def validate(model: DualHeadSmileDetector, sets) -> dict:
+def validation_scores(model: DualHeadSmileDetector, sets: list[FaceSet]) -> dict:
     """Per-source smile AUC/accuracy and 7-class accuracy, plus `score` for model selection:
     the mean of every smile AUC and every 7-class accuracy available."""
     from utjima.metrics import binary_at, roc_auc
@@ -230,12 +192,17 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
 
     from utjima.data.torchdata import FaceClipDataset, make_sampler
 
-    train_sets = load_sets(cfg.data, mcfg, True, cfg.limit, cfg.seed, cfg.progress)
+    def load_sets(specs):
+        return [load_canonical(spec, size=mcfg.img_size, channels=mcfg.channels, training=True,
+                               limit=cfg.limit, seed=cfg.seed, progress=cfg.progress)
+                for spec in specs]
+
+    train_sets = load_sets(cfg.data)
     if cfg.val_fraction > 0:
         train_sets, val_sets = _split_val(train_sets, cfg.val_fraction, cfg.seed)
     else:
-        val_sets = load_sets(cfg.val, mcfg, True, cfg.limit, cfg.seed, cfg.progress)
-    has_clips = any(not hasattr(s, "images") for s in train_sets)
+        val_sets = load_sets(cfg.val)
+    has_clips = any(isinstance(s, ClipSet) for s in train_sets)
     k = mcfg.n_frames if has_clips else max(1, min(cfg.distinct_frames, mcfg.n_frames))
     ds = FaceClipDataset(train_sets, n_frames=k, size=mcfg.img_size, channels=mcfg.in_chans,
                          strength=cfg.aug_strength, train=True, seed=cfg.seed,
@@ -313,7 +280,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
             if cfg.max_steps and step >= cfg.max_steps:
                 break
         n = max(sums["n"], 1)
-        val = validate(model, val_sets)
+        val = validation_scores(model, val_sets)
         is_best = val["score"] > best
         best = max(best, val["score"])
         result = {"epoch": epoch + 1, "step": step, "lr": opt.param_groups[0]["lr"],
@@ -322,12 +289,11 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                   "epoch_s": round(time.time() - t0, 1), "elapsed_s": round(time.time() - t_start, 1)}
         with open(out / METRICS, "a") as f:
             f.write(json.dumps(result) + "\n")
-        state = {"model_config": mcfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "train_config": _cfg_dict(cfg), "epoch": epoch, "step": step, "best_score": best,
-                 "rng": _rng_state(), "val": val, "provenance": provenance}
-        _atomic_save(state, out / CKPT_LAST)
+        state = {"train_config": _cfg_dict(cfg), "epoch": epoch, "step": step, "best_score": best,
+                 "val": val, "provenance": provenance}
+        save_checkpoint(out / CKPT_LAST, model, optimizer=opt.state_dict(), rng=_rng_state(), **state)
         if is_best:
-            _atomic_save({k: v for k, v in state.items() if k not in ("optimizer", "rng")}, out / CKPT_BEST)
+            save_checkpoint(out / CKPT_BEST, model, **state)
         if cfg.progress:
             print(f"epoch {epoch + 1}/{cfg.epochs}  loss {result['train_loss']:.4f}  val score {val['score']:.4f}"
                   f"{' (best)' if is_best else ''}  {result['epoch_s']:.0f}s  "
@@ -361,7 +327,7 @@ def teacher_targets(teacher: DualHeadSmileDetector, ds) -> tuple[torch.Tensor, t
     n = len(ds)
     smile, emo, mask = torch.zeros(n), torch.zeros(n, teacher.cfg.n_emotions), torch.zeros(n)
     for k, s in enumerate(ds.sets):
-        if not hasattr(s, "images"):
+        if not isinstance(s, FaceSet):
             continue
         rows = np.flatnonzero((ds.rows[:, 0] == k) & (ds.rows[:, 2] == -1))
         s_logit, e_logit = still_logits(teacher, s.images[ds.rows[rows, 1]], resize=True)
@@ -401,68 +367,8 @@ def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int, teacher=
     return loss, ls.item(), le.item()
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _cfg_dict(cfg: TrainConfig) -> dict:
     d = asdict(cfg)
     d.pop("progress")  # display only: a resumed run may turn bars off
     d["data"], d["val"] = list(d["data"]), list(d["val"])
     return d
-
-
-def _parse_set(items: list[str]) -> dict:
-    """--set key=value (JSON values where they parse): TrainConfig fields or model.<field>."""
-    out: dict = {}
-    valid = TrainConfig.field_names()
-    model_fields = list(ModelConfig.__dataclass_fields__)
-    for item in items:
-        key, eq, raw = item.partition("=")
-        if not eq:
-            raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
-        try:
-            val = json.loads(raw)
-        except json.JSONDecodeError:
-            val = raw
-        if key.startswith("model."):
-            if key[6:] not in model_fields:
-                raise ValueError(f"unknown model field {key[6:]!r}; valid: {model_fields}")
-            out.setdefault("model", {})[key[6:]] = val
-        elif key in valid:
-            out[key] = val
-        else:
-            raise ValueError(f"unknown TrainConfig field {key!r}; valid: {valid} or model.<field>")
-    return out
-
-
-def run_train(args) -> int:
-    from utjima.cli import CLIError
-    from utjima.data.cache import DatasetError
-
-    kw: dict = {}
-    if args.mode == "finetune":
-        kw.update(FINETUNE_DEFAULTS, init_from=args.checkpoint, freeze_trunk=args.freeze_trunk)
-        if not args.data:
-            raise CLIError("finetune needs --data (e.g. clips:DIR or images:DIR)")
-    else:
-        kw["preset"] = args.preset
-    if args.data:
-        kw["data"] = tuple(args.data)
-    for name in ("epochs", "batch_size", "lr", "seed", "max_steps", "limit", "threads"):
-        v = getattr(args, name, None)
-        if v is not None:
-            kw[name] = v
-    try:
-        kw.update(_parse_set(args.set))
-        cfg = TrainConfig(**kw)
-        if cfg.preset not in __import__("utjima.model", fromlist=["PRESETS"]).PRESETS and not cfg.init_from:
-            get_config(cfg.preset)  # raises with the valid names
-        result = train(cfg, args.out, resume=args.resume)
-    except (DatasetError, FileNotFoundError, ValueError) as e:
-        raise CLIError(str(e)) from e
-    print(f"done: {json.dumps({k: result.get(k) for k in ('epoch', 'step', 'elapsed_s')})}; "
-          f"checkpoints in {args.out}/{CKPT_LAST} and {CKPT_BEST}")
-    return 0

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utjima.utils import UtjimaError, atomic_write, sha256_file
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MARKER = ".utjima-prepared"  # file in a prepared folder; holds the archive's sha256
 
@@ -73,8 +75,9 @@ ARCHIVES: dict[str, ArchiveInfo] = {
 }
 
 
-class DatasetError(Exception):
-    """A dataset is unusable: missing, corrupt, or not what its documentation says."""
+class DatasetError(UtjimaError):
+    """A dataset is unusable: missing, corrupt, not what its documentation says, or asked
+    for a use it must not have (a test set for training)."""
 
 
 class DatasetMissing(DatasetError):
@@ -127,14 +130,6 @@ def missing_message(name: str, source: str | os.PathLike | None = None) -> str:
         f"(sha256 {a.sha256}), or point $UTJIMA_DATASETS or --source at the folder that holds it; "
         f"see ../shared/datasets/README.md for what the archives are"
     )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def is_prepared(name: str, cache: str | os.PathLike | None = None) -> bool:
@@ -279,18 +274,9 @@ def cached_arrays(
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Atomic write (temp file + rename); a read-only cache only costs speed."""
-    tmp = None
+    """Atomic write; a read-only cache only costs speed."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache may be shared
-        os.replace(tmp, path)
-        tmp = None
+        with atomic_write(path) as tmp:
+            np.savez(tmp, **arrays)
     except OSError:
         pass
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)

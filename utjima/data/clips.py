@@ -19,8 +19,6 @@ sampling rule of `utjima.streaming.window_indices`), labelled with their last fr
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from utjima import EMOTIONS
 from utjima.data.cache import DatasetError
 from utjima.data.faceset import IMAGE_EXTS, read_image
 from utjima.streaming import window_indices
+from utjima.utils import atomic_write
 
 FORMAT = "utjima.clips/1"
 MANIFEST = "manifest.json"
@@ -329,9 +328,6 @@ def write(folder: str | Path, clips: Sequence[Clip], crop: str = "face", ext: st
     ids = [e["id"] for e in entries]
     if len(set(ids)) != len(ids):
         raise ValueError(f"clip ids must be unique in {path}: {sorted({i for i in ids if ids.count(i) > 1})}")
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=folder)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"format": FORMAT, "crop": crop, "clips": entries}, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps({"format": FORMAT, "crop": crop, "clips": entries}, indent=1) + "\n")
     return path

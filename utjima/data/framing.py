@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from utjima.faces import CropPolicy, _as_rgb, _to_gray, _warp, recrop
+from utjima.utils import atomic_write
 
 
 def _whole(image: np.ndarray, size: int, channels: str) -> np.ndarray:
@@ -60,10 +60,8 @@ def canonical_crops(images, policy: CropPolicy, channels: str, cache: Path | Non
             crop = _whole(img, policy.size, channels)
         out[i] = np.clip(np.round(crop * 255), 0, 255)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, crops=out, found=found)
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            np.savez(tmp, crops=out, found=found)
     return out, found
 
 

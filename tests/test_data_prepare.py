@@ -1,4 +1,4 @@
-"""`utjima data status|prepare` (utjima.data.cli) without the real archives."""
+"""`utjima data status|prepare` (utjima.data.prepare) without the real archives."""
 
 from utjima.cli import main
 
