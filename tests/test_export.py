@@ -44,8 +44,21 @@ def test_seed_contract_io(exported_model):
     (i,) = s.get_inputs()
     assert i.name == "frames" and i.shape == [1, 5, 3, 224, 224]
     assert [(o.name, o.shape) for o in s.get_outputs()] == [("smile_prob", [1]), ("emotion_logits", [1, 7])]
-    p, e = s.run(None, {"frames": np.random.default_rng(0).random((1, 5, 3, 224, 224), dtype=np.float32)})
-    assert 0 <= p[0] <= 1 and e.shape == (1, 7)
+    # the output follows the input (four stills, four answers, spread 10x the parity
+    # tolerance), and equals the streaming pair fed the same still (grey, box-averaged and
+    # resized inside the graph)
+    rng = np.random.default_rng(0)
+    smooth = torch.nn.functional.interpolate(
+        torch.from_numpy(rng.random((4, 3, 8, 8), dtype=np.float32)), size=(224, 224), mode="bilinear"
+    ).numpy()
+    probs = [s.run(None, {"frames": np.repeat(x[None, None], 5, 1)})[0][0] for x in smooth]
+    assert np.ptp(probs) > 1e-3
+    grey = (smooth[:1] * np.array([0.299, 0.587, 0.114], np.float32)[:, None, None]).sum(1, keepdims=True)
+    crop = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(torch.from_numpy(grey), 3),
+                                           size=(64, 64), mode="bilinear", align_corners=False).numpy()
+    f = _sess(exported_model / "encoder.onnx").run(None, {"crop": crop})[0]
+    sp = _sess(exported_model / "step.onnx").run(None, {"window": np.repeat(f[:, None], 5, 1)})[0]
+    assert abs(float(sp[0]) - float(probs[0])) <= 1e-4
 
 
 def test_onnx_matches_torch(exported_model, model):
@@ -55,7 +68,7 @@ def test_onnx_matches_torch(exported_model, model):
     feats = _sess(exported_model / "encoder.onnx").run(None, {"crop": crops})[0]
     with torch.no_grad():
         ref = model.encode(torch.from_numpy(crops)).numpy()
-    assert np.abs(ref).max() > 0.1  # non-trivial activations
+    assert ref.std(0).mean() > 0.05  # features move with the input: parity is not trivial
     assert np.abs(feats - ref).max() <= 1e-4
     win = feats[rng.integers(0, 4, (3, 5))]  # (3, 5, F)
     sp, el = _sess(exported_model / "step.onnx").run(None, {"window": win})
@@ -91,12 +104,21 @@ def test_streaming_pair_equals_full_graph(exported_model):
 
 
 def test_int8_encoder_is_smaller_and_close(exported_model):
+    """Measured here, not read from model.json: the int8 weights change the features, yet the
+    smile_prob of a still moves by less than 0.05."""
     d = load_contract(exported_model).data["files"]
     assert d["encoder_int8"]["bytes"] < 0.5 * d["encoder"]["bytes"]
-    assert d["encoder_int8"]["max_abs_diff_smile_prob"] < 0.05
-    crops = np.random.default_rng(3).random((2, 1, 64, 64), dtype=np.float32)
+    rng = np.random.default_rng(3)
+    crops = torch.nn.functional.interpolate(torch.from_numpy(rng.random((64, 1, 8, 8), dtype=np.float32)),
+                                            size=(64, 64), mode="bilinear").numpy()
+    fp = _sess(exported_model / "encoder.onnx").run(None, {"crop": crops})[0]
     q = _sess(exported_model / "encoder.int8.onnx").run(None, {"crop": crops})[0]
-    assert q.shape == (2, 96) and np.isfinite(q).all()
+    assert q.shape == fp.shape == (64, 96)
+    assert np.abs(q - fp).max() > 1e-6  # the weights really are quantized
+    step = _sess(exported_model / "step.onnx")
+    sp_fp, sp_q = (step.run(None, {"window": np.repeat(f[:, None], 5, 1)})[0] for f in (fp, q))
+    assert np.ptp(sp_fp) > 1e-2  # the crops give different answers, so closeness means something
+    assert np.abs(sp_q - sp_fp).max() < 0.05
 
 
 def test_tampered_folder_fails_loudly(exported_model, tmp_path):
