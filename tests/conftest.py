@@ -73,5 +73,6 @@ def exported_model(tmp_path_factory):
     from utjima.export import export_model
 
     out = tmp_path_factory.mktemp("model")
-    export_model(perturbed_model(), out, threshold=0.5, provenance={"training": "none: test fixture"})
+    export_model(perturbed_model(), out, threshold=0.5,
+                 provenance={"training": "none: test fixture"})
     return out

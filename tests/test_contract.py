@@ -73,7 +73,8 @@ def test_contract_errors_are_user_errors():
 def test_load_contract_names_what_is_wrong_with_the_folder(tmp_path):
     with pytest.raises(ContractError, match="does not exist"):
         load_contract(tmp_path / "nope")
-    with pytest.raises(ContractError, match="has no model.json; export a model with `utjima export`"):
+    with pytest.raises(ContractError,
+                       match="has no model.json; export a model with `utjima export`"):
         load_contract(tmp_path)
     (tmp_path / "model.json").write_text("{not json")
     with pytest.raises(ContractError, match="is not valid JSON"):

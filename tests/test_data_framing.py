@@ -16,7 +16,8 @@ POLICY = faces.CropPolicy.default(size=64)
 @pytest.fixture(scope="module")
 def dataset_like():
     """[a 64 px grey crop around the astronaut's face (as a dataset frames it), a blank]."""
-    rgb = np.asarray(Image.open(Path(__file__).parent / "fixtures" / "astronaut.jpg").convert("RGB"))
+    path = Path(__file__).parent / "fixtures" / "astronaut.jpg"
+    rgb = np.asarray(Image.open(path).convert("RGB"))
     (face,) = faces.FaceDetector(kind="short").detect(rgb)
     cx, cy = face.center
     half = 0.6 * face.side

@@ -7,6 +7,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import perturbed_model
 
 from utjima import EMOTIONS
@@ -26,13 +27,29 @@ def _sess(p):
     return ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
 
 
+def _smooth(rng, n: int, c: int, size: int) -> np.ndarray:
+    """n smooth random images (n, c, size, size) in 0..1: 8x8 noise, bilinear upsampled."""
+    x = torch.from_numpy(rng.random((n, c, 8, 8), dtype=np.float32))
+    return F.interpolate(x, size=(size, size), mode="bilinear").numpy()
+
+
+def _as_the_seed_graph_sees(frames: np.ndarray) -> np.ndarray:
+    """(N, 3, 224, 224) RGB -> (N, 1, 64, 64): the grey conversion, box average and bilinear
+    resize the seed graph does inside."""
+    w = np.array([0.299, 0.587, 0.114], np.float32)[:, None, None]
+    grey = torch.from_numpy((frames * w).sum(1, keepdims=True))
+    return F.interpolate(F.avg_pool2d(grey, 3), size=(64, 64), mode="bilinear",
+                         align_corners=False).numpy()
+
+
 def test_model_json_describes_every_file(exported_model):
     c = load_contract(exported_model)  # validates schema and every sha256
     d = c.data
     assert d["classes"] == list(EMOTIONS)
     assert d["input"] == {**d["input"], "size": 64, "channels": "gray", "range": [0.0, 1.0]}
     assert d["streaming"]["n_frames"] == 5 and d["streaming"]["feature_dim"] == 96
-    assert set(d["files"]) >= {"seed", "encoder", "encoder_int8", "step", "face_detector", "face_detector_full"}
+    assert set(d["files"]) >= {"seed", "encoder", "encoder_int8", "step", "face_detector",
+                               "face_detector_full"}
     assert d["crop"]["size"] == 64 and d["crop"]["align"] in ("none", "eyes")
     for role in d["files"]:
         assert c.path(role).is_file()
@@ -43,19 +60,15 @@ def test_seed_contract_io(exported_model):
     s = _sess(exported_model / "smile_detector.onnx")
     (i,) = s.get_inputs()
     assert i.name == "frames" and i.shape == [1, 5, 3, 224, 224]
-    assert [(o.name, o.shape) for o in s.get_outputs()] == [("smile_prob", [1]), ("emotion_logits", [1, 7])]
+    assert [(o.name, o.shape) for o in s.get_outputs()] == [("smile_prob", [1]),
+                                                            ("emotion_logits", [1, 7])]
     # the output follows the input (four stills, four answers, spread 10x the parity
     # tolerance), and equals the streaming pair fed the same still (grey, box-averaged and
     # resized inside the graph)
-    rng = np.random.default_rng(0)
-    smooth = torch.nn.functional.interpolate(
-        torch.from_numpy(rng.random((4, 3, 8, 8), dtype=np.float32)), size=(224, 224), mode="bilinear"
-    ).numpy()
+    smooth = _smooth(np.random.default_rng(0), 4, 3, 224)
     probs = [s.run(None, {"frames": np.repeat(x[None, None], 5, 1)})[0][0] for x in smooth]
     assert np.ptp(probs) > 1e-3
-    grey = (smooth[:1] * np.array([0.299, 0.587, 0.114], np.float32)[:, None, None]).sum(1, keepdims=True)
-    crop = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(torch.from_numpy(grey), 3),
-                                           size=(64, 64), mode="bilinear", align_corners=False).numpy()
+    crop = _as_the_seed_graph_sees(smooth[:1])
     f = _sess(exported_model / "encoder.onnx").run(None, {"crop": crop})[0]
     sp = _sess(exported_model / "step.onnx").run(None, {"window": np.repeat(f[:, None], 5, 1)})[0]
     assert abs(float(sp[0]) - float(probs[0])) <= 1e-4
@@ -86,13 +99,11 @@ def test_onnx_matches_torch(exported_model, model):
 def test_streaming_pair_equals_full_graph(exported_model):
     """encoder once per frame + step over the window == the seed graph on the same 5 frames."""
     rng = np.random.default_rng(2)
-    enc, step, full = (_sess(exported_model / f) for f in ("encoder.onnx", "step.onnx", "smile_detector.onnx"))
+    enc, step, full = (_sess(exported_model / f)
+                       for f in ("encoder.onnx", "step.onnx", "smile_detector.onnx"))
     frames = rng.random((9, 3, 224, 224), dtype=np.float32)
     times = [i * 100.0 for i in range(9)]  # one frame per frame_interval_ms
-    # the seed graph converts to grey and box+bilinear resizes inside; do the same for the crops
-    grey = (frames * np.array([0.299, 0.587, 0.114], np.float32)[:, None, None]).sum(1, keepdims=True)
-    crops = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(torch.from_numpy(grey), 3),
-                                            size=(64, 64), mode="bilinear", align_corners=False).numpy()
+    crops = _as_the_seed_graph_sees(frames)
     win = FeatureWindow(5, 100.0)
     for i in range(9):
         f = enc.run(None, {"crop": crops[i : i + 1]})[0][0]
@@ -108,9 +119,7 @@ def test_int8_encoder_is_smaller_and_close(exported_model):
     smile_prob of a still moves by less than 0.05."""
     d = load_contract(exported_model).data["files"]
     assert d["encoder_int8"]["bytes"] < 0.5 * d["encoder"]["bytes"]
-    rng = np.random.default_rng(3)
-    crops = torch.nn.functional.interpolate(torch.from_numpy(rng.random((64, 1, 8, 8), dtype=np.float32)),
-                                            size=(64, 64), mode="bilinear").numpy()
+    crops = _smooth(np.random.default_rng(3), 64, 1, 64)
     fp = _sess(exported_model / "encoder.onnx").run(None, {"crop": crops})[0]
     q = _sess(exported_model / "encoder.int8.onnx").run(None, {"crop": crops})[0]
     assert q.shape == fp.shape == (64, 96)
@@ -138,7 +147,8 @@ def test_tampered_folder_fails_loudly(exported_model, tmp_path):
 def test_export_cli(tmp_path, capsys):
     ckpt = tmp_path / "m.pt"
     save_checkpoint(ckpt, perturbed_model(seed=5))
-    assert main(["export", str(ckpt), "--out", str(tmp_path / "out"), "--no-int8", "--threshold", "0.4"]) == 0
+    out = str(tmp_path / "out")
+    assert main(["export", str(ckpt), "--out", out, "--no-int8", "--threshold", "0.4"]) == 0
     c = load_contract(tmp_path / "out")
     assert c.smile_threshold == 0.4 and "encoder_int8" not in c.data["files"]
     assert "parity" in capsys.readouterr().out

@@ -38,14 +38,16 @@ def test_thresholds_by_hand():
     # y 0 0 1 1, p .1 .4 .35 .8: TPR - FPR is 0.5 at t = 0.8 and at t = 0.35 (the first wins);
     # F1 is 2/3, 0.8, 0.5, 2/3 at t = 0.1, 0.35, 0.4, 0.8
     t = select_thresholds(np.array([0, 0, 1, 1], bool), np.array([0.1, 0.4, 0.35, 0.8]))
-    assert t == {"youden": 0.8, "youden_j": 0.5, "best_f1": 0.35, "best_f1_value": pytest.approx(0.8)}
+    assert t == {"youden": 0.8, "youden_j": 0.5, "best_f1": 0.35,
+                 "best_f1_value": pytest.approx(0.8)}
 
 
 def test_calibration_error_by_hand():
     # two bins: confidence 0.25 with 1 of 2 smiling, 0.75 with 2 of 2: |0.25-0.5|/2 + |0.75-1|/2
     e, table = ece(np.array([0, 1, 1, 1]), np.array([0.25, 0.25, 0.75, 0.75]))
     assert e == pytest.approx(0.25)
-    assert [(r["n"], r["confidence"], r["accuracy"]) for r in table] == [(2, 0.25, 0.5), (2, 0.75, 1.0)]
+    rows = [(r["n"], r["confidence"], r["accuracy"]) for r in table]
+    assert rows == [(2, 0.25, 0.5), (2, 0.75, 1.0)]
 
 
 def test_bootstrap_interval_contains_the_point_and_is_reproducible():
@@ -109,4 +111,5 @@ def test_multiclass_report():
     labels = np.array([0, 1, 2, 3, 3, 6])
     probs = np.eye(7)[[0, 1, 2, 3, 4, 6]]
     r = multiclass_report(labels, probs, list(EMOTIONS), n_boot=50)
-    assert r["accuracy"] == 5 / 6 and r["confusion"][3][4] == 1 and r["per_class_recall"]["happy"] == 0.5
+    assert r["accuracy"] == 5 / 6 and r["confusion"][3][4] == 1
+    assert r["per_class_recall"]["happy"] == 0.5

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import perturbed_model
 
 from utjima import EMOTIONS
@@ -60,7 +61,8 @@ def test_streaming_equals_sequence_at_every_frame(face_model):
     m, cfg = face_model, face_model.cfg
     rng = np.random.default_rng(1)
     n = 23
-    frames = torch.from_numpy(rng.random((n, cfg.in_chans, cfg.img_size, cfg.img_size), dtype=np.float32))
+    frames = torch.from_numpy(rng.random((n, cfg.in_chans, cfg.img_size, cfg.img_size),
+                                         dtype=np.float32))
     # irregular camera times around 30 fps, with a stall, so sample-and-hold is exercised
     times = np.cumsum(rng.uniform(20, 50, n))
     times[12:] += 300
@@ -113,7 +115,7 @@ def test_overfits_one_batch():
     opt = torch.optim.AdamW(m.parameters(), 3e-3)
     for _ in range(60):
         s, e = m(x)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(s, smile) + torch.nn.functional.cross_entropy(e, emo)
+        loss = F.binary_cross_entropy_with_logits(s, smile) + F.cross_entropy(e, emo)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -18,7 +18,8 @@ CASES = VECTORS["cases"]
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_vector(case):
-    n, dt, times, want = case["n_frames"], case["frame_interval_ms"], case["times_ms"], case["expect"]
+    n, dt = case["n_frames"], case["frame_interval_ms"]
+    times, want = case["times_ms"], case["expect"]
     if "error" in want:
         with pytest.raises(ValueError, match=want["error"]):
             if not times:

@@ -21,7 +21,8 @@ def small(dataset_cache):
     for name in ("smilesmiled", "ferplus"):
         dataset_cache(name)
     return TrainConfig(epochs=2, batch_size=16, limit=48, num_workers=0, progress=False, threads=2,
-                       data=("smilesmiled:train", "ferplus:train"), val=("smilesmiled:val", "ferplus:valid"))
+                       data=("smilesmiled:train", "ferplus:train"),
+                       val=("smilesmiled:val", "ferplus:valid"))
 
 
 def test_two_epochs_write_metrics_and_checkpoints(tmp_path, small):
@@ -79,7 +80,8 @@ def test_distillation_and_finetune_on_a_user_image_folder(tmp_path, small, datas
     teacher = tmp_path / "teacher"
     train(TrainConfig(**{**small.__dict__, "epochs": 1, "max_steps": 2}), teacher)
     student = tmp_path / "student"
-    train(TrainConfig(**{**small.__dict__, "epochs": 1, "max_steps": 2, "teacher": str(teacher / "best.pt")}), student)
+    kd = {"epochs": 1, "max_steps": 2, "teacher": str(teacher / "best.pt")}
+    train(TrainConfig(**{**small.__dict__, **kd}), student)
     assert (student / "best.pt").is_file()
     # a user's own labelled photos, fine-tuned with the seed's defaults (9:1 split, batch 4)
     fs = ferplus.load(dataset_cache("ferplus"), "test")
@@ -88,8 +90,10 @@ def test_distillation_and_finetune_on_a_user_image_folder(tmp_path, small, datas
         (folder / label).mkdir(parents=True)
         for n, i in enumerate(np.flatnonzero(fs.emotion[:, k] >= 0.8)[:10]):
             cv2.imwrite(str(folder / label / f"{n}.png"), fs.images[i])
-    code = main(["finetune", str(student / "best.pt"), "--data", f"images:{folder}", "--out", str(tmp_path / "ft"),
-                 "--epochs", "1", "--threads", "2", "--set", "num_workers=0", "--set", "progress=false"])
+    code = main(["finetune", str(student / "best.pt"), "--data", f"images:{folder}", "--out",
+                 str(tmp_path / "ft"),
+                 "--epochs", "1", "--threads", "2", "--set", "num_workers=0", "--set",
+                 "progress=false"])
     assert code == 0
     _, ckpt = load_checkpoint(tmp_path / "ft" / "best.pt")
     cfg = ckpt["train_config"]

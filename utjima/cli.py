@@ -163,7 +163,8 @@ def _serve(a: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="utjima",
-        description="웃지마게임 (utjima): on-device smile/laugh judge and try-not-to-laugh battles.",
+        description="웃지마게임 (utjima): on-device smile/laugh judge and "
+                    "try-not-to-laugh battles.",
     )
     parser.add_argument("--version", action="version", version=f"utjima {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -107,9 +107,11 @@ def validate(data: dict[str, Any], where: str = MODEL_JSON) -> None:
         raise ContractError(f"{where}: classes {classes} differ from {list(EMOTIONS)}")
     inp = _need(data, "input", where)
     if inp.get("channels") not in ("gray", "rgb"):
-        raise ContractError(f"{where}: input.channels must be 'gray' or 'rgb', got {inp.get('channels')!r}")
+        raise ContractError(f"{where}: input.channels must be 'gray' or 'rgb', "
+                            f"got {inp.get('channels')!r}")
     if not isinstance(inp.get("size"), int) or not 16 <= inp["size"] <= 512:
-        raise ContractError(f"{where}: input.size must be an int in 16..512, got {inp.get('size')!r}")
+        raise ContractError(f"{where}: input.size must be an int in 16..512, "
+                            f"got {inp.get('size')!r}")
     for key in ("n_frames", "frame_interval_ms", "feature_dim"):
         _need(_need(data, "streaming", where), key, f"{where}: streaming")
     _need(data, "crop", where)
@@ -119,10 +121,12 @@ def validate(data: dict[str, Any], where: str = MODEL_JSON) -> None:
     files = _need(data, "files", where)
     unknown = set(files) - set(FILE_ROLES)
     if unknown:
-        raise ContractError(f"{where}: unknown file roles {sorted(unknown)}; valid: {list(FILE_ROLES)}")
+        raise ContractError(f"{where}: unknown file roles {sorted(unknown)}; "
+                            f"valid: {list(FILE_ROLES)}")
     for role in REQUIRED_ROLES:
         if role not in files:
-            raise ContractError(f"{where}: files.{role} is required (roles present: {sorted(files)})")
+            raise ContractError(f"{where}: files.{role} is required "
+                                f"(roles present: {sorted(files)})")
     for role, entry in files.items():
         _need(entry, "path", f"{where}: files.{role}")
         _need(entry, "sha256", f"{where}: files.{role}")
@@ -150,7 +154,8 @@ def load_contract(model_dir: str | Path | None = None, verify: bool = True) -> C
             if digest != entry["sha256"]:
                 raise ContractError(
                     f"{mj}: files.{role} -> {p.name} has sha256 {digest[:12]}…, "
-                    f"model.json says {entry['sha256'][:12]}…; the folder does not match its model.json"
+                    f"model.json says {entry['sha256'][:12]}…; "
+                    "the folder does not match its model.json"
                 )
     return Contract(dir=d, data=data)
 

@@ -46,7 +46,8 @@ class Scorer:
             self.onnx = SmileModel(model_dir, int8=int8)
             c = self.onnx.contract
             self.size, self.channels = c.size, c.channels
-            self.n_frames, self.interval = int(c.streaming["n_frames"]), float(c.streaming["frame_interval_ms"])
+            self.n_frames = int(c.streaming["n_frames"])
+            self.interval = float(c.streaming["frame_interval_ms"])
             self.name = f"{c.dir}{' (int8 encoder)' if int8 else ''}"
             self.model_threshold = c.smile_threshold
 
@@ -92,17 +93,20 @@ def score_clips(cs, scorer: Scorer) -> dict:
 
     c = 1 if scorer.channels == "gray" else 3
     if cs.crop == "full" and scorer.torch_model is not None:
-        raise ValueError(f"{cs.source} holds whole camera frames: evaluate it with an exported model (--model)")
+        raise ValueError(f"{cs.source} holds whole camera frames: "
+                         "evaluate it with an exported model (--model)")
     frame_y, frame_p, clip_y, clip_p = [], [], [], []
     for clip in cs.clips:
         if cs.crop == "full":  # the live path: detect, crop, stream; no face = not smiling
             stream = scorer.onnx.stream()
-            probs = np.array([stream.process(t, f)["smile_prob"] or 0.0 for t, f in zip(clip.times_ms, clip.frames, strict=True)])
+            probs = np.array([stream.process(t, f)["smile_prob"] or 0.0
+                              for t, f in zip(clip.times_ms, clip.frames, strict=True)])
         else:
             crops = plain_frames(clip.frames, scorer.size, c)            # (N, C, S, S)
             feats = scorer.encode(crops)                                 # (N, F)
             times = list(clip.times_ms)
-            idx = np.array([window_indices(times[: i + 1], times[i], scorer.n_frames, scorer.interval)
+            idx = np.array([window_indices(times[: i + 1], times[i], scorer.n_frames,
+                                           scorer.interval)
                             for i in range(len(times))])                 # (N, T)
             probs = scorer.step(feats[idx])                              # (N, T, F) -> (N,)
         m = clip.smile >= 0
@@ -158,14 +162,16 @@ def by_framing(y: np.ndarray, p: np.ndarray, found: np.ndarray, threshold: float
     for name, m in (("found", found), ("fallback", ~found)):
         if m.any():
             auc = roc_auc(y[m], p[m])
-            out[name] = {"n": int(m.sum()), "accuracy": binary_at(y[m], p[m], threshold)["accuracy"],
+            out[name] = {"n": int(m.sum()),
+                         "accuracy": binary_at(y[m], p[m], threshold)["accuracy"],
                          "auc": None if np.isnan(auc) else auc, "positive_rate": float(y[m].mean())}
     return out
 
 
-def evaluate(specs: list[str], out: str | Path, model_dir=None, checkpoint=None, select_on: list[str] | None = None,
-             rule: str = "youden", n_boot: int = 1000, limit: int | None = None, progress: bool = True,
-             plots: bool = True, int8: bool = False) -> dict:
+def evaluate(specs: list[str], out: str | Path, model_dir=None, checkpoint=None,
+             select_on: list[str] | None = None, rule: str = "youden", n_boot: int = 1000,
+             limit: int | None = None, progress: bool = True, plots: bool = True,
+             int8: bool = False) -> dict:
     from utjima.metrics import binary_report, multiclass_report
     from utjima.report import plot_binary, plot_confusion, write_html
 
@@ -179,7 +185,8 @@ def evaluate(specs: list[str], out: str | Path, model_dir=None, checkpoint=None,
         threshold = report["thresholds"]["selected"]
     else:
         threshold = getattr(scorer, "model_threshold", 0.5)
-        report["thresholds"] = {"selected": threshold, "selected_on": "model.json" if checkpoint is None else "default 0.5"}
+        where = "model.json" if checkpoint is None else "default 0.5"
+        report["thresholds"] = {"selected": threshold, "selected_on": where}
     for spec in specs:
         ds = _load(spec, scorer, limit, progress)
         name = spec.replace(":", "_").replace("/", "_")
@@ -194,11 +201,13 @@ def evaluate(specs: list[str], out: str | Path, model_dir=None, checkpoint=None,
             if plots:
                 r["plots"] += plot_binary(name, y, p, threshold, out)
             if framing and "found_mask" in framing and not framing["found_mask"].all():
-                r["smile_by_framing"] = by_framing(y, p, framing["found_mask"][ds.smile >= 0], threshold)
+                found = framing["found_mask"][ds.smile >= 0]
+                r["smile_by_framing"] = by_framing(y, p, found, threshold)
         if len(el):
             r["emotion"] = multiclass_report(el, ep, list(EMOTIONS), n_boot)
             if plots:
-                r["plots"].append(plot_confusion(f"{name}_emotion", np.array(r["emotion"]["confusion"]), list(EMOTIONS), out))
+                cm = np.array(r["emotion"]["confusion"])
+                r["plots"].append(plot_confusion(f"{name}_emotion", cm, list(EMOTIONS), out))
         if c is not None and 0 < c["clip_y"].sum() < len(c["clip_y"]):
             r["clip_smile"] = binary_report(c["clip_y"], c["clip_p"], threshold, n_boot)
         report["sources"][spec] = r
@@ -225,7 +234,8 @@ def summary_lines(report: dict) -> list[str]:
         if "smile" in r:
             s = r["smile"]
             lo, hi = s["ci95"]["accuracy"]
-            parts.append(f"smile acc {s['accuracy']:.4f} [{lo:.4f}, {hi:.4f}] AUC {s['auc']:.4f} F1 {s['f1']:.4f}")
+            parts.append(f"smile acc {s['accuracy']:.4f} [{lo:.4f}, {hi:.4f}] "
+                         f"AUC {s['auc']:.4f} F1 {s['f1']:.4f}")
         if "emotion" in r:
             e = r["emotion"]
             lo, hi = e["ci95"]["accuracy"]

@@ -50,10 +50,12 @@ PARITY_TOL = 1e-4
 # frame, 3.1-4.2 ms at 100 ms; the carried box is off by ~1 % of the face at 60 px/s.
 DETECT_INTERVAL_MS = 100.0
 RESEARCH_DATA = ("smilesmiled", "ferplus", "genki4k")
-RESEARCH_TERMS = ("trained on research datasets (SMILEsmileD: no licence file; FER2013 pixels with FER+ "
-                  "labels, labels MIT by Microsoft); none clearly grants redistribution or commercial use "
-                  "of the images or of models trained on them: research use only, see MODEL_CARD.md")
-FACE_DETECTOR_FILES = ("face_detector_short.onnx", "face_detector_full.onnx", "LICENSE-blazeface.txt")
+RESEARCH_TERMS = ("trained on research datasets (SMILEsmileD: no licence file; FER2013 pixels "
+                  "with FER+ labels, labels MIT by Microsoft); none clearly grants redistribution "
+                  "or commercial use of the images or of models trained on them: research use "
+                  "only, see MODEL_CARD.md")
+FACE_DETECTOR_FILES = ("face_detector_short.onnx", "face_detector_full.onnx",
+                       "LICENSE-blazeface.txt")
 
 
 class _Encoder(nn.Module):
@@ -81,7 +83,8 @@ class SeedCompat(nn.Module):
     def __init__(self, m: DualHeadSmileDetector):
         super().__init__()
         self.m = m
-        self.register_buffer("gray_w", torch.tensor(GRAY_WEIGHTS).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("gray_w", torch.tensor(GRAY_WEIGHTS).view(1, 3, 1, 1),
+                             persistent=False)
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.m.cfg
@@ -94,7 +97,8 @@ class SeedCompat(nn.Module):
             k = x.shape[-1] // cfg.img_size
             if k > 1:
                 x = nn.functional.avg_pool2d(x, k)
-            x = nn.functional.interpolate(x, size=(cfg.img_size, cfg.img_size), mode="bilinear", align_corners=False)
+            x = nn.functional.interpolate(x, size=(cfg.img_size, cfg.img_size), mode="bilinear",
+                                          align_corners=False)
         feats = self.m.encode(x).view(b, t, -1)  # (B*T, F) -> (B, T, F)
         smile_logit, emotion_logits = self.m.step(feats)
         return torch.sigmoid(smile_logit), emotion_logits
@@ -121,7 +125,8 @@ def quantize_weights(src: Path, dst: Path, min_size: int = 256) -> int:
     from onnx import TensorProto, helper, numpy_helper
 
     model = onnx.load(str(src))
-    weights = {n.input[1] for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1}
+    weights = {n.input[1] for n in model.graph.node
+               if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1}
 
     def to_int8(name: str, a: np.ndarray):
         if name not in weights or a.dtype != np.float32 or a.size < min_size:
@@ -130,7 +135,8 @@ def quantize_weights(src: Path, dst: Path, min_size: int = 256) -> int:
         peak = np.abs(a.reshape(a.shape[0], -1)).max(1)
         scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32).reshape(shape)
         q = np.clip(np.round(a / scale), -127, 127).astype(np.int8)
-        return ([numpy_helper.from_array(q, name + "_int8"), numpy_helper.from_array(scale, name + "_scale")],
+        return ([numpy_helper.from_array(q, name + "_int8"),
+                 numpy_helper.from_array(scale, name + "_scale")],
                 [helper.make_node("Cast", [name + "_int8"], [name + "_f32"], to=TensorProto.FLOAT),
                  helper.make_node("Mul", [name + "_f32", name + "_scale"], [name])])
 
@@ -140,7 +146,8 @@ def quantize_weights(src: Path, dst: Path, min_size: int = 256) -> int:
     return n
 
 
-def _sample_crops(model: DualHeadSmileDetector, crops: np.ndarray | None, n: int = 128) -> np.ndarray:
+def _sample_crops(model: DualHeadSmileDetector, crops: np.ndarray | None,
+                  n: int = 128) -> np.ndarray:
     """Inputs to trace the encoder with and to compare graphs on: the given face crops, else
     smooth random images."""
     cfg = model.cfg
@@ -148,7 +155,8 @@ def _sample_crops(model: DualHeadSmileDetector, crops: np.ndarray | None, n: int
         return np.ascontiguousarray(crops[:n], dtype=np.float32)
     rng = np.random.default_rng(0)
     x = rng.random((n, cfg.in_chans, 8, 8)).astype(np.float32)
-    t = torch.nn.functional.interpolate(torch.from_numpy(x), size=(cfg.img_size, cfg.img_size), mode="bilinear")
+    t = torch.nn.functional.interpolate(torch.from_numpy(x), size=(cfg.img_size, cfg.img_size),
+                                        mode="bilinear")
     return t.numpy()
 
 
@@ -178,7 +186,8 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
         ref = model.encode(torch.from_numpy(sample)).numpy()
     got = ort_session(p).run(None, {"crop": sample})[0]
     parity["encoder"] = float(np.abs(got - ref).max())
-    files["encoder"] = file_entry(p, out, inputs={"crop": ["n", c, s, s]}, outputs={"features": ["n", f]})
+    files["encoder"] = file_entry(p, out, inputs={"crop": ["n", c, s, s]},
+                                  outputs={"features": ["n", f]})
 
     # step.onnx: the T-step LSTM over a window of features
     window = torch.from_numpy(rng.standard_normal((3, t, f)).astype(np.float32))
@@ -189,9 +198,11 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
     with torch.no_grad():
         ref_s, ref_e = _Step(model)(window)
     got_s, got_e = ort_session(p).run(None, {"window": window.numpy()})
-    parity["step"] = float(max(np.abs(got_s - ref_s.numpy()).max(), np.abs(got_e - ref_e.numpy()).max()))
+    parity["step"] = float(max(np.abs(got_s - ref_s.numpy()).max(),
+                               np.abs(got_e - ref_e.numpy()).max()))
     files["step"] = file_entry(p, out, inputs={"window": ["n", t, f]},
-                               outputs={"smile_prob": ["n"], "emotion_logits": ["n", len(EMOTIONS)]})
+                               outputs={"smile_prob": ["n"],
+                                        "emotion_logits": ["n", len(EMOTIONS)]})
 
     # smile_detector.onnx: the seed contract, whole 5-frame clip in one call
     frames = torch.rand(1, SEED_FRAMES, 3, SEED_SIZE, SEED_SIZE)
@@ -201,11 +212,13 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
     with torch.no_grad():
         ref_s, ref_e = seed(frames)
     got_s, got_e = ort_session(p).run(None, {"frames": frames.numpy()})
-    parity["seed"] = float(max(np.abs(got_s - ref_s.numpy()).max(), np.abs(got_e - ref_e.numpy()).max()))
+    parity["seed"] = float(max(np.abs(got_s - ref_s.numpy()).max(),
+                               np.abs(got_e - ref_e.numpy()).max()))
     files["seed"] = file_entry(p, out, inputs={"frames": [1, SEED_FRAMES, 3, SEED_SIZE, SEED_SIZE]},
                                outputs={"smile_prob": [1], "emotion_logits": [1, len(EMOTIONS)]})
     if cfg.n_frames != SEED_FRAMES:
-        raise ValueError(f"the seed contract needs n_frames={SEED_FRAMES}, model has {cfg.n_frames}")
+        raise ValueError(f"the seed contract needs n_frames={SEED_FRAMES}, "
+                         f"model has {cfg.n_frames}")
 
     worst = max(parity.values())
     if worst > PARITY_TOL:
@@ -223,8 +236,8 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
         sp_q = st.run(None, {"window": np.repeat(q[:, None], t, 1)})[0]
         files["encoder_int8"] = file_entry(
             p, out, inputs={"crop": ["n", c, s, s]}, outputs={"features": ["n", f]},
-            scheme=f"weight-only int8, one scale per output channel ({n_q} weights); Cast+Mul folded "
-                   "at load, float32 compute",
+            scheme=f"weight-only int8, one scale per output channel ({n_q} weights); "
+                   "Cast+Mul folded at load, float32 compute",
             max_abs_diff_features=float(np.abs(q - fp).max()),
             max_abs_diff_smile_prob=float(np.abs(sp_q - sp_fp).max()),
             compared_on="real face crops" if crops is not None else "synthetic smooth noise",
@@ -239,6 +252,7 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
     files["face_detector_full"] = file_entry(out / "face_detector_full.onnx", out, range="full")
 
     policy = CropPolicy.default(size=s)
+    smile_threshold = float(threshold if threshold is not None else 0.5)
     data = {
         "schema": SCHEMA,
         "name": name or f"utjima-{cfg.trunk}-{s}{cfg.channels}",
@@ -256,8 +270,8 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
                               "re-run step.onnx on the window at every frame (utjima/streaming.py)",
                       "reset": "clear the window when the face is lost"},
         "files": files,
-        "thresholds": {"smile": float(threshold if threshold is not None else 0.5)},
-        "judge": JudgeConfig(threshold=float(threshold if threshold is not None else 0.5)).to_dict(),
+        "thresholds": {"smile": smile_threshold},
+        "judge": JudgeConfig(threshold=smile_threshold).to_dict(),
         "browser": {"encoder": "encoder_int8" if int8 else "encoder"},
         "opset": opset,
         "parity_max_abs_diff": parity,
@@ -343,7 +357,8 @@ def seed_reference(cache: str | Path | None = None) -> Path:
     on five whole 224x224 RGB frames + LSTM), random weights, exported once with the seed
     contract into `cache` (default <repo>/.cache/seed_reference). Timing only: its weights
     are untrained."""
-    out = Path(cache) if cache else Path(__file__).resolve().parents[1] / ".cache" / "seed_reference"
+    repo = Path(__file__).resolve().parents[1]
+    out = Path(cache) if cache else repo / ".cache" / "seed_reference"
     p = out / "smile_detector.onnx"
     if not p.is_file():
         from utjima.model import get_config

@@ -18,7 +18,8 @@ import numpy as np
 from utjima.utils import UtjimaError
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
-VIDEO_EXT = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m", ".mjpeg", ".mjpg"}
+VIDEO_EXT = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m",
+             ".mjpeg", ".mjpg"}
 
 
 class MediaError(UtjimaError):
@@ -31,8 +32,8 @@ def media_kind(path: Path) -> str:
         return "image"
     if ext in VIDEO_EXT:
         return "video"
-    raise MediaError(f"unknown media type {ext or '(no extension)'!r}; images: {sorted(IMAGE_EXT)}, "
-                     f"videos: {sorted(VIDEO_EXT)}")
+    raise MediaError(f"unknown media type {ext or '(no extension)'!r}; "
+                     f"images: {sorted(IMAGE_EXT)}, videos: {sorted(VIDEO_EXT)}")
 
 
 def expand_paths(args: list[str], stdin=None) -> Iterator[Path]:
@@ -123,13 +124,15 @@ def predict_video(model, path: Path, judge_cfg, kind: str) -> dict:
     rows, samples = [], []
     for i, t_ms, rgb in frames:
         r = stream.process(t_ms, rgb)
-        samples.append((t_ms, r["smile_prob"], r["face"]))  # unrounded: the judge needs increasing t_ms
+        # unrounded: the judge needs increasing t_ms
+        samples.append((t_ms, r["smile_prob"], r["face"]))
         rows.append({"i": i, "t_ms": round(t_ms, 1), "face": r["face"], "box": r["box"],
                      "smile_prob": None if r["smile_prob"] is None else round(r["smile_prob"], 4)})
     laughs = segments(samples, judge_cfg)
+    rounded = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in seg.items()}
+               for seg in laughs]
     return {"path": str(path), "kind": "video", "fps": round(fps, 3), "n_frames": len(rows),
-            "frames": rows, "laughs": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in seg.items()}
-                                       for seg in laughs]}
+            "frames": rows, "laughs": rounded}
 
 
 def describe(result: dict, threshold: float) -> str:
@@ -152,7 +155,8 @@ def describe(result: dict, threshold: float) -> str:
     laughs = result["laughs"]
     if not laughs:
         return head + "; no laugh"
-    parts = [f"{seg['start_ms'] / 1000:.2f}-{seg['end_ms'] / 1000:.2f} s (peak {seg['peak_prob']:.2f})" for seg in laughs]
+    parts = [f"{seg['start_ms'] / 1000:.2f}-{seg['end_ms'] / 1000:.2f} s "
+             f"(peak {seg['peak_prob']:.2f})" for seg in laughs]
     return head + f"; {len(laughs)} laugh{'s' if len(laughs) > 1 else ''}: " + ", ".join(parts)
 
 
@@ -175,5 +179,6 @@ def predict_file(model, path: Path, *, threshold: float, max_faces: int = 20,
 
     if media_kind(path) == "image":
         return predict_image(model, path, threshold, max_faces, detector)
-    judge_cfg = JudgeConfig.from_dict({**model.contract.data.get("judge", {}), "threshold": threshold})
+    judge_cfg = JudgeConfig.from_dict({**model.contract.data.get("judge", {}),
+                                       "threshold": threshold})
     return predict_video(model, path, judge_cfg, detector)

@@ -50,8 +50,9 @@ class TrainConfig:
     preset: str = "face64"                 # model preset (utjima.model.PRESETS)
     model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"width_mult": 0.75}
     data: tuple[str, ...] = ("smilesmiled:train", "ferplus:train")  # training specs
-    val: tuple[str, ...] = ("smilesmiled:val", "ferplus:valid")      # selection specs (never a test set)
-    val_fraction: float = 0.0              # >0: hold out this share of `data` as validation (fine-tuning 9:1)
+    val: tuple[str, ...] = ("smilesmiled:val", "ferplus:valid")  # selection specs, never a test set
+    val_fraction: float = 0.0              # >0: hold out this share of `data` as validation
+                                           # (fine-tuning: 9:1)
     epochs: int = 20
     batch_size: int = 128
     lr: float = 2e-3                       # peak learning rate (AdamW)
@@ -66,7 +67,8 @@ class TrainConfig:
     distinct_frames: int = 2               # K jittered views per still clip (1..T)
     balance_sources: bool = False          # sample each source (and smile/non-smile) equally often;
                                            # off: FER+'s 7 classes need all of FER+
-    teacher: str | None = None             # checkpoint whose predictions the model also learns (distillation)
+    teacher: str | None = None             # checkpoint whose predictions the model also learns
+                                           # (distillation)
     kd_weight: float = 0.5                 # loss = (1 - kd_weight) * labels + kd_weight * teacher
     kd_temperature: float = 2.0            # softening of the teacher's emotion logits
     freeze_trunk: bool = False             # fine-tuning: train only LSTM + heads
@@ -98,7 +100,8 @@ def _set_seed(seed: int) -> None:
 
 
 def _rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    return {"python": random.getstate(), "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state()}
 
 
 def _set_rng_state(s: dict) -> None:
@@ -175,7 +178,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         if saved != _cfg_dict(cfg):
             diff = {k: (saved.get(k), v) for k, v in _cfg_dict(cfg).items() if saved.get(k) != v}
             raise ValueError(f"--resume with a different config than {out / CKPT_LAST}: {diff}")
-        model = DualHeadSmileDetector(replace(ModelConfig.from_dict(ckpt["model_config"]), pretrained=False))
+        model = DualHeadSmileDetector(replace(ModelConfig.from_dict(ckpt["model_config"]),
+                                              pretrained=False))
         model.load_state_dict(ckpt["model"])
     elif cfg.init_from:
         model, _ = load_checkpoint(cfg.init_from)
@@ -220,7 +224,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
 
     # --- optimiser ---------------------------------------------------------------
     trunk = [p for n, p in model.named_parameters() if n.startswith("trunk.") and p.requires_grad]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("trunk.") and p.requires_grad]
+    rest = [p for n, p in model.named_parameters()
+            if not n.startswith("trunk.") and p.requires_grad]
     groups = [{"params": rest, "lr": cfg.lr}]
     if trunk:
         groups.append({"params": trunk, "lr": cfg.lr * cfg.trunk_lr_mult})
@@ -236,11 +241,15 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     if ckpt is None and (out / METRICS).exists():
         (out / METRICS).unlink()  # a fresh run starts a fresh log
 
-    provenance = {"train": list(cfg.data), "val": list(cfg.val) if cfg.val_fraction <= 0 else f"{cfg.val_fraction:.0%} of train",
+    provenance = {"train": list(cfg.data),
+                  "val": list(cfg.val) if cfg.val_fraction <= 0
+                  else f"{cfg.val_fraction:.0%} of train",
                   "counts": {s.source: len(s) for s in train_sets},
-                  "framing": {s.source: s.info.get("framing", {}).get("dropped", 0) for s in train_sets}}
+                  "framing": {s.source: s.info.get("framing", {}).get("dropped", 0)
+                              for s in train_sets}}
     if t_ckpt is not None:
-        provenance["teacher"] = {"checkpoint": str(cfg.teacher), "model_config": t_ckpt.get("model_config"),
+        provenance["teacher"] = {"checkpoint": str(cfg.teacher),
+                                 "model_config": t_ckpt.get("model_config"),
                                  "provenance": t_ckpt.get("provenance"), "val": t_ckpt.get("val")}
     result = {}
     t_start = time.time()
@@ -252,8 +261,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         g_seed = cfg.seed * 100_003 + epoch
         sampler = (make_sampler(ds, num_samples=n_per_epoch, seed=g_seed) if cfg.balance_sources
                    else RandomSampler(ds, generator=torch.Generator().manual_seed(g_seed)))
-        loader = DataLoader(_Indexed(ds), batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                            num_workers=cfg.num_workers, persistent_workers=False,
+        loader = DataLoader(_Indexed(ds), batch_size=cfg.batch_size, sampler=sampler,
+                            drop_last=True, num_workers=cfg.num_workers, persistent_workers=False,
                             worker_init_fn=_worker_init if cfg.num_workers else None)
         model.train()
         if cfg.freeze_trunk:
@@ -286,17 +295,20 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         result = {"epoch": epoch + 1, "step": step, "lr": opt.param_groups[0]["lr"],
                   "train_loss": sums["loss"] / n, "train_smile_loss": sums["smile"] / n,
                   "train_emotion_loss": sums["emotion"] / n, "val": val, "best": is_best,
-                  "epoch_s": round(time.time() - t0, 1), "elapsed_s": round(time.time() - t_start, 1)}
+                  "epoch_s": round(time.time() - t0, 1),
+                  "elapsed_s": round(time.time() - t_start, 1)}
         with open(out / METRICS, "a") as f:
             f.write(json.dumps(result) + "\n")
         state = {"train_config": _cfg_dict(cfg), "epoch": epoch, "step": step, "best_score": best,
                  "val": val, "provenance": provenance}
-        save_checkpoint(out / CKPT_LAST, model, optimizer=opt.state_dict(), rng=_rng_state(), **state)
+        save_checkpoint(out / CKPT_LAST, model, optimizer=opt.state_dict(),
+                        rng=_rng_state(), **state)
         if is_best:
             save_checkpoint(out / CKPT_BEST, model, **state)
         if cfg.progress:
-            print(f"epoch {epoch + 1}/{cfg.epochs}  loss {result['train_loss']:.4f}  val score {val['score']:.4f}"
-                  f"{' (best)' if is_best else ''}  {result['epoch_s']:.0f}s  "
+            print(f"epoch {epoch + 1}/{cfg.epochs}  loss {result['train_loss']:.4f}  "
+                  f"val score {val['score']:.4f}{' (best)' if is_best else ''}  "
+                  f"{result['epoch_s']:.0f}s  "
                   + "  ".join(f"{s}: " + ", ".join(f"{k}={v:.4f}" for k, v in r.items() if k != "n")
                               for s, r in val.items() if isinstance(r, dict)), flush=True)
     return result
@@ -320,7 +332,8 @@ class _Indexed(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def teacher_targets(teacher: DualHeadSmileDetector, ds) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def teacher_targets(teacher: DualHeadSmileDetector,
+                    ds) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The teacher's smile_prob (N,), emotion logits (N, 7) and a mask (N,) for every still
     item of `ds` (recorded-clip windows get mask 0: the teacher saw no such input)."""
     teacher = teacher.to(memory_format=torch.channels_last)
@@ -341,12 +354,15 @@ def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int, teacher=
     over T steps."""
     b = clip.shape[0]
     t = model.cfg.n_frames
-    feats = model.encode(clip.flatten(0, 1).contiguous(memory_format=torch.channels_last))  # (B*K, F)
-    feats = feats.view(b, k, -1)                                                              # (B, K, F)
+    x = clip.flatten(0, 1).contiguous(memory_format=torch.channels_last)  # -> (B*K, C, S, S)
+    feats = model.encode(x).view(b, k, -1)                                # (B*K, F) -> (B, K, F)
     if k < t:
         # each clip switches views at random steps: (B, K, F) -> (B, T, F), views in order
-        cuts = torch.sort(torch.randint(1, t, (b, k - 1)), dim=1).values if k > 1 else torch.empty(b, 0, dtype=torch.long)
-        idx = (torch.arange(t)[None, :, None] >= cuts[:, None, :]).sum(-1)                    # (B, T) in 0..K-1
+        if k > 1:
+            cuts = torch.sort(torch.randint(1, t, (b, k - 1)), dim=1).values  # (B, K-1)
+        else:
+            cuts = torch.empty(b, 0, dtype=torch.long)
+        idx = (torch.arange(t)[None, :, None] >= cuts[:, None, :]).sum(-1)    # (B, T) in 0..K-1
         feats = torch.gather(feats, 1, idx[..., None].expand(-1, -1, feats.shape[-1]))
     s_logit, e_logit = model.step(feats)
     m = smile >= 0
@@ -359,11 +375,12 @@ def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int, teacher=
         t_smile, t_emo, t_mask = teacher
         tau = cfg.kd_temperature
         ks = (F.binary_cross_entropy_with_logits(s_logit, t_smile, reduction="none") * t_mask).sum()
-        kl = F.kl_div(F.log_softmax(e_logit / tau, 1), F.log_softmax(t_emo / tau, 1), log_target=True,
-                      reduction="none").sum(1) * tau * tau
+        kl = F.kl_div(F.log_softmax(e_logit / tau, 1), F.log_softmax(t_emo / tau, 1),
+                      log_target=True, reduction="none").sum(1) * tau * tau
         ke = (kl * t_mask).sum()
         n = t_mask.sum().clamp(min=1)
-        loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * (cfg.smile_weight * ks + cfg.emotion_weight * ke) / n
+        kd = cfg.smile_weight * ks + cfg.emotion_weight * ke
+        loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * kd / n
     return loss, ls.item(), le.item()
 
 

@@ -37,7 +37,8 @@ SPECS: dict[str, tuple[str, ...] | None] = {
     "clips": None,
     "images": None,
 }
-_ALIASES = {"smilesmiled": {"valid": "val"}, "ferplus": {"val": "valid"}, "genki4k": {"test": "all"}}
+_ALIASES = {"smilesmiled": {"valid": "val"}, "ferplus": {"val": "valid"},
+            "genki4k": {"test": "all"}}
 
 
 def _valid_specs() -> str:
@@ -48,7 +49,8 @@ def _valid_specs() -> str:
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """'ferplus:test' -> ('ferplus', 'test'); 'clips:DIR' -> ('clips', 'DIR'). Raises listing valid specs."""
+    """'ferplus:test' -> ('ferplus', 'test'); 'clips:DIR' -> ('clips', 'DIR'). Raises listing
+    the valid specs."""
     name, _, arg = spec.partition(":")
     if name not in SPECS:
         raise DatasetError(f"unknown data spec {spec!r}; valid: {_valid_specs()}")

@@ -178,11 +178,14 @@ def prepare(
         with tarfile.open(path, "r:gz") as tar:
             members = tar.getmembers()
             # Only plain files and folders under the one top folder: no links, no "..".
-            bad = [m.name for m in members if m.name.split("/")[0] != a.top or ".." in m.name.split("/")
+            bad = [m.name for m in members
+                   if m.name.split("/")[0] != a.top or ".." in m.name.split("/")
                    or not (m.isfile() or m.isdir())]
             if bad:
-                raise DatasetError(f"{path}: unexpected entries (want files under {a.top}/): {bad[:3]}")
-            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.10.12
+                raise DatasetError(f"{path}: unexpected entries (want files under {a.top}/): "
+                                   f"{bad[:3]}")
+            # tarfile's "data" filter: Python >= 3.10.12
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             it = members
             if progress:
                 from tqdm import tqdm

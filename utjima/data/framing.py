@@ -65,8 +65,8 @@ def canonical_crops(images, policy: CropPolicy, channels: str, cache: Path | Non
     return out, found
 
 
-def canonical_set(fs, policy: CropPolicy, channels: str, drop_missing: bool, cache: Path | None = None,
-                  progress: bool = True):
+def canonical_set(fs, policy: CropPolicy, channels: str, drop_missing: bool,
+                  cache: Path | None = None, progress: bool = True):
     """A FaceSet whose images are the canonical crops, uint8 (N, S, S) grey or (N, S, S, 3) RGB.
 
     `drop_missing` (training) removes faces BlazeFace cannot find; otherwise (evaluation) they
@@ -76,11 +76,13 @@ def canonical_set(fs, policy: CropPolicy, channels: str, drop_missing: bool, cac
     ids = hashlib.sha256("\n".join(map(str, fs.ids)).encode()).hexdigest()[:8]
     name = f"{fs.source.replace(':', '_').replace('/', '_')}.{ids}"
     crops, found = canonical_crops(fs.images, policy, channels, cache, name=name, progress=progress)
-    hwc = crops[:, 0] if channels == "gray" else crops.transpose(0, 2, 3, 1)  # (N, C, S, S) -> (N, S, S[, C])
+    # (N, C, S, S) -> (N, S, S) grey or (N, S, S, C)
+    hwc = crops[:, 0] if channels == "gray" else crops.transpose(0, 2, 3, 1)
     out = fs.subset(np.flatnonzero(found)) if drop_missing else fs.subset(np.arange(len(fs)))
     out.images = np.ascontiguousarray(hwc[found] if drop_missing else hwc)
     out.info = {**fs.info, "framing": {"policy": policy_key(policy, channels), "n": int(len(fs)),
-                                       "found": int(found.sum()), "dropped": int((~found).sum()) if drop_missing else 0}}
+                                       "found": int(found.sum()),
+                                       "dropped": int((~found).sum()) if drop_missing else 0}}
     if not drop_missing:
         out.info["framing"]["found_mask"] = found
     return out
