@@ -4,7 +4,6 @@ import json
 import shutil
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,15 +15,12 @@ from utjima.contract import ContractError, load_contract
 from utjima.export import SeedCompat
 from utjima.model import save_checkpoint
 from utjima.streaming import FeatureWindow, window_indices
+from utjima.utils import ort_session
 
 
 @pytest.fixture(scope="module")
 def model():
     return perturbed_model()
-
-
-def _sess(p):
-    return ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
 
 
 def _smooth(rng, n: int, c: int, size: int) -> np.ndarray:
@@ -57,7 +53,7 @@ def test_model_json_describes_every_file(exported_model):
 
 
 def test_seed_contract_io(exported_model):
-    s = _sess(exported_model / "smile_detector.onnx")
+    s = ort_session(exported_model / "smile_detector.onnx")
     (i,) = s.get_inputs()
     assert i.name == "frames" and i.shape == [1, 5, 3, 224, 224]
     assert [(o.name, o.shape) for o in s.get_outputs()] == [("smile_prob", [1]),
@@ -69,8 +65,9 @@ def test_seed_contract_io(exported_model):
     probs = [s.run(None, {"frames": np.repeat(x[None, None], 5, 1)})[0][0] for x in smooth]
     assert np.ptp(probs) > 1e-3
     crop = _as_the_seed_graph_sees(smooth[:1])
-    f = _sess(exported_model / "encoder.onnx").run(None, {"crop": crop})[0]
-    sp = _sess(exported_model / "step.onnx").run(None, {"window": np.repeat(f[:, None], 5, 1)})[0]
+    f = ort_session(exported_model / "encoder.onnx").run(None, {"crop": crop})[0]
+    window = np.repeat(f[:, None], 5, 1)  # (1, F) -> (1, T, F): a still
+    sp = ort_session(exported_model / "step.onnx").run(None, {"window": window})[0]
     assert abs(float(sp[0]) - float(probs[0])) <= 1e-4
 
 
@@ -78,19 +75,19 @@ def test_onnx_matches_torch(exported_model, model):
     """Max abs diff <= 1e-4 on fresh inputs, for each graph."""
     rng = np.random.default_rng(1)
     crops = rng.random((4, 1, 64, 64), dtype=np.float32)
-    feats = _sess(exported_model / "encoder.onnx").run(None, {"crop": crops})[0]
+    feats = ort_session(exported_model / "encoder.onnx").run(None, {"crop": crops})[0]
     with torch.no_grad():
         ref = model.encode(torch.from_numpy(crops)).numpy()
     assert ref.std(0).mean() > 0.05  # features move with the input: parity is not trivial
     assert np.abs(feats - ref).max() <= 1e-4
     win = feats[rng.integers(0, 4, (3, 5))]  # (3, 5, F)
-    sp, el = _sess(exported_model / "step.onnx").run(None, {"window": win})
+    sp, el = ort_session(exported_model / "step.onnx").run(None, {"window": win})
     with torch.no_grad():
         s_ref, e_ref = model.step(torch.from_numpy(win))
     assert np.abs(sp - torch.sigmoid(s_ref).numpy()).max() <= 1e-4
     assert np.abs(el - e_ref.numpy()).max() <= 1e-4
     frames = rng.random((1, 5, 3, 224, 224), dtype=np.float32)
-    sp, el = _sess(exported_model / "smile_detector.onnx").run(None, {"frames": frames})
+    sp, el = ort_session(exported_model / "smile_detector.onnx").run(None, {"frames": frames})
     with torch.no_grad():
         s_ref, e_ref = SeedCompat(model)(torch.from_numpy(frames))
     assert np.abs(sp - s_ref.numpy()).max() <= 1e-4 and np.abs(el - e_ref.numpy()).max() <= 1e-4
@@ -99,7 +96,7 @@ def test_onnx_matches_torch(exported_model, model):
 def test_streaming_pair_equals_full_graph(exported_model):
     """encoder once per frame + step over the window == the seed graph on the same 5 frames."""
     rng = np.random.default_rng(2)
-    enc, step, full = (_sess(exported_model / f)
+    enc, step, full = (ort_session(exported_model / f)
                        for f in ("encoder.onnx", "step.onnx", "smile_detector.onnx"))
     frames = rng.random((9, 3, 224, 224), dtype=np.float32)
     times = [i * 100.0 for i in range(9)]  # one frame per frame_interval_ms
@@ -120,11 +117,11 @@ def test_int8_encoder_is_smaller_and_close(exported_model):
     d = load_contract(exported_model).data["files"]
     assert d["encoder_int8"]["bytes"] < 0.5 * d["encoder"]["bytes"]
     crops = _smooth(np.random.default_rng(3), 64, 1, 64)
-    fp = _sess(exported_model / "encoder.onnx").run(None, {"crop": crops})[0]
-    q = _sess(exported_model / "encoder.int8.onnx").run(None, {"crop": crops})[0]
+    fp = ort_session(exported_model / "encoder.onnx").run(None, {"crop": crops})[0]
+    q = ort_session(exported_model / "encoder.int8.onnx").run(None, {"crop": crops})[0]
     assert q.shape == fp.shape == (64, 96)
     assert np.abs(q - fp).max() > 1e-6  # the weights really are quantized
-    step = _sess(exported_model / "step.onnx")
+    step = ort_session(exported_model / "step.onnx")
     sp_fp, sp_q = (step.run(None, {"window": np.repeat(f[:, None], 5, 1)})[0] for f in (fp, q))
     assert np.ptp(sp_fp) > 1e-2  # the crops give different answers, so closeness means something
     assert np.abs(sp_q - sp_fp).max() < 0.05
