@@ -55,7 +55,7 @@ bench: setup system-deps
 	$(PY) benchmarks/bench_augment.py
 
 lint: setup
-	$(VENV)/bin/ruff check utjima tests benchmarks
+	$(VENV)/bin/ruff check utjima tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

@@ -45,8 +45,10 @@ def bench(shape: tuple[int, ...], channels: int, n: int, reps: int, n_frames: in
     return n / best
 
 
-def bench_dataset(channels: int, n: int, reps: int, n_frames: int, size: int, strength: float) -> float | None:
-    """Items/s of FaceClipDataset.__getitem__ on FER+-like grey 48x48 stills (None without torch)."""
+def bench_dataset(channels: int, n: int, reps: int, n_frames: int, size: int,
+                  strength: float) -> float | None:
+    """Items/s of FaceClipDataset.__getitem__ on FER+-like grey 48x48 stills (None without
+    torch)."""
     try:
         import torch
 
@@ -81,7 +83,8 @@ def main() -> None:
     cv2.setNumThreads(1)  # one core, as in a DataLoader worker
 
     rows = {}
-    print(f"{'case':20s} {'clips/s':>9s} {'us/clip':>8s}   ({a.n_frames}x{a.size}x{a.size}, strength {a.strength})")
+    print(f"{'case':20s} {'clips/s':>9s} {'us/clip':>8s}   ({a.n_frames}x{a.size}x{a.size}, "
+          f"strength {a.strength})")
     for name, shape, ch in CASES:
         rate = bench(shape, ch, a.n, a.reps, a.n_frames, a.size, a.strength)
         rows[name] = round(rate)
@@ -91,12 +94,15 @@ def main() -> None:
         rate = bench_dataset(ch, a.n, a.reps, a.n_frames, a.size, a.strength)
         if rate is not None:
             items[f"fer48_grey->{ch}ch"] = round(rate)
-            print(f"{f'dataset fer48->{ch}ch':20s} {rate:9.0f} {1e6 / rate:8.1f}   (FaceClipDataset item)")
+            print(f"{f'dataset fer48->{ch}ch':20s} {rate:9.0f} {1e6 / rate:8.1f}   "
+                  "(FaceClipDataset item)")
     target = 3000
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     print(f"target {target} clips/s on one core; load average {load1} on {os.cpu_count()} cpus")
-    print(json.dumps({"bench": "augment", "n_frames": a.n_frames, "size": a.size, "strength": a.strength,
-                      "clips_per_s": rows, "dataset_items_per_s": items, "target_clips_per_s": target,
+    print(json.dumps({"bench": "augment", "n_frames": a.n_frames, "size": a.size,
+                      "strength": a.strength,
+                      "clips_per_s": rows, "dataset_items_per_s": items,
+                      "target_clips_per_s": target,
                       "min_clips_per_s": min(rows.values()),
                       "meets_target": min(rows.values()) >= target,
                       "load_average": load1, "cpus": os.cpu_count()}))

@@ -21,15 +21,17 @@ import numpy as np
 from bench_model import camera_frame, timeit
 
 from utjima.contract import load_contract
-from utjima.runtime import ort_session
+from utjima.utils import ort_session
 
 
 def read_run(run: Path, runs: int) -> dict:
-    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+              if line.strip()]
     report = json.loads((run / "eval" / "report.json").read_text())
     src = report["sources"]
     c = load_contract(run / "export")
-    ch, t, f = 1 if c.channels == "gray" else 3, int(c.streaming["n_frames"]), int(c.streaming["feature_dim"])
+    ch = 1 if c.channels == "gray" else 3
+    t, f = int(c.streaming["n_frames"]), int(c.streaming["feature_dim"])
     enc_path, step_path = c.path("encoder"), c.path("step")
     enc, step = ort_session(enc_path, threads=1), ort_session(step_path, threads=1)
     rng = np.random.default_rng(0)
@@ -64,15 +66,22 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--runs-per-model", type=int, default=300, help="timed frames per model")
     args = ap.parse_args(argv)
     rows = [read_run(r, args.runs_per_model) for r in args.runs]
-    print("val score = mean of smilesmiled:val AUC, ferplus:valid AUC and 7-class accuracy (selection);")
-    print("test figures at each model's validation-chosen threshold; latency = encoder + step, onnxruntime CPU, 1 thread")
-    head = f"{'run':28} {'input':10} {'ep':>3} {'min':>5} {'val':>6} {'thr':>5} {'GENKI acc/AUC':>14} {'FER+ acc/AUC':>13} {'FER7':>5} {'SMILE acc/AUC':>14} {'MB':>5} {'ms':>6}"
+    print("val score = mean of smilesmiled:val AUC, ferplus:valid AUC and 7-class accuracy "
+          "(selection);")
+    print("test figures at each model's validation-chosen threshold; latency = encoder + step, "
+          "onnxruntime CPU, 1 thread")
+    head = (f"{'run':28} {'input':10} {'ep':>3} {'min':>5} {'val':>6} {'thr':>5} "
+            f"{'GENKI acc/AUC':>14} {'FER+ acc/AUC':>13} {'FER7':>5} {'SMILE acc/AUC':>14} "
+            f"{'MB':>5} {'ms':>6}")
     print(head)
     for r in rows:
         g, fp, s = r["genki"], r["ferplus"], r["smilesmiled"]
-        print(f"{r['run'][-28:]:28} {r['input']:10} {r['epochs']:>3} {r['train_min']:>5} {r['val_score']:.4f} {r['threshold']:.2f}"
-              f" {g['acc'] * 100:6.1f}/{g['auc']:.3f} {fp['acc'] * 100:5.1f}/{fp['auc']:.3f} {r['ferplus_7class'] * 100:5.1f}"
-              f" {s['acc'] * 100:6.1f}/{s['auc']:.3f} {r['encoder_mb']:5.2f} {r['frame_ms_p50_1t']:6.3f}")
+        print(f"{r['run'][-28:]:28} {r['input']:10} {r['epochs']:>3} {r['train_min']:>5} "
+              f"{r['val_score']:.4f} {r['threshold']:.2f}"
+              f" {g['acc'] * 100:6.1f}/{g['auc']:.3f} {fp['acc'] * 100:5.1f}/{fp['auc']:.3f} "
+              f"{r['ferplus_7class'] * 100:5.1f}"
+              f" {s['acc'] * 100:6.1f}/{s['auc']:.3f} {r['encoder_mb']:5.2f} "
+              f"{r['frame_ms_p50_1t']:6.3f}")
     print(json.dumps(rows))
     return rows
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from utjima.contract import load_contract
 from utjima.export import seed_reference
-from utjima.runtime import ort_session
+from utjima.utils import ort_session
 
 
 def timeit(fn, runs: int, warmup: int = 20) -> dict:
@@ -51,7 +51,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--runs", type=int, default=300)
     args = ap.parse_args(argv)
     c = load_contract(args.model)
-    s, ch, t, f = c.size, 1 if c.channels == "gray" else 3, int(c.streaming["n_frames"]), int(c.streaming["feature_dim"])
+    s, ch = c.size, 1 if c.channels == "gray" else 3
+    t, f = int(c.streaming["n_frames"]), int(c.streaming["feature_dim"])
     rng = np.random.default_rng(0)
     crop = rng.random((1, ch, s, s), dtype=np.float32)
     window = rng.standard_normal((1, t, f)).astype(np.float32)
@@ -66,22 +67,28 @@ def main(argv=None) -> dict:
                 continue
             enc = ort_session(c.path(role), threads)
             rows[f"{role}_{threads}t"] = timeit(partial(enc.run, None, {"crop": crop}), args.runs)
-            rows[f"{role}+step_{threads}t"] = timeit(partial(camera_frame, enc, step, crop, window), args.runs)
-        for name, path in (("seed_contract_ours", c.path("seed")), ("seed_spec_full", seed_reference())):
+            rows[f"{role}+step_{threads}t"] = timeit(
+                partial(camera_frame, enc, step, crop, window), args.runs)
+        for name, path in (("seed_contract_ours", c.path("seed")),
+                           ("seed_spec_full", seed_reference())):
             sess = ort_session(path, threads)
-            rows[f"{name}_{threads}t"] = timeit(partial(sess.run, None, {"frames": frames}), max(20, args.runs // 10), 3)
+            rows[f"{name}_{threads}t"] = timeit(partial(sess.run, None, {"frames": frames}),
+                                                max(20, args.runs // 10), 3)
         det = ort_session(c.path("face_detector"), threads)
-        rows[f"face_detector_{threads}t"] = timeit(partial(det.run, None, {"input": det_in}), args.runs)
+        rows[f"face_detector_{threads}t"] = timeit(partial(det.run, None, {"input": det_in}),
+                                                   args.runs)
 
     sizes = {role: e["bytes"] for role, e in c.data["files"].items()}
     print(f"model {c.dir} ({c.data['name']}), {s}x{s} {c.channels}, T={t}, F={f}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, onnxruntime CPU")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          "onnxruntime CPU")
     print(f"{'measurement':28s} {'p50 ms':>8s} {'p90 ms':>8s}")
     for k, v in rows.items():
         print(f"{k:28s} {v['p50_ms']:8.3f} {v['p90_ms']:8.3f}")
     print("file sizes: " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items()))
     speedup = rows["seed_spec_full_1t"]["p50_ms"] / rows["encoder+step_1t"]["p50_ms"]
-    print(f"one streaming frame (encoder+step, 1 thread) costs 1/{speedup:.0f} of the seed design's full pass")
+    print(f"one streaming frame (encoder+step, 1 thread) costs 1/{speedup:.0f} of the seed "
+          "design's full pass")
     out = {k.replace("+", "_plus_") + "_p50_ms": round(v["p50_ms"], 4) for k, v in rows.items()}
     out.update({"speedup_vs_seed_1t": round(speedup, 1), "bytes": sizes, "model": c.data["name"]})
     print(json.dumps(out))

@@ -6,7 +6,8 @@ nothing, the short-range model runs again on the picture centred in a grey canva
 Measured on validation crops (dataset images are tight crops: the hard case), per source:
 faces found by the first pass, by the retry, still missing, and milliseconds per image.
 
-    .venv/bin/python benchmarks/bench_photo_faces.py [--data smilesmiled:val --data ferplus:valid] [--limit N]
+    .venv/bin/python benchmarks/bench_photo_faces.py [--data SPEC ...] [--limit N]
+                     (default: --data smilesmiled:val --data ferplus:valid)
 
 Prints a table and, last, one JSON line.
 """
@@ -26,7 +27,8 @@ from utjima.runtime import SmileModel
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", action="append", default=None, help="data spec (default: smilesmiled:val, ferplus:valid)")
+    ap.add_argument("--data", action="append", default=None,
+                    help="data spec (default: smilesmiled:val, ferplus:valid)")
     ap.add_argument("--limit", type=int, default=None, help="at most this many images per source")
     args = ap.parse_args(argv)
     model = SmileModel()
@@ -52,11 +54,14 @@ def main(argv=None) -> dict:
                       "found_with_retry": (first + retry) / n, "missing": (n - first - retry) / n,
                       "first_pass_ms": float(np.mean(t_first) * 1e3),
                       "retry_ms": float(np.mean(t_retry) * 1e3) if t_retry else None}
-    print(f"{'source':18} {'n':>6} {'size':>8} {'found (1st pass)':>17} {'found (+retry)':>15} {'missing':>8} {'1st ms':>7} {'retry ms':>9}")
+    print(f"{'source':18} {'n':>6} {'size':>8} {'found (1st pass)':>17} {'found (+retry)':>15} "
+          f"{'missing':>8} {'1st ms':>7} {'retry ms':>9}")
     for spec, r in rows.items():
         retry_ms = f"{r['retry_ms']:9.2f}" if r["retry_ms"] is not None else f"{'-':>9}"
-        print(f"{spec:18} {r['n']:6d} {'x'.join(map(str, r['size'])):>8} {r['found_first_pass'] * 100:16.1f}% "
-              f"{r['found_with_retry'] * 100:14.1f}% {r['missing'] * 100:7.1f}% {r['first_pass_ms']:7.2f} {retry_ms}")
+        print(f"{spec:18} {r['n']:6d} {'x'.join(map(str, r['size'])):>8} "
+              f"{r['found_first_pass'] * 100:16.1f}% "
+              f"{r['found_with_retry'] * 100:14.1f}% {r['missing'] * 100:7.1f}% "
+              f"{r['first_pass_ms']:7.2f} {retry_ms}")
     print(json.dumps(rows))
     return rows
 

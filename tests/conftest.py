@@ -36,22 +36,34 @@ def dataset_cache(shared_datasets):
 
 
 def perturbed_model(preset: str = "face64", seed: int = 0, **overrides):
-    """A DualHeadSmileDetector whose BatchNorm statistics and affine terms are random, so
-    activations are O(1) like a trained model's (a fresh init gives near-zero features that
-    would make parity checks trivially pass)."""
+    """A DualHeadSmileDetector whose outputs change with its input about as a trained
+    model's do: random BatchNorm affine terms, BatchNorm statistics measured on random
+    inputs (smooth images and pixel noise, what the tests feed it), heads scaled up. A fresh
+    init, or random statistics alone, gives features that barely move with the input
+    (spread ~1e-8), which would make parity and step == sequence checks pass trivially."""
     import torch
+    import torch.nn.functional as F
 
     from utjima.model import DualHeadSmileDetector, get_config
 
     torch.manual_seed(seed)
     m = DualHeadSmileDetector(get_config(preset, **overrides))
+    c, s = m.cfg.in_chans, m.cfg.img_size
+    x = torch.cat([F.interpolate(torch.rand(16, c, 8, 8), size=(s, s), mode="bilinear"),
+                   torch.rand(16, c, s, s)])
+    bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
     with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.normal_(0, 0.2)
-                mod.running_var.uniform_(0.5, 1.5)
-                mod.weight.uniform_(0.5, 1.5)
-                mod.bias.normal_(0, 0.2)
+        for bn in bns:
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.normal_(0, 0.2)
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average: the statistics of exactly this batch
+        m.train()
+        m.encode(x)
+        for head in (m.smile_head, m.emotion_head):
+            head.weight.mul_(10)
+    for bn in bns:
+        bn.momentum = 0.01
     return m.eval()
 
 
@@ -61,5 +73,6 @@ def exported_model(tmp_path_factory):
     from utjima.export import export_model
 
     out = tmp_path_factory.mktemp("model")
-    export_model(perturbed_model(), out, threshold=0.5, provenance={"training": "none: test fixture"})
+    export_model(perturbed_model(), out, threshold=0.5,
+                 provenance={"training": "none: test fixture"})
     return out

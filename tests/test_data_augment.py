@@ -13,7 +13,8 @@ def _face(shape=(64, 64, 3), seed=0):
     return cv2.normalize(cv2.GaussianBlur(img, (0, 0), 4), None, 0, 255, cv2.NORM_MINMAX)
 
 
-@pytest.mark.parametrize("shape, channels", [((48, 48), 1), ((48, 48), 3), ((64, 64, 3), 3), ((64, 64, 3), 1),
+@pytest.mark.parametrize("shape, channels",
+                         [((48, 48), 1), ((48, 48), 3), ((64, 64, 3), 3), ((64, 64, 3), 1),
                                              ((200, 160, 3), 3)])
 def test_shape_dtype_range(shape, channels):
     rng = np.random.default_rng(0)

@@ -21,7 +21,8 @@ def _clip(id="a", n=6, fps=10.0, smile=None, emotion=None, **kw):
 
 
 def test_write_then_load_round_trip(tmp_path):
-    a = _clip("a", smile=[0, 0, 1, 1, -1, 0], emotion=[6, -1, 3, 3, -1, 6], clip_smile=1, subject="p01")
+    a = _clip("a", smile=[0, 0, 1, 1, -1, 0], emotion=[6, -1, 3, 3, -1, 6], clip_smile=1,
+              subject="p01")
     b = _clip("b", n=3, fps=30)
     clips.write(tmp_path, [a, b])
     manifest = json.loads((tmp_path / "manifest.json").read_text())
@@ -32,11 +33,13 @@ def test_write_then_load_round_trip(tmp_path):
     x = cs.clips[0]
     assert np.array_equal(x.frames, a.frames)  # PNG: lossless, RGB kept
     assert np.allclose(x.times_ms, a.times_ms)
-    assert x.smile.tolist() == [0, 0, 1, 1, -1, 0] and x.emotion_label.tolist() == [6, -1, 3, 3, -1, 6]
+    assert x.smile.tolist() == [0, 0, 1, 1, -1, 0]
+    assert x.emotion_label.tolist() == [6, -1, 3, 3, -1, 6]
     assert x.clip_smile == 1 and x.subject == "p01"
     assert (cs.clips[1].smile == -1).all()
     c = cs.counts()
-    assert (c["clips"], c["frames"], c["smile"], c["non_smile"], c["smile_masked"]) == (2, 9, 2, 3, 4)
+    counts = (c["clips"], c["frames"], c["smile"], c["non_smile"], c["smile_masked"])
+    assert counts == (2, 9, 2, 3, 4)
     # append keeps the old clips; ids stay unique
     clips.write(tmp_path, [_clip("c", n=2)], append=True)
     assert [c.id for c in clips.load(tmp_path).clips] == ["a", "b", "c"]

@@ -11,7 +11,8 @@ def _set(n=6):
     emotion, label = no_emotion(n)
     emotion[0] = np.eye(7)[3]
     label[0] = 3
-    return FaceSet("toy", np.zeros((n, 4, 4), np.uint8) + np.arange(n)[:, None, None].astype(np.uint8),
+    return FaceSet("toy",
+                   np.zeros((n, 4, 4), np.uint8) + np.arange(n)[:, None, None].astype(np.uint8),
                    smile=[1, 0, -1, 1, 0, 1][:n], emotion=emotion, emotion_label=label,
                    ids=[f"f{i}" for i in range(n)])
 

@@ -1,4 +1,5 @@
-"""utjima.data.ferplus on tiny fixtures in the FER+ layouts (label.csv, fer2013new.csv, fer2013.csv)."""
+"""utjima.data.ferplus on tiny fixtures in the FER+ layouts (label.csv, fer2013new.csv,
+fer2013.csv)."""
 
 import csv
 
@@ -26,7 +27,8 @@ def _img(k):
 
 # split -> [(image seed, votes)]: seeds shared across splits are byte-identical twins
 LAYOUT = {
-    "train": [(1, HAPPY), (2, NEUTRAL), (3, TIE), (4, CONTEMPT), (5, UNKNOWN), (6, ANGER), (6, ANGER)],
+    "train": [(1, HAPPY), (2, NEUTRAL), (3, TIE), (4, CONTEMPT), (5, UNKNOWN), (6, ANGER),
+              (6, ANGER)],
     "valid": [(1, HAPPY), (10, NEUTRAL), (11, NOFACE)],  # seed 1: twin of train
     "test": [(2, NEUTRAL), (10, NEUTRAL), (20, HAPPY), (21, ANGER)],  # twins of train and valid
 }
@@ -59,10 +61,12 @@ def make_ferplus(root, layout=LAYOUT, per_folder=True, pngs=True):
 
 
 def test_labels_from_votes_rules():
-    smile, emotion, label = ferplus.labels_from_votes(np.array([HAPPY, NEUTRAL, TIE, CONTEMPT, UNKNOWN, NOFACE, ANGER]))
+    smile, emotion, label = ferplus.labels_from_votes(np.array([HAPPY, NEUTRAL, TIE, CONTEMPT,
+                                                                UNKNOWN, NOFACE, ANGER]))
     assert smile.tolist() == [1, 0, -1, 0, -1, -1, 0]
     assert label.tolist() == [E("happy"), E("neutral"), -1, -1, -1, -1, E("angry")]
-    assert emotion[1, E("neutral")] == pytest.approx(0.6) and emotion[1, E("happy")] == pytest.approx(0.4)
+    assert emotion[1, E("neutral")] == pytest.approx(0.6)
+    assert emotion[1, E("happy")] == pytest.approx(0.4)
     assert emotion[2, E("happy")] == pytest.approx(0.5)  # a tie still has a soft target
     assert emotion[3, E("neutral")] == pytest.approx(1.0)  # contempt has no class: renormalised
     assert np.isnan(emotion[4]).all() and np.isnan(emotion[5]).all()

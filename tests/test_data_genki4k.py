@@ -36,7 +36,8 @@ def make_genki(root, drop=("train_folder/1/file0003.jpg", "test_folder/0/file000
 def test_load_drops_listed_copies_and_is_test_only(tmp_path):
     fs = genki4k.load(make_genki(tmp_path / "g"), cache=tmp_path / "c")
     assert len(fs) == 6 and fs.test_only and fs.source == "genki4k"
-    assert fs.ids.tolist() == ["file0001", "file0002", "file0004", "file0005", "file0006", "file0007"]
+    assert fs.ids.tolist() == ["file0001", "file0002", "file0004", "file0005",
+                               "file0006", "file0007"]
     assert fs.smile.tolist() == [1, 1, 1, 0, 0, 0]
     assert fs.images.shape == (6, 64, 64, 3) and fs.images.dtype == np.uint8
     assert abs(float(fs.images[..., 0].mean()) - 200) < 10  # RGB, not BGR
@@ -68,7 +69,8 @@ def test_original_layout_without_drop_list(tmp_path):
     (root / "files").mkdir(parents=True)
     for i in LABELS:
         size = 80 + i  # originals differ in size: kept as a list
-        cv2.imwrite(str(root / "files" / f"file{i:04d}.jpg"), np.full((size, size, 3), i * 20, np.uint8))
+        cv2.imwrite(str(root / "files" / f"file{i:04d}.jpg"),
+                    np.full((size, size, 3), i * 20, np.uint8))
     (root / "labels.txt").write_text("".join(f"{s} 0 0 0\n" for s in LABELS.values()))
     fs = genki4k.load(root, cache=tmp_path / "c")
     assert len(fs) == 8 and isinstance(fs.images, list) and fs.images[0].shape == (81, 81, 3)

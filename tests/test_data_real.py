@@ -59,7 +59,8 @@ def test_ferplus_counts_and_twins(prepared):
     assert not any(im.tobytes() in seen for im in test.images)
     # Train is untouched, so its majority counts are SOURCE.md's
     c = train.counts()
-    assert c["emotion"]["happy"] == 7408 and c["emotion"]["neutral"] == 9360 and c["emotion"]["angry"] == 2395
+    emo = c["emotion"]
+    assert (emo["happy"], emo["neutral"], emo["angry"]) == (7408, 9360, 2395)
     assert c["smile"] == 7408 and c["smile_masked"] == 1445 + 171 + 2  # ties + unknown + NF
     assert train.images.shape[1:] == (48, 48) and len(EMOTIONS) == train.emotion.shape[1]
     ok = train.emotion_mask

@@ -1,76 +1,12 @@
-"""Metrics against hand-checkable values; `utjima evaluate` end to end on real faces."""
+"""`utjima evaluate` end to end on real faces and recorded clips; the framing split."""
 
 import json
 
 import numpy as np
 import pytest
 
-from utjima import EMOTIONS
 from utjima.cli import main
 from utjima.evaluate import by_framing
-from utjima.metrics import (
-    binary_at,
-    binary_report,
-    bootstrap_ci,
-    ece,
-    multiclass_report,
-    roc_auc,
-    roc_curve,
-    select_thresholds,
-)
-
-
-def brute_auc(y, p):
-    pos, neg = p[y], p[~y]
-    return np.mean([(a > b) + 0.5 * (a == b) for a in pos for b in neg])
-
-
-def test_auc_matches_pairwise_definition_with_ties():
-    rng = np.random.default_rng(0)
-    y = rng.random(200) < 0.4
-    p = np.round(rng.random(200) + 0.3 * y, 1)  # many ties
-    assert roc_auc(y, p) == pytest.approx(brute_auc(y, p), abs=1e-12)
-    fpr, tpr, _ = roc_curve(y, p)
-    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc(y, p), abs=1e-12)
-    assert np.isnan(roc_auc(np.ones(3, bool), np.arange(3.0)))
-
-
-def test_confusion_and_scores():
-    y = np.array([1, 1, 1, 0, 0, 0, 0, 0], bool)
-    p = np.array([0.9, 0.6, 0.2, 0.7, 0.1, 0.1, 0.3, 0.4])
-    r = binary_at(y, p, 0.5)
-    assert r["confusion"] == {"tn": 4, "fp": 1, "fn": 1, "tp": 2}
-    assert r["accuracy"] == 6 / 8 and r["precision"] == 2 / 3 and r["recall"] == 2 / 3
-    assert r["f1"] == pytest.approx(2 / 3)
-
-
-def test_thresholds_split_separable_data():
-    y = np.array([0] * 50 + [1] * 50, bool)
-    p = np.r_[np.linspace(0.0, 0.3, 50), np.linspace(0.6, 1.0, 50)]
-    t = select_thresholds(y, p)
-    assert 0.3 < t["youden"] <= 0.6 and t["youden_j"] == 1.0
-    assert 0.3 < t["best_f1"] <= 0.6 and t["best_f1_value"] == 1.0
-
-
-def test_calibration_error_and_intervals():
-    rng = np.random.default_rng(1)
-    p = rng.random(4000)
-    y = rng.random(4000) < p  # calibrated by construction
-    e, table = ece(y, p)
-    assert e < 0.03 and sum(r["n"] for r in table) == 4000
-    e_bad, _ = ece(y, p ** 4)
-    assert e_bad > 0.15
-    lo, hi = bootstrap_ci(lambda a, b: roc_auc(a, b), (y, p), n=200)
-    assert lo < roc_auc(y, p) < hi and hi - lo < 0.05
-    r = binary_report(y, p, 0.5, n_boot=100)
-    assert r["ci95"]["accuracy"][0] < r["accuracy"] < r["ci95"]["accuracy"][1]
-
-
-def test_multiclass_report():
-    labels = np.array([0, 1, 2, 3, 3, 6])
-    probs = np.eye(7)[[0, 1, 2, 3, 4, 6]]
-    r = multiclass_report(labels, probs, list(EMOTIONS), n_boot=50)
-    assert r["accuracy"] == 5 / 6 and r["confusion"][3][4] == 1 and r["per_class_recall"]["happy"] == 0.5
 
 
 def test_by_framing_splits_found_faces_from_the_fallback():
@@ -89,22 +25,25 @@ def test_evaluate_cli_writes_report_plots_and_html(tmp_path, exported_model, dat
     for name in ("smilesmiled", "ferplus"):
         dataset_cache(name)
     out = tmp_path / "rep"
-    code = main(["evaluate", "--model", str(exported_model), "--data", "smilesmiled:test", "--data", "ferplus:test",
-                 "--select-threshold", "smilesmiled:val", "--limit", "60", "--bootstrap", "50", "--out", str(out)])
+    code = main(["evaluate", "--model", str(exported_model), "--data", "smilesmiled:test",
+                 "--data", "ferplus:test", "--select-threshold", "smilesmiled:val",
+                 "--limit", "60", "--bootstrap", "50", "--out", str(out)])
     assert code == 0
     rep = json.loads((out / "report.json").read_text())
-    assert rep["thresholds"]["selected_on"] == ["smilesmiled:val"] and 0 <= rep["thresholds"]["selected"] <= 1
+    thr = rep["thresholds"]
+    assert thr["selected_on"] == ["smilesmiled:val"] and 0 <= thr["selected"] <= 1
     s = rep["sources"]["ferplus:test"]
     assert s["n"] == 60 and "smile" in s and "emotion" in s and 0.9 <= s["face_found"] <= 1
     for f in s["plots"]:
         assert (out / f).stat().st_size > 1000
-    assert "ferplus_test_roc.png" in s["plots"] and "ferplus_test_emotion_confusion.png" in s["plots"]
+    assert {"ferplus_test_roc.png", "ferplus_test_emotion_confusion.png"} <= set(s["plots"])
     assert "utjima evaluation" in (out / "report.html").read_text()
     assert "smile acc" in capsys.readouterr().out
 
 
 def test_thresholds_never_come_from_a_test_set(tmp_path, exported_model, capsys):
-    code = main(["evaluate", "--model", str(exported_model), "--data", "genki4k", "--select-threshold", "genki4k",
+    code = main(["evaluate", "--model", str(exported_model), "--data", "genki4k",
+                 "--select-threshold", "genki4k",
                  "--out", str(tmp_path)])
     assert code == 2 and "never on a test set" in capsys.readouterr().err
 
@@ -116,16 +55,20 @@ def test_evaluate_a_clip_folder(tmp_path, exported_model, dataset_cache):
     from utjima.evaluate import evaluate
 
     fs = ferplus.load(dataset_cache("ferplus"), "test")
-    neutral, happy = np.flatnonzero(fs.emotion[:, 6] >= 0.8)[:2], np.flatnonzero(fs.emotion[:, 3] >= 0.8)[:2]
+    neutral = np.flatnonzero(fs.emotion[:, 6] >= 0.8)[:2]
+    happy = np.flatnonzero(fs.emotion[:, 3] >= 0.8)[:2]
     out = []
     for k in range(2):
-        frames = np.stack([np.repeat(fs.images[i][:, :, None], 3, 2) for i in [neutral[k]] * 6 + [happy[k]] * 6])
+        frames = np.stack([np.repeat(fs.images[i][:, :, None], 3, 2)
+                           for i in [neutral[k]] * 6 + [happy[k]] * 6])
         out.append(clips.Clip(id=f"c{k}", frames=frames, times_ms=np.arange(12) * 66.7,
-                              smile=np.r_[np.zeros(6), np.ones(6)], emotion_label=np.full(12, -1), clip_smile=1))
+                              smile=np.r_[np.zeros(6), np.ones(6)], emotion_label=np.full(12, -1),
+                              clip_smile=1))
     frames = np.stack([np.repeat(fs.images[neutral[0]][:, :, None], 3, 2)] * 8)
     out.append(clips.Clip(id="calm", frames=frames, times_ms=np.arange(8) * 66.7, smile=np.zeros(8),
                           emotion_label=np.full(8, -1), clip_smile=0))
     clips.write(tmp_path / "rec", out)
-    rep = evaluate([f"clips:{tmp_path / 'rec'}"], tmp_path / "rep", model_dir=exported_model, n_boot=20, progress=False)
+    rep = evaluate([f"clips:{tmp_path / 'rec'}"], tmp_path / "rep", model_dir=exported_model,
+                   n_boot=20, progress=False)
     r = rep["sources"][f"clips:{tmp_path / 'rec'}"]
     assert r["smile"]["n"] == 32 and r["clip_smile"]["n"] == 3

@@ -123,7 +123,8 @@ def test_anchors_follow_mediapipe_ssd_layout():
     np.testing.assert_allclose(a[-1], [7.5 / 8, 7.5 / 8])
     b = faces.anchors(faces.DETECTORS["full"])
     assert b.shape == (2304, 2)
-    np.testing.assert_allclose(b[[0, 1, 48]], [[0.5 / 48, 0.5 / 48], [1.5 / 48, 0.5 / 48], [0.5 / 48, 1.5 / 48]])
+    np.testing.assert_allclose(b[[0, 1, 48]],
+                               [[0.5 / 48, 0.5 / 48], [1.5 / 48, 0.5 / 48], [0.5 / 48, 1.5 / 48]])
 
 
 @pytest.mark.parametrize("step", [1.0, 2.5, 3.0])
@@ -224,7 +225,8 @@ def test_detect_in_context_maps_faces_back_to_the_picture(short, astronaut):
         [f] = faces.detect_in_context(short, img)
         want = np.array([ref.box[0] - x0, ref.box[1] - y0, ref.box[2] - x0, ref.box[3] - y0]) * k
         assert np.abs(np.array(f.box) - want).max() < 0.12 * ref.side * k, (k, f.box, want)
-        assert np.abs(np.array(f.keypoints) - (np.array(ref.keypoints) - (x0, y0)) * k).max() < 0.12 * ref.side * k
+        want_kp = (np.array(ref.keypoints) - (x0, y0)) * k
+        assert np.abs(np.array(f.keypoints) - want_kp).max() < 0.12 * ref.side * k
     assert faces.detect_in_context(short, np.full((64, 64, 3), 128, np.uint8)) == []
 
 
@@ -235,7 +237,8 @@ def test_finds_pasted_faces(short, full, genki_faces):
         img = smooth_background(rng, 480, 640)
         side = int(rng.integers(120, 200))
         x, y = int(rng.integers(0, 640 - side)), int(rng.integers(0, 480 - side))
-        img[y:y + side, x:x + side] = np.asarray(Image.fromarray(crop).resize((side, side), Image.BILINEAR))
+        face = Image.fromarray(crop).resize((side, side), Image.BILINEAR)
+        img[y:y + side, x:x + side] = np.asarray(face)
         for det in (short, full):
             found = det.detect(img)
             assert len(found) >= 1
@@ -252,7 +255,8 @@ def test_group_photo_small_faces_need_tiles(full, genki_faces):
         side = int(rng.integers(40, 61))
         x = 80 + (i % 4) * 380 + int(rng.integers(0, 220))
         y = 120 + (i // 4) * 450 + int(rng.integers(0, 260))
-        img[y:y + side, x:x + side] = np.asarray(Image.fromarray(crop).resize((side, side), Image.LANCZOS))
+        face = Image.fromarray(crop).resize((side, side), Image.LANCZOS)
+        img[y:y + side, x:x + side] = np.asarray(face)
         truth.append([x, y, x + side, y + side])
     truth = np.array(truth, float)
     found = full.detect(img, tiles="auto")
@@ -270,7 +274,8 @@ def test_eye_alignment_levels_a_tilted_face(short, astronaut):
     selfie = np.ascontiguousarray(astronaut[30:170, 100:240])
     h, w = selfie.shape[:2]
     upright = short.detect(selfie)[0]
-    tilted = (faces._warp(selfie, rotation_about(w / 2, h / 2, 25), w, h, step=1.0) * 255).astype(np.uint8)
+    rotated = faces._warp(selfie, rotation_about(w / 2, h / 2, 25), w, h, step=1.0)
+    tilted = (rotated * 255).astype(np.uint8)
     f = short.detect(tilted)[0]
     assert abs(eye_angle(f) - eye_angle(upright) - 25) < 6
     policy = faces.CropPolicy(size=96, scale=1.6)  # wide enough to find the face again
@@ -297,7 +302,8 @@ def test_crop_face_shape_range_and_gray(astronaut, short):
 
 
 def test_crop_transform_frames_the_box():
-    face = faces.Face((100.0, 50.0, 200.0, 140.0), 0.9, ((130, 80), (170, 80), (150, 100), (150, 120), (105, 85), (195, 85)))
+    face = faces.Face((100.0, 50.0, 200.0, 140.0), 0.9,
+                      ((130, 80), (170, 80), (150, 100), (150, 120), (105, 85), (195, 85)))
     m = faces.crop_transform(face, faces.CropPolicy(size=64, scale=1.0, shift_y=0.1, align="none"))
     # side = max(100, 90) = 100; centre (150, 95) moved down 10 px; corners of the 64 px crop
     np.testing.assert_allclose(m @ [0, 0, 1], [100, 55])
@@ -313,7 +319,8 @@ def test_crop_policy_json_round_trip():
     spec = faces.DetectorSpec(**{k: (tuple(map(tuple, v)) if k == "anchor_layers" else v)
                                  for k, v in short.items() if k not in ("inputs", "outputs")})
     np.testing.assert_array_equal(faces.anchors(spec), faces.anchors(faces.DETECTORS["short"]))
-    assert short["file"] == "face_detector_short.onnx" and short["inputs"]["input"] == [1, 3, 128, 128]
+    assert short["file"] == "face_detector_short.onnx"
+    assert short["inputs"]["input"] == [1, 3, 128, 128]
     assert d["sampler"]["gray_weights"] == list(faces.GRAY_WEIGHTS)
     with pytest.raises(ValueError, match="differ"):
         faces.CropPolicy.from_json({**d, "sampler": {**d["sampler"], "step_eps": 0}})
@@ -336,7 +343,8 @@ def test_recrop_gives_fer_the_smilesmiled_framing(dataset_cache, short):
 
     def sample(name, pattern, n=16):
         paths = sorted(dataset_cache(name).glob(pattern))
-        return [np.asarray(Image.open(paths[i]).convert("L")) for i in np.random.default_rng(5).choice(len(paths), n)]
+        picks = np.random.default_rng(5).choice(len(paths), n)
+        return [np.asarray(Image.open(paths[i]).convert("L")) for i in picks]
 
     fer = sample("ferplus", "FER2013Train/*.png")
     smile = sample("smilesmiled", "*/*/*.jpg")

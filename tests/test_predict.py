@@ -31,7 +31,8 @@ def face_frame(face_rgb: np.ndarray, side: int = 200, size=(640, 480), dx: int =
 
 
 def predict_pictures(capsys, tmp_path: Path, pictures_rgb) -> tuple[int, list[list[dict]]]:
-    """Save each picture as a PNG, run `utjima predict --json` on them: (exit code, faces per picture)."""
+    """Save each picture as a PNG, run `utjima predict --json` on them: (exit code, faces per
+    picture)."""
     paths = []
     for i, rgb in enumerate(pictures_rgb):
         paths.append(tmp_path / f"picture{i}.png")
@@ -66,7 +67,8 @@ def smile_faces(dataset_cache):
     fs = ferplus.load(dataset_cache("ferplus"), "test")
     votes = fs.emotion * 10  # soft labels back to vote shares
     rgb = lambda i: np.repeat(fs.images[i][:, :, None], 3, 2)  # noqa: E731
-    pick = lambda k: [f for f in map(rgb, np.flatnonzero(votes[:, k] >= 8)[:12]) if findable(f)][:6]  # noqa: E731
+    pick = lambda k: [f for f in map(rgb, np.flatnonzero(votes[:, k] >= 8)[:12])  # noqa: E731
+                      if findable(f)][:6]
     neutral, happy = pick(6), pick(3)
     assert len(neutral) == len(happy) == 6
     return neutral, happy
@@ -81,7 +83,8 @@ def test_photo_json(capsys):
     x1, y1, x2, y2 = f["box"]
     assert 0 <= x1 < x2 <= r["width"] and 0 <= y1 < y2 <= r["height"]
     assert 0 <= f["smile_prob"] <= 1 and isinstance(f["smiling"], bool)
-    assert abs(sum(f["emotion"].values()) - 1) < 1e-3 and list(f["emotion"]) == load_contract().classes
+    assert abs(sum(f["emotion"].values()) - 1) < 1e-3
+    assert list(f["emotion"]) == load_contract().classes
 
 
 def test_no_face_image_and_text_output(capsys, tmp_path):
@@ -107,7 +110,8 @@ def test_group_photo_finds_every_face(capsys, tmp_path, smile_faces):
 
 def test_video_json_and_laughs(capsys, tmp_path, smile_faces):
     neutral, happy = smile_faces
-    frames = [face_frame(neutral[0], dx=i % 5) for i in range(20)] + [face_frame(happy[0], dx=i % 5) for i in range(20)]
+    frames = [face_frame(neutral[0], dx=i % 5) for i in range(20)]
+    frames += [face_frame(happy[0], dx=i % 5) for i in range(20)]
     frames += [np.full((480, 640, 3), 90, np.uint8)] * 5  # the face leaves
     p = tmp_path / "clip.mp4"
     write_video(p, frames, fps=15)
@@ -138,7 +142,8 @@ def test_trained_model_tells_smiling_from_neutral(capsys, tmp_path, smile_faces)
     if load_contract().data["provenance"].get("training", "").startswith("none"):
         pytest.skip("the bundled model is an untrained placeholder")
     neutral, happy = smile_faces
-    code, (n, s) = predict_pictures(capsys, tmp_path, [face_frame(neutral[0]), face_frame(happy[0])])
+    code, (n, s) = predict_pictures(capsys, tmp_path,
+                                    [face_frame(neutral[0]), face_frame(happy[0])])
     assert code == 0 and n[0]["smiling"] is False and s[0]["smiling"] is True
 
 
@@ -152,7 +157,8 @@ def test_tight_face_crops_are_found_and_judged(capsys, tmp_path, smile_faces):
     assert code == 0 and len(n) == len(s) == 1
     for f in (n[0], s[0]):
         x1, y1, x2, y2 = f["box"]
-        assert x2 - x1 > 24 and -12 < x1 < 24 and -12 < y1 < 24 and 24 < x2 < 60  # the face is the picture
+        # the face is the picture
+        assert x2 - x1 > 24 and -12 < x1 < 24 and -12 < y1 < 24 and 24 < x2 < 60
     assert n[0]["smiling"] is False and s[0]["smiling"] is True
 
 
@@ -175,7 +181,8 @@ def test_bad_inputs_fail_with_one_clear_message(capsys, tmp_path, exported_model
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"not a jpeg at all")
     code, out, err = run(capsys, str(junk), str(FIXTURES / "astronaut.jpg"))
-    assert code == 1 and "cannot decode image" in err and "astronaut" in out  # the good file still ran
+    assert code == 1 and "cannot decode image" in err
+    assert "astronaut" in out  # the good file still ran
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\0" * 100)
     code, _, err = run(capsys, str(broken))
@@ -189,5 +196,6 @@ def test_bad_inputs_fail_with_one_clear_message(capsys, tmp_path, exported_model
     (bad_model / "encoder.onnx").write_bytes(b"tampered")
     code, _, err = run(capsys, str(FIXTURES / "astronaut.jpg"), "--model", str(bad_model))
     assert code == 2 and "does not match its model.json" in err
-    code, _, err = run(capsys, str(FIXTURES / "astronaut.jpg"), "--model", str(tmp_path / "nowhere"))
+    code, _, err = run(capsys, str(FIXTURES / "astronaut.jpg"), "--model",
+                       str(tmp_path / "nowhere"))
     assert code == 2 and "does not exist" in err

@@ -18,7 +18,8 @@ CASES = VECTORS["cases"]
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_vector(case):
-    n, dt, times, want = case["n_frames"], case["frame_interval_ms"], case["times_ms"], case["expect"]
+    n, dt = case["n_frames"], case["frame_interval_ms"]
+    times, want = case["times_ms"], case["expect"]
     if "error" in want:
         with pytest.raises(ValueError, match=want["error"]):
             if not times:
@@ -57,4 +58,7 @@ def test_pruned_window_equals_full_history_on_random_streams():
             out = fw.push(t, feats[-1])
             want = np.stack([feats[j] for j in window_indices(times, t, n, dt)])
             np.testing.assert_array_equal(out, want)
-        assert len(fw.times_ms) <= len(times)
+            # the history is pruned to what a later window can still pick: the oldest frame
+            # this window uses, then only frames inside the last (n - 1) * dt
+            assert fw.times_ms[0] == times[window_indices(times, t, n, dt)[0]]
+            assert all(x > t - (n - 1) * dt for x in fw.times_ms[1:])

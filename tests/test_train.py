@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from utjima.cli import main
+from utjima.cli import CLIError, main, parse_set
+from utjima.data import DatasetError
 from utjima.model import load_checkpoint
-from utjima.train import TrainConfig, _parse_set, lr_factor, train
+from utjima.train import TrainConfig, lr_factor, train
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,8 @@ def small(dataset_cache):
     for name in ("smilesmiled", "ferplus"):
         dataset_cache(name)
     return TrainConfig(epochs=2, batch_size=16, limit=48, num_workers=0, progress=False, threads=2,
-                       data=("smilesmiled:train", "ferplus:train"), val=("smilesmiled:val", "ferplus:valid"))
+                       data=("smilesmiled:train", "ferplus:train"),
+                       val=("smilesmiled:val", "ferplus:valid"))
 
 
 def test_two_epochs_write_metrics_and_checkpoints(tmp_path, small):
@@ -44,19 +46,19 @@ def test_resume_after_a_kill_loses_no_epoch(tmp_path, small, monkeypatch):
     killed = tmp_path / "killed"
     import utjima.train as tr
 
-    real_validate, calls = tr.validate, []
+    real_scores, calls = tr.validation_scores, []
 
-    def dying_validate(*a, **k):
+    def dying_scores(*a, **k):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt  # killed before epoch 2 is saved
-        return real_validate(*a, **k)
+        return real_scores(*a, **k)
 
-    monkeypatch.setattr(tr, "validate", dying_validate)
+    monkeypatch.setattr(tr, "validation_scores", dying_scores)
     with pytest.raises(KeyboardInterrupt):
         train(small, killed)
     assert len((killed / "metrics.jsonl").read_text().splitlines()) == 1
-    monkeypatch.setattr(tr, "validate", real_validate)
+    monkeypatch.setattr(tr, "validation_scores", real_scores)
     train(small, killed, resume=True)
     a = torch.load(full / "last.pt", weights_only=False)
     b = torch.load(killed / "last.pt", weights_only=False)
@@ -78,7 +80,8 @@ def test_distillation_and_finetune_on_a_user_image_folder(tmp_path, small, datas
     teacher = tmp_path / "teacher"
     train(TrainConfig(**{**small.__dict__, "epochs": 1, "max_steps": 2}), teacher)
     student = tmp_path / "student"
-    train(TrainConfig(**{**small.__dict__, "epochs": 1, "max_steps": 2, "teacher": str(teacher / "best.pt")}), student)
+    kd = {"epochs": 1, "max_steps": 2, "teacher": str(teacher / "best.pt")}
+    train(TrainConfig(**{**small.__dict__, **kd}), student)
     assert (student / "best.pt").is_file()
     # a user's own labelled photos, fine-tuned with the seed's defaults (9:1 split, batch 4)
     fs = ferplus.load(dataset_cache("ferplus"), "test")
@@ -87,8 +90,10 @@ def test_distillation_and_finetune_on_a_user_image_folder(tmp_path, small, datas
         (folder / label).mkdir(parents=True)
         for n, i in enumerate(np.flatnonzero(fs.emotion[:, k] >= 0.8)[:10]):
             cv2.imwrite(str(folder / label / f"{n}.png"), fs.images[i])
-    code = main(["finetune", str(student / "best.pt"), "--data", f"images:{folder}", "--out", str(tmp_path / "ft"),
-                 "--epochs", "1", "--threads", "2", "--set", "num_workers=0", "--set", "progress=false"])
+    code = main(["finetune", str(student / "best.pt"), "--data", f"images:{folder}", "--out",
+                 str(tmp_path / "ft"),
+                 "--epochs", "1", "--threads", "2", "--set", "num_workers=0", "--set",
+                 "progress=false"])
     assert code == 0
     _, ckpt = load_checkpoint(tmp_path / "ft" / "best.pt")
     cfg = ckpt["train_config"]
@@ -98,18 +103,20 @@ def test_distillation_and_finetune_on_a_user_image_folder(tmp_path, small, datas
 
 def test_test_sets_are_refused_for_training(tmp_path, small, dataset_cache):
     dataset_cache("genki4k")
-    with pytest.raises(ValueError, match="held-out test set"):
+    with pytest.raises(DatasetError, match="held-out test set"):
         train(TrainConfig(**{**small.__dict__, "data": ("genki4k",)}), tmp_path)
     assert main(["train", "--out", str(tmp_path / "x"), "--data", "genki4k", "--limit", "8"]) == 2
 
 
 def test_config_overrides_and_schedule():
-    assert _parse_set(["lr=0.01", "model.width_mult=0.75", "data=[\"a\"]"]) == {
+    assert parse_set(["lr=0.01", "model.width_mult=0.75", "data=[\"a\"]"]) == {
         "lr": 0.01, "model": {"width_mult": 0.75}, "data": ["a"]}
-    with pytest.raises(ValueError, match="unknown TrainConfig field"):
-        _parse_set(["colour=red"])
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        _parse_set(["lr"])
+    with pytest.raises(CLIError, match="unknown TrainConfig field"):
+        parse_set(["colour=red"])
+    with pytest.raises(CLIError, match="KEY=VALUE"):
+        parse_set(["lr"])
+    with pytest.raises(ValueError, match="unknown preset 'nope'; valid"):
+        TrainConfig(preset="nope")
     cfg = TrainConfig(warmup_frac=0.1)
     f = [lr_factor(s, 100, cfg) for s in range(100)]
     assert f[0] < f[9] <= 1.0 and f[10] == 1.0 and f[99] < 0.01 and all(np.diff(f[10:]) <= 0)

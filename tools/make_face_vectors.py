@@ -63,7 +63,8 @@ def image(seed: int, w: int, h: int) -> tuple[str, np.ndarray]:
     name in the file's "images"."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx * 255 / max(w - 1, 1), yy * 255 / max(h - 1, 1), (xx + yy) * 127 / max(w + h - 2, 1)], -1)
+    base = np.stack([xx * 255 / max(w - 1, 1), yy * 255 / max(h - 1, 1),
+                     (xx + yy) * 127 / max(w + h - 2, 1)], -1)
     img = np.clip(base + rng.normal(0, 40, (h, w, 3)), 0, 255).astype(np.uint8)
     name = f"noise{seed}_{w}x{h}"
     IMAGES[name] = {"w": w, "h": h, "rgb": b64(img)}
@@ -75,19 +76,24 @@ def warp_cases() -> list[dict]:
     cases = [
         ("identity f=1", a, np.array([[1.0, 0, 0], [0, 1.0, 0]]), 13, 9, 1.0, None),
         ("shift and clamp", a, np.array([[1.0, 0, -2.3], [0, 1.0, 1.7]]), 11, 10, 1.0, None),
-        ("downscale f=2, partial last block", a, np.array([[2.0, 0, 0], [0, 2.0, 0]]), 7, 5, 2.0, None),
-        ("downscale f=3 with black fill", b, np.array([[3.1, 0, -4.0], [0, 3.1, -2.0]]), 9, 8, 3.1, 0.0),
+        ("downscale f=2, partial last block", a, np.array([[2.0, 0, 0], [0, 2.0, 0]]), 7,
+         5, 2.0, None),
+        ("downscale f=3 with black fill", b, np.array([[3.1, 0, -4.0], [0, 3.1, -2.0]]), 9,
+         8, 3.1, 0.0),
         ("upscale x0.4", a, np.array([[0.4, 0, 1.0], [0, 0.4, 2.0]]), 12, 12, 0.4, None),
         ("rotate 20 deg, f=2", b, rotation(10, 8, 20, 2.2), 8, 8, 2.2, None),
         ("rotate -35 deg, fill", b, rotation(10, 8, -35, 1.3), 12, 11, 1.3, 0.0),
-        ("wide region after a small one", b, np.array([[1.0, 0, -1.0], [0, 1.0, 6.0]]), 20, 3, 1.0, None),
-        ("step just under 2 counts as 2", b, np.array([[2.0, 0, 0], [0, 2.0, 0]]), 10, 8, 1.9999999, None),
+        ("wide region after a small one", b, np.array([[1.0, 0, -1.0], [0, 1.0, 6.0]]), 20,
+         3, 1.0, None),
+        ("step just under 2 counts as 2", b, np.array([[2.0, 0, 0], [0, 2.0, 0]]), 10, 8,
+         1.9999999, None),
     ]
     out = []
     for name, (img_name, img), m, ow, oh, step, fill in cases:
         got = faces._warp(img, m, ow, oh, step, fill)  # (oh, ow, 3) 0..1
         out.append({"name": name, "image": img_name, "m": m.tolist(),
-                    "out_w": ow, "out_h": oh, "step": step, "fill": fill, "expect": rounded(got.reshape(-1))})
+                    "out_w": ow, "out_h": oh, "step": step, "fill": fill,
+                    "expect": rounded(got.reshape(-1))})
     return out
 
 
@@ -147,9 +153,11 @@ def decode_cases() -> list[dict]:
         d, s = det._candidates(np.zeros((3, n, n), np.float32), m)
         found = [det._face(dd, ss) for dd, ss in faces.weighted_nms(d, s, spec.iou)]
         out.append({"role": role, "image_w": 640, "image_h": 480, "m": m.tolist(),
-                    "raw": [{"k": int(k), "reg": reg[k].tolist(), "cls": float(cls[k])} for k in picks],
+                    "raw": [{"k": int(k), "reg": reg[k].tolist(), "cls": float(cls[k])}
+                            for k in picks],
                     "background_cls": -10.0,
-                    "expect": [{"box": list(f.box), "score": f.score, "keypoints": [list(p) for p in f.keypoints]}
+                    "expect": [{"box": list(f.box), "score": f.score,
+                                "keypoints": [list(p) for p in f.keypoints]}
                                for f in found]})
     return out
 
@@ -160,8 +168,10 @@ def crop_cases(policy: faces.CropPolicy) -> list[dict]:
     small = dataclasses.replace(policy, size=6)
     for name, box, kps, align, channels in (
         ("upright, eyes level", (8.0, 5.0, 30.0, 27.0), ((14, 12), (24, 12)), "eyes", "gray"),
-        ("tilted eyes, aligned", (10.5, 4.2, 28.7, 24.9), ((14.1, 13.0), (23.5, 9.4)), "eyes", "gray"),
-        ("tilted eyes, not aligned", (10.5, 4.2, 28.7, 24.9), ((14.1, 13.0), (23.5, 9.4)), "none", "rgb"),
+        ("tilted eyes, aligned", (10.5, 4.2, 28.7, 24.9), ((14.1, 13.0), (23.5, 9.4)),
+         "eyes", "gray"),
+        ("tilted eyes, not aligned", (10.5, 4.2, 28.7, 24.9), ((14.1, 13.0), (23.5, 9.4)),
+         "none", "rgb"),
         ("past the edge, rgb", (-6.0, 18.0, 14.0, 40.0), ((0, 25), (8, 26)), "eyes", "rgb"),
     ):
         face = faces.Face(box=box, score=0.9, keypoints=tuple(kps) + ((0, 0),) * 4)
@@ -183,10 +193,12 @@ def detect_case(policy: faces.CropPolicy) -> dict:
     det = faces.FaceDetector(kind=policy.detector)
     found = det.detect(canvas)
     if not found:
-        raise RuntimeError("the short detector found no face in the small astronaut; pick another size")
+        raise RuntimeError("the short detector found no face in the small astronaut; "
+                           "pick another size")
     crop = faces.crop_face(canvas, found[0], policy, "gray")  # (1, S, S)
     return {"w": 96, "h": 72, "rgb": b64(canvas), "detector_file": det.spec.file,
-            "expect": [{"box": list(f.box), "score": f.score, "keypoints": [list(p) for p in f.keypoints]} for f in found],
+            "expect": [{"box": list(f.box), "score": f.score,
+                        "keypoints": [list(p) for p in f.keypoints]} for f in found],
             "crop_gray_f32": b64(crop.astype(np.float32))}
 
 
@@ -201,8 +213,9 @@ def build() -> dict:
         "crop_cases": crop_cases(policy),
         "detect": detect_case(policy),
     }
-    return {"about": "utjima.faces on tiny inputs; written by tools/make_face_vectors.py, checked by "
-                     "tests/js/faces.test.mjs", "crop": policy.to_json(), "images": dict(IMAGES), **cases}
+    return {"about": "utjima.faces on tiny inputs; written by tools/make_face_vectors.py, "
+                     "checked by tests/js/faces.test.mjs", "crop": policy.to_json(),
+            "images": dict(IMAGES), **cases}
 
 
 def _close(a: Any, b: Any, path: str = "$") -> str | None:
@@ -214,20 +227,24 @@ def _close(a: Any, b: Any, path: str = "$") -> str | None:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return f"{path}: length {len(a)} != {len(b)}"
-        return next((d for i, (x, y) in enumerate(zip(a, b, strict=True)) if (d := _close(x, y, f"{path}[{i}]"))), None)
+        return next((d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                     if (d := _close(x, y, f"{path}[{i}]"))), None)
     if isinstance(a, float) or isinstance(b, float):
         ok = a is not None and b is not None and abs(a - b) <= CHECK_ATOL
         return None if ok else f"{path}: {a} != {b}"
     if isinstance(a, str) and path.endswith("crop_gray_f32"):
         x, y = (np.frombuffer(base64.b64decode(s), np.float32) for s in (a, b))
-        return None if x.shape == y.shape and np.abs(x - y).max() <= CHECK_ATOL else f"{path}: crops differ"
+        same = x.shape == y.shape and np.abs(x - y).max() <= CHECK_ATOL
+        return None if same else f"{path}: crops differ"
     return None if a == b else f"{path}: {a!r} != {b!r}"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--check", action="store_true", help="compare with the file instead of writing it")
-    ap.add_argument("--out", type=Path, default=OUT, help=f"output file (default: {OUT.relative_to(ROOT)})")
+    ap.add_argument("--check", action="store_true",
+                    help="compare with the file instead of writing it")
+    ap.add_argument("--out", type=Path, default=OUT,
+                    help=f"output file (default: {OUT.relative_to(ROOT)})")
     a = ap.parse_args(argv)
     data = build()
     if a.check:
@@ -236,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         diff = _close(json.loads(a.out.read_text()), json.loads(json.dumps(data)))
         if diff:
-            print(f"{a.out} is out of date ({diff}); rerun tools/make_face_vectors.py and review the diff",
-                  file=sys.stderr)
+            print(f"{a.out} is out of date ({diff}); "
+                  "rerun tools/make_face_vectors.py and review the diff", file=sys.stderr)
             return 1
         print(f"{a.out.relative_to(ROOT)} is up to date")
         return 0

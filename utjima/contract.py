@@ -5,31 +5,35 @@ channels, crop policy, streaming window, class names and thresholds from here an
 hard-codes none of them. `load_contract(dir)` validates the file loudly and checks every
 listed file's sha256, so a folder that does not match its `model.json` fails at load.
 
-Schema "utjima.model/1" (keys in use; extra keys are kept verbatim):
-  name, preset, created                 str
-  classes                               7 emotion names, the order of emotion_logits
-  input    {size, channels: "gray"|"rgb", range: [0, 1], gray_weights}
-           the encoder takes (1, C, size, size) float in `range`; normalisation is
+Schema "utjima.model/1": what `utjima export` writes (extra keys are kept verbatim).
+`validate` checks the keys marked *; the others are read where they are named.
+  schema*                               "utjima.model/1"
+  name, created                         str
+  model_config                          the ModelConfig the weights were built with
+  classes*                              7 emotion names, the order of emotion_logits
+  input*   {size, channels: "gray"|"rgb", range: [0, 1], gray_weights, normalisation}
+           the encoder takes (N, C, size, size) float in `range`; normalisation is
            inside the graph
-  crop     face crop policy, see utjima.faces.CropPolicy
-  streaming{n_frames, frame_interval_ms, feature_dim, reset_after_ms}
-           see utjima.streaming
-  files    {role: {path, sha256, bytes, inputs, outputs}}; roles: seed, encoder,
+  crop*    face crop policy, see utjima.faces.CropPolicy
+  streaming*{n_frames, frame_interval_ms, feature_dim, detect_interval_ms, rule, reset}
+           see utjima.streaming; the window is cleared when the face is lost
+  files*   {role: {path, sha256, bytes, inputs, outputs}}; roles: seed, encoder,
            encoder_int8, step, face_detector (short range), face_detector_full
-  thresholds {smile: float, ...how it was chosen}
-  judge    default judge rules (utjima.judge.JudgeConfig fields)
-  opset, metrics, provenance            free-form records
+  thresholds* {smile: float in (0, 1)}
+  judge    default judge rules (utjima.judge.JudgeConfig fields; server, `predict`)
+  browser  {encoder: the file role the browser loads (web/detector/pipeline.js)}
+  opset, parity_max_abs_diff, metrics, provenance   records
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from utjima import EMOTIONS
+from utjima.utils import UtjimaError, sha256_file
 
 SCHEMA = "utjima.model/1"
 MODEL_JSON = "model.json"
@@ -37,16 +41,8 @@ FILE_ROLES = ("seed", "encoder", "encoder_int8", "step", "face_detector", "face_
 REQUIRED_ROLES = ("encoder", "step", "face_detector")
 
 
-class ContractError(ValueError):
+class ContractError(UtjimaError, ValueError):
     """model.json is missing, malformed, or does not match the files beside it."""
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def default_model_dir() -> Path:
@@ -111,9 +107,11 @@ def validate(data: dict[str, Any], where: str = MODEL_JSON) -> None:
         raise ContractError(f"{where}: classes {classes} differ from {list(EMOTIONS)}")
     inp = _need(data, "input", where)
     if inp.get("channels") not in ("gray", "rgb"):
-        raise ContractError(f"{where}: input.channels must be 'gray' or 'rgb', got {inp.get('channels')!r}")
+        raise ContractError(f"{where}: input.channels must be 'gray' or 'rgb', "
+                            f"got {inp.get('channels')!r}")
     if not isinstance(inp.get("size"), int) or not 16 <= inp["size"] <= 512:
-        raise ContractError(f"{where}: input.size must be an int in 16..512, got {inp.get('size')!r}")
+        raise ContractError(f"{where}: input.size must be an int in 16..512, "
+                            f"got {inp.get('size')!r}")
     for key in ("n_frames", "frame_interval_ms", "feature_dim"):
         _need(_need(data, "streaming", where), key, f"{where}: streaming")
     _need(data, "crop", where)
@@ -123,10 +121,12 @@ def validate(data: dict[str, Any], where: str = MODEL_JSON) -> None:
     files = _need(data, "files", where)
     unknown = set(files) - set(FILE_ROLES)
     if unknown:
-        raise ContractError(f"{where}: unknown file roles {sorted(unknown)}; valid: {list(FILE_ROLES)}")
+        raise ContractError(f"{where}: unknown file roles {sorted(unknown)}; "
+                            f"valid: {list(FILE_ROLES)}")
     for role in REQUIRED_ROLES:
         if role not in files:
-            raise ContractError(f"{where}: files.{role} is required (roles present: {sorted(files)})")
+            raise ContractError(f"{where}: files.{role} is required "
+                                f"(roles present: {sorted(files)})")
     for role, entry in files.items():
         _need(entry, "path", f"{where}: files.{role}")
         _need(entry, "sha256", f"{where}: files.{role}")
@@ -154,7 +154,8 @@ def load_contract(model_dir: str | Path | None = None, verify: bool = True) -> C
             if digest != entry["sha256"]:
                 raise ContractError(
                     f"{mj}: files.{role} -> {p.name} has sha256 {digest[:12]}…, "
-                    f"model.json says {entry['sha256'][:12]}…; the folder does not match its model.json"
+                    f"model.json says {entry['sha256'][:12]}…; "
+                    "the folder does not match its model.json"
                 )
     return Contract(dir=d, data=data)
 

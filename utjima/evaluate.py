@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from utjima import EMOTIONS
+from utjima.data import ClipSet, FaceSet, load_canonical
+from utjima.utils import to_nchw
 
 TEST_SPECS = ("genki4k", "ferplus:test", "smilesmiled:test")
 
@@ -44,17 +46,17 @@ class Scorer:
             self.onnx = SmileModel(model_dir, int8=int8)
             c = self.onnx.contract
             self.size, self.channels = c.size, c.channels
-            self.n_frames, self.interval = int(c.streaming["n_frames"]), float(c.streaming["frame_interval_ms"])
+            self.n_frames = int(c.streaming["n_frames"])
+            self.interval = float(c.streaming["frame_interval_ms"])
             self.name = f"{c.dir}{' (int8 encoder)' if int8 else ''}"
             self.model_threshold = c.smile_threshold
 
     def stills(self, images_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.torch_model is not None:
-            from utjima.train import predict_stills
+            from utjima.model import predict_stills
 
             return predict_stills(self.torch_model, images_u8)
-        x = np.asarray(images_u8, np.float32) / 255
-        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # (N, S, S[, 3]) -> (N, C, S, S)
+        x = to_nchw(images_u8)  # (N, S, S[, 3]) -> (N, C, S, S)
         out_s, out_e = [], []
         for i in range(0, len(x), 256):
             s, e = self.onnx.score_crops(x[i : i + 256])
@@ -79,17 +81,9 @@ class Scorer:
         return self.onnx.step(windows)[0]
 
 
-def _load(spec: str, scorer: Scorer, limit: int | None, progress: bool):
-    from utjima.data import load
-    from utjima.data.cache import cache_dir
-    from utjima.data.framing import canonical_set
-    from utjima.faces import CropPolicy
-
-    ds = load(spec, limit=limit)
-    if hasattr(ds, "images"):
-        ds = canonical_set(ds, CropPolicy.default(size=scorer.size), scorer.channels, drop_missing=False,
-                           cache=cache_dir() / "framing", progress=progress)
-    return ds
+def _load(spec: str, scorer: Scorer, limit: int | None, progress: bool) -> FaceSet | ClipSet:
+    return load_canonical(spec, size=scorer.size, channels=scorer.channels, training=False,
+                          limit=limit, progress=progress)
 
 
 def score_clips(cs, scorer: Scorer) -> dict:
@@ -99,17 +93,20 @@ def score_clips(cs, scorer: Scorer) -> dict:
 
     c = 1 if scorer.channels == "gray" else 3
     if cs.crop == "full" and scorer.torch_model is not None:
-        raise ValueError(f"{cs.source} holds whole camera frames: evaluate it with an exported model (--model)")
+        raise ValueError(f"{cs.source} holds whole camera frames: "
+                         "evaluate it with an exported model (--model)")
     frame_y, frame_p, clip_y, clip_p = [], [], [], []
     for clip in cs.clips:
         if cs.crop == "full":  # the live path: detect, crop, stream; no face = not smiling
             stream = scorer.onnx.stream()
-            probs = np.array([stream.process(t, f)["smile_prob"] or 0.0 for t, f in zip(clip.times_ms, clip.frames, strict=True)])
+            probs = np.array([stream.process(t, f)["smile_prob"] or 0.0
+                              for t, f in zip(clip.times_ms, clip.frames, strict=True)])
         else:
             crops = plain_frames(clip.frames, scorer.size, c)            # (N, C, S, S)
             feats = scorer.encode(crops)                                 # (N, F)
             times = list(clip.times_ms)
-            idx = np.array([window_indices(times[: i + 1], times[i], scorer.n_frames, scorer.interval)
+            idx = np.array([window_indices(times[: i + 1], times[i], scorer.n_frames,
+                                           scorer.interval)
                             for i in range(len(times))])                 # (N, T)
             probs = scorer.step(feats[idx])                              # (N, T, F) -> (N,)
         m = clip.smile >= 0
@@ -123,15 +120,16 @@ def score_clips(cs, scorer: Scorer) -> dict:
             "clip_y": np.array(clip_y, bool), "clip_p": np.array(clip_p)}
 
 
-def _smile_scores(ds, scorer: Scorer):
-    """-> (y bool, p float, emotion labels, emotion probs) for a FaceSet or ClipSet."""
-    if hasattr(ds, "images"):
+def _smile_scores(ds: FaceSet | ClipSet, scorer: Scorer):
+    """-> (y bool, p float, emotion labels, emotion probs, per-clip scores or None); clips are
+    scored once, per frame and per clip (`score_clips`)."""
+    if isinstance(ds, FaceSet):
         sp, ep = scorer.stills(ds.images)
         m = ds.smile >= 0
         e = ds.emotion_label >= 0
-        return ds.smile[m] == 1, sp[m], ds.emotion_label[e], ep[e]
+        return ds.smile[m] == 1, sp[m], ds.emotion_label[e], ep[e], None
     r = score_clips(ds, scorer)
-    return r["frame_y"], r["frame_p"], np.zeros(0, int), np.zeros((0, len(EMOTIONS)))
+    return r["frame_y"], r["frame_p"], np.zeros(0, int), np.zeros((0, len(EMOTIONS))), r
 
 
 def select_threshold(specs: list[str], scorer: Scorer, rule: str, limit, progress) -> dict:
@@ -143,7 +141,7 @@ def select_threshold(specs: list[str], scorer: Scorer, rule: str, limit, progres
                          f"(use e.g. smilesmiled:val, ferplus:valid)")
     ys, ps = [], []
     for spec in specs:
-        y, p, _, _ = _smile_scores(_load(spec, scorer, limit, progress), scorer)
+        y, p, _, _, _ = _smile_scores(_load(spec, scorer, limit, progress), scorer)
         ys.append(y)
         ps.append(p)
     t = select_thresholds(np.concatenate(ys), np.concatenate(ps))
@@ -164,14 +162,16 @@ def by_framing(y: np.ndarray, p: np.ndarray, found: np.ndarray, threshold: float
     for name, m in (("found", found), ("fallback", ~found)):
         if m.any():
             auc = roc_auc(y[m], p[m])
-            out[name] = {"n": int(m.sum()), "accuracy": binary_at(y[m], p[m], threshold)["accuracy"],
+            out[name] = {"n": int(m.sum()),
+                         "accuracy": binary_at(y[m], p[m], threshold)["accuracy"],
                          "auc": None if np.isnan(auc) else auc, "positive_rate": float(y[m].mean())}
     return out
 
 
-def evaluate(specs: list[str], out: str | Path, model_dir=None, checkpoint=None, select_on: list[str] | None = None,
-             rule: str = "youden", n_boot: int = 1000, limit: int | None = None, progress: bool = True,
-             plots: bool = True, int8: bool = False) -> dict:
+def evaluate(specs: list[str], out: str | Path, model_dir=None, checkpoint=None,
+             select_on: list[str] | None = None, rule: str = "youden", n_boot: int = 1000,
+             limit: int | None = None, progress: bool = True, plots: bool = True,
+             int8: bool = False) -> dict:
     from utjima.metrics import binary_report, multiclass_report
     from utjima.report import plot_binary, plot_confusion, write_html
 
@@ -185,30 +185,31 @@ def evaluate(specs: list[str], out: str | Path, model_dir=None, checkpoint=None,
         threshold = report["thresholds"]["selected"]
     else:
         threshold = getattr(scorer, "model_threshold", 0.5)
-        report["thresholds"] = {"selected": threshold, "selected_on": "model.json" if checkpoint is None else "default 0.5"}
+        where = "model.json" if checkpoint is None else "default 0.5"
+        report["thresholds"] = {"selected": threshold, "selected_on": where}
     for spec in specs:
         ds = _load(spec, scorer, limit, progress)
         name = spec.replace(":", "_").replace("/", "_")
-        r: dict = {"spec": spec, "n": len(ds), "description": ds.describe() if hasattr(ds, "describe") else spec}
-        framing = getattr(ds, "info", {}).get("framing")
+        r: dict = {"spec": spec, "n": len(ds), "description": ds.describe()}
+        framing = ds.info.get("framing")
         if framing:
             r["face_found"] = framing["found"] / max(framing["n"], 1)
-        y, p, el, ep = _smile_scores(ds, scorer)
+        y, p, el, ep, c = _smile_scores(ds, scorer)
         r["plots"] = []
         if len(y) and 0 < y.sum() < len(y):
             r["smile"] = binary_report(y, p, threshold, n_boot)
             if plots:
                 r["plots"] += plot_binary(name, y, p, threshold, out)
             if framing and "found_mask" in framing and not framing["found_mask"].all():
-                r["smile_by_framing"] = by_framing(y, p, framing["found_mask"][ds.smile >= 0], threshold)
+                found = framing["found_mask"][ds.smile >= 0]
+                r["smile_by_framing"] = by_framing(y, p, found, threshold)
         if len(el):
             r["emotion"] = multiclass_report(el, ep, list(EMOTIONS), n_boot)
             if plots:
-                r["plots"].append(plot_confusion(f"{name}_emotion", np.array(r["emotion"]["confusion"]), list(EMOTIONS), out))
-        if not hasattr(ds, "images"):
-            c = score_clips(ds, scorer)
-            if len(c["clip_y"]) and 0 < c["clip_y"].sum() < len(c["clip_y"]):
-                r["clip_smile"] = binary_report(c["clip_y"], c["clip_p"], threshold, n_boot)
+                cm = np.array(r["emotion"]["confusion"])
+                r["plots"].append(plot_confusion(f"{name}_emotion", cm, list(EMOTIONS), out))
+        if c is not None and 0 < c["clip_y"].sum() < len(c["clip_y"]):
+            r["clip_smile"] = binary_report(c["clip_y"], c["clip_p"], threshold, n_boot)
         report["sources"][spec] = r
     report["elapsed_s"] = round(time.time() - t0, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
@@ -233,29 +234,11 @@ def summary_lines(report: dict) -> list[str]:
         if "smile" in r:
             s = r["smile"]
             lo, hi = s["ci95"]["accuracy"]
-            parts.append(f"smile acc {s['accuracy']:.4f} [{lo:.4f}, {hi:.4f}] AUC {s['auc']:.4f} F1 {s['f1']:.4f}")
+            parts.append(f"smile acc {s['accuracy']:.4f} [{lo:.4f}, {hi:.4f}] "
+                         f"AUC {s['auc']:.4f} F1 {s['f1']:.4f}")
         if "emotion" in r:
             e = r["emotion"]
             lo, hi = e["ci95"]["accuracy"]
             parts.append(f"7-class acc {e['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]")
         lines.append("  ".join(parts))
     return lines
-
-
-def run_evaluate(args) -> int:
-    from utjima.cli import CLIError
-    from utjima.contract import ContractError
-    from utjima.data.cache import DatasetError
-
-    select = [s for s in (args.select_threshold or "").split(",") if s]
-    try:
-        report = evaluate(args.data, args.out, model_dir=args.model, checkpoint=args.checkpoint, select_on=select,
-                          rule=args.threshold_rule, n_boot=args.bootstrap, limit=args.limit, int8=args.int8)
-    except (DatasetError, ContractError, ValueError, FileNotFoundError) as e:
-        raise CLIError(str(e)) from e
-    thr = report["thresholds"]
-    print(f"threshold {thr['selected']:.4f} ({thr.get('rule', '')} on {thr['selected_on']})")
-    for line in summary_lines(report):
-        print(line)
-    print(f"wrote {Path(args.out) / 'report.json'} and report.html")
-    return 0

@@ -36,8 +36,10 @@ from utjima.contract import (
     load_contract,
     validate,
 )
-from utjima.model import DualHeadSmileDetector, load_checkpoint
+from utjima.data import DatasetError, load_canonical
+from utjima.model import DualHeadSmileDetector, ModelConfig, load_checkpoint
 from utjima.onnx_weights import rewrite_initializers
+from utjima.utils import UtjimaError, atomic_write, ort_session, to_nchw
 
 OPSET = 17
 SEED_FRAMES, SEED_SIZE = 5, 224  # the seed front end's input: (1, 5, 3, 224, 224)
@@ -48,10 +50,12 @@ PARITY_TOL = 1e-4
 # frame, 3.1-4.2 ms at 100 ms; the carried box is off by ~1 % of the face at 60 px/s.
 DETECT_INTERVAL_MS = 100.0
 RESEARCH_DATA = ("smilesmiled", "ferplus", "genki4k")
-RESEARCH_TERMS = ("trained on research datasets (SMILEsmileD: no licence file; FER2013 pixels with FER+ "
-                  "labels, labels MIT by Microsoft); none clearly grants redistribution or commercial use "
-                  "of the images or of models trained on them: research use only, see MODEL_CARD.md")
-FACE_DETECTOR_FILES = ("face_detector_short.onnx", "face_detector_full.onnx", "LICENSE-blazeface.txt")
+RESEARCH_TERMS = ("trained on research datasets (SMILEsmileD: no licence file; FER2013 pixels "
+                  "with FER+ labels, labels MIT by Microsoft); none clearly grants redistribution "
+                  "or commercial use of the images or of models trained on them: research use "
+                  "only, see MODEL_CARD.md")
+FACE_DETECTOR_FILES = ("face_detector_short.onnx", "face_detector_full.onnx",
+                       "LICENSE-blazeface.txt")
 
 
 class _Encoder(nn.Module):
@@ -79,7 +83,8 @@ class SeedCompat(nn.Module):
     def __init__(self, m: DualHeadSmileDetector):
         super().__init__()
         self.m = m
-        self.register_buffer("gray_w", torch.tensor(GRAY_WEIGHTS).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("gray_w", torch.tensor(GRAY_WEIGHTS).view(1, 3, 1, 1),
+                             persistent=False)
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.m.cfg
@@ -92,7 +97,8 @@ class SeedCompat(nn.Module):
             k = x.shape[-1] // cfg.img_size
             if k > 1:
                 x = nn.functional.avg_pool2d(x, k)
-            x = nn.functional.interpolate(x, size=(cfg.img_size, cfg.img_size), mode="bilinear", align_corners=False)
+            x = nn.functional.interpolate(x, size=(cfg.img_size, cfg.img_size), mode="bilinear",
+                                          align_corners=False)
         feats = self.m.encode(x).view(b, t, -1)  # (B*T, F) -> (B, T, F)
         smile_logit, emotion_logits = self.m.step(feats)
         return torch.sigmoid(smile_logit), emotion_logits
@@ -108,14 +114,6 @@ def _onnx_export(module: nn.Module, args: tuple, path: Path, inputs: list[str], 
                           dynamic_axes=dynamic, opset_version=opset, dynamo=False)
 
 
-def _ort(path: Path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
 def quantize_weights(src: Path, dst: Path, min_size: int = 256) -> int:
     """int8 weights, float32 compute: every Conv/Gemm weight becomes int8 with a float scale
     per output channel (symmetric), restored by Cast + Mul nodes that onnxruntime folds into
@@ -127,7 +125,8 @@ def quantize_weights(src: Path, dst: Path, min_size: int = 256) -> int:
     from onnx import TensorProto, helper, numpy_helper
 
     model = onnx.load(str(src))
-    weights = {n.input[1] for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1}
+    weights = {n.input[1] for n in model.graph.node
+               if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1}
 
     def to_int8(name: str, a: np.ndarray):
         if name not in weights or a.dtype != np.float32 or a.size < min_size:
@@ -136,7 +135,8 @@ def quantize_weights(src: Path, dst: Path, min_size: int = 256) -> int:
         peak = np.abs(a.reshape(a.shape[0], -1)).max(1)
         scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32).reshape(shape)
         q = np.clip(np.round(a / scale), -127, 127).astype(np.int8)
-        return ([numpy_helper.from_array(q, name + "_int8"), numpy_helper.from_array(scale, name + "_scale")],
+        return ([numpy_helper.from_array(q, name + "_int8"),
+                 numpy_helper.from_array(scale, name + "_scale")],
                 [helper.make_node("Cast", [name + "_int8"], [name + "_f32"], to=TensorProto.FLOAT),
                  helper.make_node("Mul", [name + "_f32", name + "_scale"], [name])])
 
@@ -146,7 +146,8 @@ def quantize_weights(src: Path, dst: Path, min_size: int = 256) -> int:
     return n
 
 
-def _sample_crops(model: DualHeadSmileDetector, crops: np.ndarray | None, n: int = 128) -> np.ndarray:
+def _sample_crops(model: DualHeadSmileDetector, crops: np.ndarray | None,
+                  n: int = 128) -> np.ndarray:
     """Inputs to trace the encoder with and to compare graphs on: the given face crops, else
     smooth random images."""
     cfg = model.cfg
@@ -154,7 +155,8 @@ def _sample_crops(model: DualHeadSmileDetector, crops: np.ndarray | None, n: int
         return np.ascontiguousarray(crops[:n], dtype=np.float32)
     rng = np.random.default_rng(0)
     x = rng.random((n, cfg.in_chans, 8, 8)).astype(np.float32)
-    t = torch.nn.functional.interpolate(torch.from_numpy(x), size=(cfg.img_size, cfg.img_size), mode="bilinear")
+    t = torch.nn.functional.interpolate(torch.from_numpy(x), size=(cfg.img_size, cfg.img_size),
+                                        mode="bilinear")
     return t.numpy()
 
 
@@ -182,9 +184,10 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
                  {"crop": {0: "n"}, "features": {0: "n"}}, opset)
     with torch.no_grad():
         ref = model.encode(torch.from_numpy(sample)).numpy()
-    got = _ort(p).run(None, {"crop": sample})[0]
+    got = ort_session(p).run(None, {"crop": sample})[0]
     parity["encoder"] = float(np.abs(got - ref).max())
-    files["encoder"] = file_entry(p, out, inputs={"crop": ["n", c, s, s]}, outputs={"features": ["n", f]})
+    files["encoder"] = file_entry(p, out, inputs={"crop": ["n", c, s, s]},
+                                  outputs={"features": ["n", f]})
 
     # step.onnx: the T-step LSTM over a window of features
     window = torch.from_numpy(rng.standard_normal((3, t, f)).astype(np.float32))
@@ -194,10 +197,12 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
                  {"window": {0: "n"}, "smile_prob": {0: "n"}, "emotion_logits": {0: "n"}}, opset)
     with torch.no_grad():
         ref_s, ref_e = _Step(model)(window)
-    got_s, got_e = _ort(p).run(None, {"window": window.numpy()})
-    parity["step"] = float(max(np.abs(got_s - ref_s.numpy()).max(), np.abs(got_e - ref_e.numpy()).max()))
+    got_s, got_e = ort_session(p).run(None, {"window": window.numpy()})
+    parity["step"] = float(max(np.abs(got_s - ref_s.numpy()).max(),
+                               np.abs(got_e - ref_e.numpy()).max()))
     files["step"] = file_entry(p, out, inputs={"window": ["n", t, f]},
-                               outputs={"smile_prob": ["n"], "emotion_logits": ["n", len(EMOTIONS)]})
+                               outputs={"smile_prob": ["n"],
+                                        "emotion_logits": ["n", len(EMOTIONS)]})
 
     # smile_detector.onnx: the seed contract, whole 5-frame clip in one call
     frames = torch.rand(1, SEED_FRAMES, 3, SEED_SIZE, SEED_SIZE)
@@ -206,12 +211,14 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
     _onnx_export(seed, (frames,), p, ["frames"], ["smile_prob", "emotion_logits"], None, opset)
     with torch.no_grad():
         ref_s, ref_e = seed(frames)
-    got_s, got_e = _ort(p).run(None, {"frames": frames.numpy()})
-    parity["seed"] = float(max(np.abs(got_s - ref_s.numpy()).max(), np.abs(got_e - ref_e.numpy()).max()))
+    got_s, got_e = ort_session(p).run(None, {"frames": frames.numpy()})
+    parity["seed"] = float(max(np.abs(got_s - ref_s.numpy()).max(),
+                               np.abs(got_e - ref_e.numpy()).max()))
     files["seed"] = file_entry(p, out, inputs={"frames": [1, SEED_FRAMES, 3, SEED_SIZE, SEED_SIZE]},
                                outputs={"smile_prob": [1], "emotion_logits": [1, len(EMOTIONS)]})
     if cfg.n_frames != SEED_FRAMES:
-        raise ValueError(f"the seed contract needs n_frames={SEED_FRAMES}, model has {cfg.n_frames}")
+        raise ValueError(f"the seed contract needs n_frames={SEED_FRAMES}, "
+                         f"model has {cfg.n_frames}")
 
     worst = max(parity.values())
     if worst > PARITY_TOL:
@@ -221,16 +228,16 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
     if int8:
         p = out / "encoder.int8.onnx"
         n_q = quantize_weights(out / "encoder.onnx", p)
-        fp = _ort(out / "encoder.onnx").run(None, {"crop": sample})[0]
-        q = _ort(p).run(None, {"crop": sample})[0]
+        fp = ort_session(out / "encoder.onnx").run(None, {"crop": sample})[0]
+        q = ort_session(p).run(None, {"crop": sample})[0]
         # What matters is the smile_prob after the step, for a still (window = repeated feature).
-        st = _ort(out / "step.onnx")
+        st = ort_session(out / "step.onnx")
         sp_fp = st.run(None, {"window": np.repeat(fp[:, None], t, 1)})[0]
         sp_q = st.run(None, {"window": np.repeat(q[:, None], t, 1)})[0]
         files["encoder_int8"] = file_entry(
             p, out, inputs={"crop": ["n", c, s, s]}, outputs={"features": ["n", f]},
-            scheme=f"weight-only int8, one scale per output channel ({n_q} weights); Cast+Mul folded "
-                   "at load, float32 compute",
+            scheme=f"weight-only int8, one scale per output channel ({n_q} weights); "
+                   "Cast+Mul folded at load, float32 compute",
             max_abs_diff_features=float(np.abs(q - fp).max()),
             max_abs_diff_smile_prob=float(np.abs(sp_q - sp_fp).max()),
             compared_on="real face crops" if crops is not None else "synthetic smooth noise",
@@ -245,6 +252,7 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
     files["face_detector_full"] = file_entry(out / "face_detector_full.onnx", out, range="full")
 
     policy = CropPolicy.default(size=s)
+    smile_threshold = float(threshold if threshold is not None else 0.5)
     data = {
         "schema": SCHEMA,
         "name": name or f"utjima-{cfg.trunk}-{s}{cfg.channels}",
@@ -262,8 +270,8 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
                               "re-run step.onnx on the window at every frame (utjima/streaming.py)",
                       "reset": "clear the window when the face is lost"},
         "files": files,
-        "thresholds": {"smile": float(threshold if threshold is not None else 0.5)},
-        "judge": JudgeConfig(threshold=float(threshold if threshold is not None else 0.5)).to_dict(),
+        "thresholds": {"smile": smile_threshold},
+        "judge": JudgeConfig(threshold=smile_threshold).to_dict(),
         "browser": {"encoder": "encoder_int8" if int8 else "encoder"},
         "opset": opset,
         "parity_max_abs_diff": parity,
@@ -277,19 +285,17 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
     return data
 
 
-def validation_crops(cfg, n: int = 256) -> np.ndarray | None:
+def validation_crops(cfg: ModelConfig, n: int = 256) -> np.ndarray | None:
     """Real face crops (canonical framing, validation splits) to trace and compare graphs on;
     None when the research archives are not on this machine."""
-    from utjima.data.cache import DatasetError
-    from utjima.train import load_sets
-
     try:
-        sets = load_sets(["smilesmiled:val", "ferplus:valid"], cfg, True, None, 0, False)
+        sets = [load_canonical(spec, size=cfg.img_size, channels=cfg.channels, training=True,
+                               progress=False) for spec in ("smilesmiled:val", "ferplus:valid")]
     except DatasetError:
         return None
     rng = np.random.default_rng(0)
-    x = np.concatenate([s.images[rng.choice(len(s), n // 2, replace=False)] for s in sets]).astype(np.float32) / 255
-    return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # (N, S, S[, 3]) -> (N, C, S, S)
+    images = np.concatenate([s.images[rng.choice(len(s), n // 2, replace=False)] for s in sets])
+    return to_nchw(images)  # (N, S, S[, 3]) -> (N, C, S, S)
 
 
 def metrics_from_report(report: dict) -> dict:
@@ -312,32 +318,38 @@ def metrics_from_report(report: dict) -> dict:
     return out
 
 
-def run_export(args) -> int:
-    from utjima.cli import CLIError
+class ExportError(UtjimaError):
+    """A checkpoint or report that cannot be exported."""
 
-    ckpt_path = Path(args.checkpoint)
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, *, threshold: float | None = None,
+                      report: str | Path | None = None, int8: bool = True,
+                      opset: int = OPSET) -> dict[str, Any]:
+    """A `utjima train` checkpoint -> a model folder. The threshold is `threshold`, else the one
+    an evaluation `report` (report.json) selected on validation data, else 0.5; the report's
+    metrics and the checkpoint's provenance go into model.json. Returns the model.json dict."""
+    ckpt_path = Path(checkpoint)
     if not ckpt_path.is_file():
-        raise CLIError(f"checkpoint {ckpt_path} does not exist")
+        raise ExportError(f"checkpoint {ckpt_path} does not exist")
     try:
         model, ckpt = load_checkpoint(ckpt_path)
     except (ValueError, RuntimeError, KeyError) as e:
-        raise CLIError(f"cannot load {ckpt_path}: {e}") from e
-    report = json.loads(Path(args.report).read_text()) if args.report else {}
-    threshold = args.threshold
+        raise ExportError(f"cannot load {ckpt_path}: {e}") from e
+    rep = {}
+    if report:
+        try:
+            rep = json.loads(Path(report).read_text())
+        except (OSError, ValueError) as e:
+            raise ExportError(f"cannot read the report {report}: {e}") from e
     if threshold is None:
-        threshold = report.get("thresholds", {}).get("selected")
+        threshold = rep.get("thresholds", {}).get("selected")
     provenance = {**ckpt.get("provenance", {}), "train_config": ckpt.get("train_config", {}),
                   "checkpoint": ckpt_path.name, "epoch": ckpt.get("epoch", -1) + 1}
     if any(str(spec).split(":")[0] in RESEARCH_DATA for spec in provenance.get("train", [])):
         provenance["terms"] = RESEARCH_TERMS
-    data = export_model(model, args.out, threshold=threshold, metrics=metrics_from_report(report),
-                        provenance=provenance, int8=not args.no_int8, opset=args.opset,
+    return export_model(model, out, threshold=threshold, metrics=metrics_from_report(rep),
+                        provenance=provenance, int8=int8, opset=opset,
                         crops=validation_crops(model.cfg))
-    for role, e in data["files"].items():
-        print(f"{role:18s} {e['path']:28s} {e['bytes'] / 1e6:7.3f} MB")
-    print(f"parity vs torch (max abs diff): {data['parity_max_abs_diff']}")
-    print(f"wrote {Path(args.out) / MODEL_JSON}")
-    return 0
 
 
 def seed_reference(cache: str | Path | None = None) -> Path:
@@ -345,7 +357,8 @@ def seed_reference(cache: str | Path | None = None) -> Path:
     on five whole 224x224 RGB frames + LSTM), random weights, exported once with the seed
     contract into `cache` (default <repo>/.cache/seed_reference). Timing only: its weights
     are untrained."""
-    out = Path(cache) if cache else Path(__file__).resolve().parents[1] / ".cache" / "seed_reference"
+    repo = Path(__file__).resolve().parents[1]
+    out = Path(cache) if cache else repo / ".cache" / "seed_reference"
     p = out / "smile_detector.onnx"
     if not p.is_file():
         from utjima.model import get_config
@@ -353,8 +366,7 @@ def seed_reference(cache: str | Path | None = None) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(0)
         m = DualHeadSmileDetector(get_config("seed")).eval()
-        tmp = out / "smile_detector.tmp.onnx"
-        _onnx_export(SeedCompat(m), (torch.rand(1, SEED_FRAMES, 3, SEED_SIZE, SEED_SIZE),), tmp,
-                     ["frames"], ["smile_prob", "emotion_logits"], None, OPSET)
-        tmp.replace(p)
+        with atomic_write(p) as tmp:
+            _onnx_export(SeedCompat(m), (torch.rand(1, SEED_FRAMES, 3, SEED_SIZE, SEED_SIZE),), tmp,
+                         ["frames"], ["smile_prob", "emotion_logits"], None, OPSET)
     return p

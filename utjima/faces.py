@@ -77,17 +77,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
+
+from utjima.utils import ort_session
 
 MODELS_DIR = Path(__file__).parent / "models"
 KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 ALIGN_CHOICES = ("none", "eyes")
 CHANNEL_CHOICES = ("gray", "rgb")
-STEP_EPS = 1e-6  # box-filter factor f = floor(step + STEP_EPS): 2.0 computed as 1.9999999 is still 2
+# box-filter factor f = floor(step + STEP_EPS): 2.0 computed as 1.9999999 is still 2
+STEP_EPS = 1e-6
 # recrop: a training crop goes at the centre of a grey canvas RECROP_PAD times its side. With
 # grey BlazeFace finds 98-100 % of FER+/SMILEsmileD faces, with replicated edges 86-87 %
-# (tools/measure_crop_framing.py --fill edge).
+# (benchmarks/bench_crop_framing.py --fill edge).
 RECROP_PAD = 3.0
 RECROP_FILL = 128.0
 
@@ -106,7 +108,7 @@ class DetectorSpec:
     # Face.box = the network's box scaled about its centre by box_scale, then moved down by
     # box_shift_y * its (scaled) height: makes "full" boxes frame faces like "short" ones, so
     # one CropPolicy fits both (measured on FER+ and SMILEsmileD crops both models find:
-    # full/short side 1.03, full centre 0.06 sides higher; tools/measure_crop_framing.py).
+    # full/short side 1.03, full centre 0.06 sides higher; benchmarks/bench_crop_framing.py).
     box_scale: float = 1.0                    # Face.box side = network box side * this
     box_shift_y: float = 0.0                  # Face.box centre moved down by this * its height
 
@@ -115,7 +117,8 @@ DETECTORS = {
     # selfie/webcam (faces within ~2 m); the browser runs it on every frame
     "short": DetectorSpec("face_detector_short.onnx", 128, ((8, 2), (16, 6))),
     # full range (faces within ~5 m); photos, with tiling for small faces
-    "full": DetectorSpec("face_detector_full.onnx", 192, ((4, 1),), box_scale=0.97, box_shift_y=0.06),
+    "full": DetectorSpec("face_detector_full.onnx", 192, ((4, 1),), box_scale=0.97,
+                         box_shift_y=0.06),
 }
 
 
@@ -125,8 +128,9 @@ class TilingConfig:
     size the network sees well."""
 
     min_face_px: float = 32.0     # smallest face (box side, image px) the tiles are sized for
-    net_face_px: float = 24.0     # face size (network px) the full model finds reliably (95 % of 24 px GENKI crops)
-    overlap: float = 0.35         # tile overlap fraction; faces up to overlap*tile fit whole in a tile
+    net_face_px: float = 24.0     # face size (network px) the full model finds reliably
+                                  # (95 % of 24 px GENKI crops)
+    overlap: float = 0.35         # tile overlap fraction; faces up to overlap*tile fit whole
     # (levels double in size, so overlap must be >= 2 * net_face_px / input_size = 0.25 for full)
     min_score: float = 0.6        # tile detections need more: ~75 looks at a photo, not 1
 
@@ -157,8 +161,9 @@ class CropPolicy:
 
     size: int = 64                # output side, px (square)
     scale: float = 0.86           # crop side = scale * max(box w, box h) of the detector box
-    shift_y: float = -0.02        # crop centre = box centre + shift_y * box side along the face's down (+ = chin)
-    align: str = "eyes"           # "none": upright crop; "eyes": rotate so the eye line is horizontal
+    shift_y: float = -0.02        # crop centre = box centre + shift_y * box side along the
+                                  # face's down (+ = chin)
+    align: str = "eyes"           # "none": upright crop; "eyes": rotate so the eyes are level
     detector: str = "short"       # DETECTORS role that finds faces for live (webcam) crops
 
     def __post_init__(self) -> None:
@@ -171,7 +176,7 @@ class CropPolicy:
 
     @classmethod
     def default(cls, size: int = 64) -> CropPolicy:
-        """The measured default framing (tools/measure_crop_framing.py) at output side `size`."""
+        """The measured default framing (benchmarks/bench_crop_framing.py) at output side `size`."""
         return cls(size=size)
 
     def detector_kwargs(self) -> dict[str, float]:
@@ -187,10 +192,12 @@ class CropPolicy:
             "keypoints": list(KEYPOINTS),
             "sampler": {"interpolation": "bilinear", "pixel_center": 0.5, "border": "clamp",
                         "box_filter": "f = max(1, floor(step + step_eps))", "step_eps": STEP_EPS,
-                        "value_scale": "1/255", "gray_weights": list(GRAY_WEIGHTS), "gray": "after sampling"},
+                        "value_scale": "1/255", "gray_weights": list(GRAY_WEIGHTS),
+                        "gray": "after sampling"},
             "detector_input": {"fit": "letterbox, centred", "fill": 0.0, "range": [-1.0, 1.0],
                                "layout": "NCHW", "channels": "rgb"},
-            "detectors": {role: {**dataclasses.asdict(d), "anchor_layers": [list(a) for a in d.anchor_layers],
+            "detectors": {role: {**dataclasses.asdict(d),
+                                 "anchor_layers": [list(a) for a in d.anchor_layers],
                                  "inputs": {"input": [1, 3, d.input_size, d.input_size]},
                                  "outputs": {"regressors": [1, n_anchors(d), 16],
                                              "classificators": [1, n_anchors(d), 1]}}
@@ -256,7 +263,8 @@ def _warp(img: np.ndarray, m: np.ndarray, out_w: int, out_h: int, step: float,
         xf, yf = np.floor(x), np.floor(y)
         fx, fy = (x - xf).astype(np.float32), (y - yf).astype(np.float32)
         xa, xb = np.clip(xf, 0, sw - 1).astype(np.intp), np.clip(xf + 1, 0, sw - 1).astype(np.intp)
-        ya, yb = np.clip(yf, 0, sh - 1).astype(np.intp) * sw, np.clip(yf + 1, 0, sh - 1).astype(np.intp) * sw
+        ya = np.clip(yf, 0, sh - 1).astype(np.intp) * sw
+        yb = np.clip(yf + 1, 0, sh - 1).astype(np.intp) * sw
         tap = lambda i: np.take(flat, i * c + chan)  # noqa: E731  (C, n) in channel planes
         val = ((tap(ya + xa) * (1 - fx) + tap(ya + xb) * fx) * (1 - fy)
                + (tap(yb + xa) * (1 - fx) + tap(yb + xb) * fx) * fy)
@@ -294,7 +302,8 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (1, 3):
-        raise ValueError(f"image must be (H, W), (H, W, 1) or (H, W, 3) RGB, got shape {image.shape}")
+        raise ValueError(f"image must be (H, W), (H, W, 1) or (H, W, 3) RGB, "
+                         f"got shape {image.shape}")
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
 
 
@@ -324,7 +333,8 @@ def crop_transform(face: Face, policy: CropPolicy) -> np.ndarray:
     return np.array([[c * k, -s * k, cx - (c - s) * S / 2], [s * k, c * k, cy - (s + c) * S / 2]])
 
 
-def crop_face(image: np.ndarray, face: Face, policy: CropPolicy, channels: str = "gray") -> np.ndarray:
+def crop_face(image: np.ndarray, face: Face, policy: CropPolicy,
+              channels: str = "gray") -> np.ndarray:
     """The face as the smile model sees it: float32 (C, size, size) in 0..1, C = 1 or 3."""
     if channels not in CHANNEL_CHOICES:
         raise ValueError(f"channels must be one of {CHANNEL_CHOICES}, got {channels!r}")
@@ -349,7 +359,8 @@ def anchors(spec: DetectorSpec) -> np.ndarray:
     for stride, n in spec.anchor_layers:
         g = spec.input_size // stride
         c = (np.arange(g) + spec.anchor_offset) / g
-        xy = np.stack(np.meshgrid(c, c), axis=-1).reshape(-1, 2)  # (g, g, 2) rows then cols -> (g*g, 2)
+        # (g, g, 2) rows then cols -> (g*g, 2)
+        xy = np.stack(np.meshgrid(c, c), axis=-1).reshape(-1, 2)
         out.append(np.repeat(xy, n, axis=0))
     return np.concatenate(out).astype(np.float32)
 
@@ -362,7 +373,8 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
 
 
-def weighted_nms(data: np.ndarray, scores: np.ndarray, iou: float) -> list[tuple[np.ndarray, float]]:
+def weighted_nms(data: np.ndarray, scores: np.ndarray,
+                 iou: float) -> list[tuple[np.ndarray, float]]:
     """MediaPipe's weighted NMS. data (K, 16): box x1 y1 x2 y2 then 6 keypoints (x, y);
     returns [(merged (16,), score)] best first."""
     order = np.argsort(-scores, kind="stable")
@@ -385,20 +397,18 @@ class FaceDetector:
         if kind not in DETECTORS:
             raise ValueError(f"kind must be one of {tuple(DETECTORS)}, got {kind!r}")
         spec = DETECTORS[kind]
-        self.spec = dataclasses.replace(spec, min_score=spec.min_score if min_score is None else min_score,
-                                        iou=spec.iou if iou is None else iou)
+        self.spec = dataclasses.replace(
+            spec, min_score=spec.min_score if min_score is None else min_score,
+            iou=spec.iou if iou is None else iou)
         self.kind = kind
         path = Path(model_path) if model_path is not None else MODELS_DIR / spec.file
         if not path.is_file():
             raise FileNotFoundError(f"no face detector at {path}; run tools/convert_blazeface.py")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, threads)
         n = spec.input_size
         if self.session.get_inputs()[0].shape != [1, 3, n, n]:
-            raise ValueError(f"{path} takes {self.session.get_inputs()[0].shape}, expected [1, 3, {n}, {n}] "
-                             f"for kind={kind!r}")
+            raise ValueError(f"{path} takes {self.session.get_inputs()[0].shape}, "
+                             f"expected [1, 3, {n}, {n}] for kind={kind!r}")
         self.anchors = anchors(spec)
 
     def _candidates(self, net_input: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -406,7 +416,8 @@ class FaceDetector:
         Returns data (K, 16) in image px and scores (K,)."""
         sp = self.spec
         n = sp.input_size
-        reg, cls = self.session.run(["regressors", "classificators"], {"input": (net_input * 2 - 1)[None]})
+        reg, cls = self.session.run(["regressors", "classificators"],
+                                    {"input": (net_input * 2 - 1)[None]})
         reg, cls = reg[0], cls[0, :, 0]  # (1, A, 16) -> (A, 16); (1, A, 1) -> (A,)
         score = 1 / (1 + np.exp(-np.clip(cls, -sp.raw_score_clip, sp.raw_score_clip)))
         keep = (score >= sp.min_score) & (reg[:, 2] > 0) & (reg[:, 3] > 0)
@@ -449,7 +460,8 @@ class FaceDetector:
         cx, cy = (d[0] + d[2]) / 2, (d[1] + d[3]) / 2
         hw, hh = (d[2] - d[0]) / 2 * self.spec.box_scale, (d[3] - d[1]) / 2 * self.spec.box_scale
         cy += self.spec.box_shift_y * 2 * hh
-        return Face(box=(float(cx - hw), float(cy - hh), float(cx + hw), float(cy + hh)), score=score,
+        return Face(box=(float(cx - hw), float(cy - hh), float(cx + hw), float(cy + hh)),
+                    score=score,
                     keypoints=tuple((float(d[i]), float(d[i + 1])) for i in range(4, 16, 2)))
 
 
@@ -520,7 +532,8 @@ def _context_canvas(image: np.ndarray, pad: float, fill: float | None, max_side:
     return np.round(canvas).astype(np.uint8), s, ox, oy
 
 
-def embed(crop: np.ndarray, pad: float = 3.0, fill: float | None = None) -> tuple[np.ndarray, float]:
+def embed(crop: np.ndarray, pad: float = 3.0,
+          fill: float | None = None) -> tuple[np.ndarray, float]:
     """A square dataset crop at the centre of a canvas `pad` times its side, as uint8 RGB:
     edges replicated (fill=None) or a flat 0..255 grey. Returns (canvas, offset): crop px =
     canvas px - offset. BlazeFace needs context around a tight crop to find the face."""
@@ -532,7 +545,8 @@ def embed(crop: np.ndarray, pad: float = 3.0, fill: float | None = None) -> tupl
 
 
 def detect_in_context(detector: FaceDetector, image: np.ndarray, pad: float = RECROP_PAD,
-                      fill: float | None = RECROP_FILL, max_side: float | None = 256.0) -> list[Face]:
+                      fill: float | None = RECROP_FILL,
+                      max_side: float | None = 256.0) -> list[Face]:
     """Faces in a tight crop (a face that fills the picture, as in dataset crops or profile
     photos), which BlazeFace misses without context: detect on the image centred in a grey
     canvas (see `_context_canvas`), faces returned in image px."""

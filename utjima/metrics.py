@@ -84,7 +84,8 @@ def ece(y: np.ndarray, p: np.ndarray, bins: int = 15) -> tuple[float, list[dict]
             continue
         conf, acc = float(p[m].mean()), float(y[m].mean())
         err += m.mean() * abs(conf - acc)
-        table.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": int(m.sum()), "confidence": conf, "accuracy": acc})
+        table.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": int(m.sum()),
+                      "confidence": conf, "accuracy": acc})
     return float(err), table
 
 
@@ -99,10 +100,12 @@ def select_thresholds(y: np.ndarray, p: np.ndarray) -> dict:
         cands = np.quantile(p, np.linspace(0, 1, 2001))
     f1s = [binary_at(y, p, t)["f1"] for t in cands]
     best = int(np.argmax(f1s))
-    return {"youden": youden, "youden_j": float(j[k]), "best_f1": float(cands[best]), "best_f1_value": float(f1s[best])}
+    return {"youden": youden, "youden_j": float(j[k]), "best_f1": float(cands[best]),
+            "best_f1_value": float(f1s[best])}
 
 
-def bootstrap_ci(fn, arrays: tuple[np.ndarray, ...], n: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+def bootstrap_ci(fn, arrays: tuple[np.ndarray, ...], n: int = 1000, seed: int = 0,
+                 alpha: float = 0.05) -> tuple[float, float]:
     """Percentile interval of fn(*resampled arrays) over n resamples of the rows."""
     if n <= 0:
         return float("nan"), float("nan")
@@ -129,23 +132,27 @@ def binary_report(y: np.ndarray, p: np.ndarray, threshold: float, n_boot: int = 
     r["ece"], r["reliability"] = ece(y, p)
     r["n"], r["n_pos"] = int(len(y)), int(y.sum())
     r["ci95"] = {
-        "accuracy": bootstrap_ci(lambda a, b: float(((b >= threshold) == a).mean()), (y, p), n_boot),
+        "accuracy": bootstrap_ci(lambda a, b: float(((b >= threshold) == a).mean()),
+                                 (y, p), n_boot),
         "f1": bootstrap_ci(lambda a, b: binary_at(a, b, threshold)["f1"], (y, p), n_boot),
         "auc": bootstrap_ci(roc_auc, (y, p), n_boot),
     }
     return r
 
 
-def multiclass_report(labels: np.ndarray, probs: np.ndarray, classes: list[str], n_boot: int = 1000) -> dict:
+def multiclass_report(labels: np.ndarray, probs: np.ndarray, classes: list[str],
+                      n_boot: int = 1000) -> dict:
     labels = np.asarray(labels)
     pred = probs.argmax(1)
     k = len(classes)
     cm = np.zeros((k, k), dtype=int)
     np.add.at(cm, (labels, pred), 1)
-    recall = {c: float(cm[i, i] / cm[i].sum()) if cm[i].sum() else float("nan") for i, c in enumerate(classes)}
+    recall = {c: float(cm[i, i] / cm[i].sum()) if cm[i].sum() else float("nan")
+              for i, c in enumerate(classes)}
     return {
         "accuracy": float((pred == labels).mean()),
-        "ci95": {"accuracy": bootstrap_ci(lambda a, b: float((a == b).mean()), (labels, pred), n_boot)},
+        "ci95": {"accuracy": bootstrap_ci(lambda a, b: float((a == b).mean()),
+                                          (labels, pred), n_boot)},
         "per_class_recall": recall,
         "balanced_accuracy": float(np.nanmean(list(recall.values()))),
         "confusion": cm.tolist(),

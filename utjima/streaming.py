@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-def window_indices(times_ms: list[float], t_ms: float, n_frames: int, frame_interval_ms: float) -> list[int]:
+def window_indices(times_ms: list[float], t_ms: float, n_frames: int,
+                   frame_interval_ms: float) -> list[int]:
     """Indices into `times_ms` (ascending, last one == t_ms) forming the window at `t_ms`."""
     if not times_ms:
         raise ValueError("window_indices needs at least one frame")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -31,7 +30,17 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from utjima.model import DualHeadSmileDetector, ModelConfig, get_config, load_checkpoint
+from utjima.data import ClipSet, FaceSet, load_canonical
+from utjima.model import (
+    PRESETS,
+    DualHeadSmileDetector,
+    ModelConfig,
+    get_config,
+    load_checkpoint,
+    predict_stills,
+    save_checkpoint,
+    still_logits,
+)
 
 CKPT_LAST, CKPT_BEST, METRICS = "last.pt", "best.pt", "metrics.jsonl"
 
@@ -41,8 +50,9 @@ class TrainConfig:
     preset: str = "face64"                 # model preset (utjima.model.PRESETS)
     model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"width_mult": 0.75}
     data: tuple[str, ...] = ("smilesmiled:train", "ferplus:train")  # training specs
-    val: tuple[str, ...] = ("smilesmiled:val", "ferplus:valid")      # selection specs (never a test set)
-    val_fraction: float = 0.0              # >0: hold out this share of `data` as validation (fine-tuning 9:1)
+    val: tuple[str, ...] = ("smilesmiled:val", "ferplus:valid")  # selection specs, never a test set
+    val_fraction: float = 0.0              # >0: hold out this share of `data` as validation
+                                           # (fine-tuning: 9:1)
     epochs: int = 20
     batch_size: int = 128
     lr: float = 2e-3                       # peak learning rate (AdamW)
@@ -57,7 +67,8 @@ class TrainConfig:
     distinct_frames: int = 2               # K jittered views per still clip (1..T)
     balance_sources: bool = False          # sample each source (and smile/non-smile) equally often;
                                            # off: FER+'s 7 classes need all of FER+
-    teacher: str | None = None             # checkpoint whose predictions the model also learns (distillation)
+    teacher: str | None = None             # checkpoint whose predictions the model also learns
+                                           # (distillation)
     kd_weight: float = 0.5                 # loss = (1 - kd_weight) * labels + kd_weight * teacher
     kd_temperature: float = 2.0            # softening of the teacher's emotion logits
     freeze_trunk: bool = False             # fine-tuning: train only LSTM + heads
@@ -68,6 +79,10 @@ class TrainConfig:
     max_steps: int | None = None           # stop early (smoke tests)
     limit: int | None = None               # at most this many samples per source
     progress: bool = True                  # tqdm bars
+
+    def __post_init__(self) -> None:
+        if self.init_from is None and self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; valid: {sorted(PRESETS)}")
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -85,7 +100,8 @@ def _set_seed(seed: int) -> None:
 
 
 def _rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    return {"python": random.getstate(), "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state()}
 
 
 def _set_rng_state(s: dict) -> None:
@@ -108,58 +124,7 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: cosine, step, constant")
 
 
-def load_sets(specs, model_cfg: ModelConfig, train: bool, limit: int | None, seed: int, progress: bool):
-    """Data specs -> FaceSets of canonical crops (utjima.data.framing) at the model's size."""
-    from utjima.data import load
-    from utjima.data.cache import cache_dir
-    from utjima.data.framing import canonical_set
-    from utjima.faces import CropPolicy
-
-    policy = CropPolicy.default(size=model_cfg.img_size)
-    out = []
-    for spec in specs:
-        fs = load(spec, limit=limit, seed=seed)
-        if train and getattr(fs, "test_only", False):
-            raise ValueError(f"{spec} is a held-out test set: never train or select on it")
-        if hasattr(fs, "images"):
-            fs = canonical_set(fs, policy, model_cfg.channels, drop_missing=train,
-                               cache=cache_dir() / "framing", progress=progress)
-        out.append(fs)
-    return out
-
-
-@torch.no_grad()
-def still_logits(model: DualHeadSmileDetector, images: np.ndarray, batch: int = 512,
-                 resize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Canonical crops uint8 (N, S, S[, 3]) -> smile logits (N,), emotion logits (N, 7); a still
-    is a clip of one frame repeated (what the runtime does for photos). `resize`: crops of
-    another size are resized to the model's input (a teacher with a larger input)."""
-    model.eval()
-    c = model.cfg.in_chans
-    sl, el = [], []
-    for i in range(0, len(images), batch):
-        x = torch.from_numpy(np.asarray(images[i : i + batch])).float().div_(255)
-        x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (B, S, S[, 3]) -> (B, C, S, S)
-        if x.shape[1] != c:
-            raise ValueError(f"images have {x.shape[1]} channels, model wants {c}")
-        if resize and x.shape[-1] != model.cfg.img_size:
-            x = F.interpolate(x, size=model.cfg.img_size, mode="bilinear", align_corners=False)
-        f = model.encode(x.contiguous(memory_format=torch.channels_last))     # (B, F)
-        s, e = model.step(f[:, None].expand(-1, model.cfg.n_frames, -1))      # (B, T, F)
-        sl.append(s)
-        el.append(e)
-    if not sl:
-        return torch.zeros(0), torch.zeros(0, model.cfg.n_emotions)
-    return torch.cat(sl), torch.cat(el)
-
-
-def predict_stills(model: DualHeadSmileDetector, images: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical crops uint8 (N, S, S[, 3]) -> smile_prob (N,), emotion probs (N, 7)."""
-    s, e = still_logits(model, images, batch)
-    return torch.sigmoid(s).numpy(), torch.softmax(e, 1).numpy()
-
-
-def validate(model: DualHeadSmileDetector, sets) -> dict:
+def validation_scores(model: DualHeadSmileDetector, sets: list[FaceSet]) -> dict:
     """Per-source smile AUC/accuracy and 7-class accuracy, plus `score` for model selection:
     the mean of every smile AUC and every 7-class accuracy available."""
     from utjima.metrics import binary_at, roc_auc
@@ -213,7 +178,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         if saved != _cfg_dict(cfg):
             diff = {k: (saved.get(k), v) for k, v in _cfg_dict(cfg).items() if saved.get(k) != v}
             raise ValueError(f"--resume with a different config than {out / CKPT_LAST}: {diff}")
-        model = DualHeadSmileDetector(replace(ModelConfig.from_dict(ckpt["model_config"]), pretrained=False))
+        model = DualHeadSmileDetector(replace(ModelConfig.from_dict(ckpt["model_config"]),
+                                              pretrained=False))
         model.load_state_dict(ckpt["model"])
     elif cfg.init_from:
         model, _ = load_checkpoint(cfg.init_from)
@@ -230,12 +196,17 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
 
     from utjima.data.torchdata import FaceClipDataset, make_sampler
 
-    train_sets = load_sets(cfg.data, mcfg, True, cfg.limit, cfg.seed, cfg.progress)
+    def load_sets(specs):
+        return [load_canonical(spec, size=mcfg.img_size, channels=mcfg.channels, training=True,
+                               limit=cfg.limit, seed=cfg.seed, progress=cfg.progress)
+                for spec in specs]
+
+    train_sets = load_sets(cfg.data)
     if cfg.val_fraction > 0:
         train_sets, val_sets = _split_val(train_sets, cfg.val_fraction, cfg.seed)
     else:
-        val_sets = load_sets(cfg.val, mcfg, True, cfg.limit, cfg.seed, cfg.progress)
-    has_clips = any(not hasattr(s, "images") for s in train_sets)
+        val_sets = load_sets(cfg.val)
+    has_clips = any(isinstance(s, ClipSet) for s in train_sets)
     k = mcfg.n_frames if has_clips else max(1, min(cfg.distinct_frames, mcfg.n_frames))
     ds = FaceClipDataset(train_sets, n_frames=k, size=mcfg.img_size, channels=mcfg.in_chans,
                          strength=cfg.aug_strength, train=True, seed=cfg.seed,
@@ -253,7 +224,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
 
     # --- optimiser ---------------------------------------------------------------
     trunk = [p for n, p in model.named_parameters() if n.startswith("trunk.") and p.requires_grad]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("trunk.") and p.requires_grad]
+    rest = [p for n, p in model.named_parameters()
+            if not n.startswith("trunk.") and p.requires_grad]
     groups = [{"params": rest, "lr": cfg.lr}]
     if trunk:
         groups.append({"params": trunk, "lr": cfg.lr * cfg.trunk_lr_mult})
@@ -269,11 +241,15 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     if ckpt is None and (out / METRICS).exists():
         (out / METRICS).unlink()  # a fresh run starts a fresh log
 
-    provenance = {"train": list(cfg.data), "val": list(cfg.val) if cfg.val_fraction <= 0 else f"{cfg.val_fraction:.0%} of train",
+    provenance = {"train": list(cfg.data),
+                  "val": list(cfg.val) if cfg.val_fraction <= 0
+                  else f"{cfg.val_fraction:.0%} of train",
                   "counts": {s.source: len(s) for s in train_sets},
-                  "framing": {s.source: s.info.get("framing", {}).get("dropped", 0) for s in train_sets}}
+                  "framing": {s.source: s.info.get("framing", {}).get("dropped", 0)
+                              for s in train_sets}}
     if t_ckpt is not None:
-        provenance["teacher"] = {"checkpoint": str(cfg.teacher), "model_config": t_ckpt.get("model_config"),
+        provenance["teacher"] = {"checkpoint": str(cfg.teacher),
+                                 "model_config": t_ckpt.get("model_config"),
                                  "provenance": t_ckpt.get("provenance"), "val": t_ckpt.get("val")}
     result = {}
     t_start = time.time()
@@ -285,8 +261,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         g_seed = cfg.seed * 100_003 + epoch
         sampler = (make_sampler(ds, num_samples=n_per_epoch, seed=g_seed) if cfg.balance_sources
                    else RandomSampler(ds, generator=torch.Generator().manual_seed(g_seed)))
-        loader = DataLoader(_Indexed(ds), batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                            num_workers=cfg.num_workers, persistent_workers=False,
+        loader = DataLoader(_Indexed(ds), batch_size=cfg.batch_size, sampler=sampler,
+                            drop_last=True, num_workers=cfg.num_workers, persistent_workers=False,
                             worker_init_fn=_worker_init if cfg.num_workers else None)
         model.train()
         if cfg.freeze_trunk:
@@ -313,24 +289,26 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
             if cfg.max_steps and step >= cfg.max_steps:
                 break
         n = max(sums["n"], 1)
-        val = validate(model, val_sets)
+        val = validation_scores(model, val_sets)
         is_best = val["score"] > best
         best = max(best, val["score"])
         result = {"epoch": epoch + 1, "step": step, "lr": opt.param_groups[0]["lr"],
                   "train_loss": sums["loss"] / n, "train_smile_loss": sums["smile"] / n,
                   "train_emotion_loss": sums["emotion"] / n, "val": val, "best": is_best,
-                  "epoch_s": round(time.time() - t0, 1), "elapsed_s": round(time.time() - t_start, 1)}
+                  "epoch_s": round(time.time() - t0, 1),
+                  "elapsed_s": round(time.time() - t_start, 1)}
         with open(out / METRICS, "a") as f:
             f.write(json.dumps(result) + "\n")
-        state = {"model_config": mcfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "train_config": _cfg_dict(cfg), "epoch": epoch, "step": step, "best_score": best,
-                 "rng": _rng_state(), "val": val, "provenance": provenance}
-        _atomic_save(state, out / CKPT_LAST)
+        state = {"train_config": _cfg_dict(cfg), "epoch": epoch, "step": step, "best_score": best,
+                 "val": val, "provenance": provenance}
+        save_checkpoint(out / CKPT_LAST, model, optimizer=opt.state_dict(),
+                        rng=_rng_state(), **state)
         if is_best:
-            _atomic_save({k: v for k, v in state.items() if k not in ("optimizer", "rng")}, out / CKPT_BEST)
+            save_checkpoint(out / CKPT_BEST, model, **state)
         if cfg.progress:
-            print(f"epoch {epoch + 1}/{cfg.epochs}  loss {result['train_loss']:.4f}  val score {val['score']:.4f}"
-                  f"{' (best)' if is_best else ''}  {result['epoch_s']:.0f}s  "
+            print(f"epoch {epoch + 1}/{cfg.epochs}  loss {result['train_loss']:.4f}  "
+                  f"val score {val['score']:.4f}{' (best)' if is_best else ''}  "
+                  f"{result['epoch_s']:.0f}s  "
                   + "  ".join(f"{s}: " + ", ".join(f"{k}={v:.4f}" for k, v in r.items() if k != "n")
                               for s, r in val.items() if isinstance(r, dict)), flush=True)
     return result
@@ -354,14 +332,15 @@ class _Indexed(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def teacher_targets(teacher: DualHeadSmileDetector, ds) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def teacher_targets(teacher: DualHeadSmileDetector,
+                    ds) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The teacher's smile_prob (N,), emotion logits (N, 7) and a mask (N,) for every still
     item of `ds` (recorded-clip windows get mask 0: the teacher saw no such input)."""
     teacher = teacher.to(memory_format=torch.channels_last)
     n = len(ds)
     smile, emo, mask = torch.zeros(n), torch.zeros(n, teacher.cfg.n_emotions), torch.zeros(n)
     for k, s in enumerate(ds.sets):
-        if not hasattr(s, "images"):
+        if not isinstance(s, FaceSet):
             continue
         rows = np.flatnonzero((ds.rows[:, 0] == k) & (ds.rows[:, 2] == -1))
         s_logit, e_logit = still_logits(teacher, s.images[ds.rows[rows, 1]], resize=True)
@@ -375,12 +354,15 @@ def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int, teacher=
     over T steps."""
     b = clip.shape[0]
     t = model.cfg.n_frames
-    feats = model.encode(clip.flatten(0, 1).contiguous(memory_format=torch.channels_last))  # (B*K, F)
-    feats = feats.view(b, k, -1)                                                              # (B, K, F)
+    x = clip.flatten(0, 1).contiguous(memory_format=torch.channels_last)  # -> (B*K, C, S, S)
+    feats = model.encode(x).view(b, k, -1)                                # (B*K, F) -> (B, K, F)
     if k < t:
         # each clip switches views at random steps: (B, K, F) -> (B, T, F), views in order
-        cuts = torch.sort(torch.randint(1, t, (b, k - 1)), dim=1).values if k > 1 else torch.empty(b, 0, dtype=torch.long)
-        idx = (torch.arange(t)[None, :, None] >= cuts[:, None, :]).sum(-1)                    # (B, T) in 0..K-1
+        if k > 1:
+            cuts = torch.sort(torch.randint(1, t, (b, k - 1)), dim=1).values  # (B, K-1)
+        else:
+            cuts = torch.empty(b, 0, dtype=torch.long)
+        idx = (torch.arange(t)[None, :, None] >= cuts[:, None, :]).sum(-1)    # (B, T) in 0..K-1
         feats = torch.gather(feats, 1, idx[..., None].expand(-1, -1, feats.shape[-1]))
     s_logit, e_logit = model.step(feats)
     m = smile >= 0
@@ -393,18 +375,13 @@ def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int, teacher=
         t_smile, t_emo, t_mask = teacher
         tau = cfg.kd_temperature
         ks = (F.binary_cross_entropy_with_logits(s_logit, t_smile, reduction="none") * t_mask).sum()
-        kl = F.kl_div(F.log_softmax(e_logit / tau, 1), F.log_softmax(t_emo / tau, 1), log_target=True,
-                      reduction="none").sum(1) * tau * tau
+        kl = F.kl_div(F.log_softmax(e_logit / tau, 1), F.log_softmax(t_emo / tau, 1),
+                      log_target=True, reduction="none").sum(1) * tau * tau
         ke = (kl * t_mask).sum()
         n = t_mask.sum().clamp(min=1)
-        loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * (cfg.smile_weight * ks + cfg.emotion_weight * ke) / n
+        kd = cfg.smile_weight * ks + cfg.emotion_weight * ke
+        loss = (1 - cfg.kd_weight) * loss + cfg.kd_weight * kd / n
     return loss, ls.item(), le.item()
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _cfg_dict(cfg: TrainConfig) -> dict:
@@ -412,57 +389,3 @@ def _cfg_dict(cfg: TrainConfig) -> dict:
     d.pop("progress")  # display only: a resumed run may turn bars off
     d["data"], d["val"] = list(d["data"]), list(d["val"])
     return d
-
-
-def _parse_set(items: list[str]) -> dict:
-    """--set key=value (JSON values where they parse): TrainConfig fields or model.<field>."""
-    out: dict = {}
-    valid = TrainConfig.field_names()
-    model_fields = list(ModelConfig.__dataclass_fields__)
-    for item in items:
-        key, eq, raw = item.partition("=")
-        if not eq:
-            raise ValueError(f"--set wants KEY=VALUE, got {item!r}")
-        try:
-            val = json.loads(raw)
-        except json.JSONDecodeError:
-            val = raw
-        if key.startswith("model."):
-            if key[6:] not in model_fields:
-                raise ValueError(f"unknown model field {key[6:]!r}; valid: {model_fields}")
-            out.setdefault("model", {})[key[6:]] = val
-        elif key in valid:
-            out[key] = val
-        else:
-            raise ValueError(f"unknown TrainConfig field {key!r}; valid: {valid} or model.<field>")
-    return out
-
-
-def run_train(args) -> int:
-    from utjima.cli import CLIError
-    from utjima.data.cache import DatasetError
-
-    kw: dict = {}
-    if args.mode == "finetune":
-        kw.update(FINETUNE_DEFAULTS, init_from=args.checkpoint, freeze_trunk=args.freeze_trunk)
-        if not args.data:
-            raise CLIError("finetune needs --data (e.g. clips:DIR or images:DIR)")
-    else:
-        kw["preset"] = args.preset
-    if args.data:
-        kw["data"] = tuple(args.data)
-    for name in ("epochs", "batch_size", "lr", "seed", "max_steps", "limit", "threads"):
-        v = getattr(args, name, None)
-        if v is not None:
-            kw[name] = v
-    try:
-        kw.update(_parse_set(args.set))
-        cfg = TrainConfig(**kw)
-        if cfg.preset not in __import__("utjima.model", fromlist=["PRESETS"]).PRESETS and not cfg.init_from:
-            get_config(cfg.preset)  # raises with the valid names
-        result = train(cfg, args.out, resume=args.resume)
-    except (DatasetError, FileNotFoundError, ValueError) as e:
-        raise CLIError(str(e)) from e
-    print(f"done: {json.dumps({k: result.get(k) for k in ('epoch', 'step', 'elapsed_s')})}; "
-          f"checkpoints in {args.out}/{CKPT_LAST} and {CKPT_BEST}")
-    return 0

@@ -5,6 +5,8 @@
     val = load("smilesmiled:val")
     test = load("genki4k")             # test only: training code refuses it
     clips = load("clips:recordings/")  # ClipSet: our recorded videos
+    val = load_canonical("ferplus:valid", size=64, channels="gray", training=False)
+                                       # every face re-framed by the model's crop policy
 
 Specs (`utjima train --data`, `utjima evaluate --data`):
 - `smilesmiled[:train|val|test|all]` (default train): grey 64x64, smile labels;
@@ -24,8 +26,8 @@ from utjima.data.cache import DatasetError, DatasetMissing
 from utjima.data.clips import Clip, ClipSet
 from utjima.data.faceset import FaceSample, FaceSet
 
-__all__ = ["load", "parse_spec", "SPECS", "FaceSample", "FaceSet", "Clip", "ClipSet",
-           "DatasetError", "DatasetMissing"]
+__all__ = ["load", "load_canonical", "parse_spec", "SPECS", "FaceSample", "FaceSet", "Clip",
+           "ClipSet", "DatasetError", "DatasetMissing"]
 
 # name -> accepted splits (first = default); None = takes a folder argument instead
 SPECS: dict[str, tuple[str, ...] | None] = {
@@ -35,7 +37,8 @@ SPECS: dict[str, tuple[str, ...] | None] = {
     "clips": None,
     "images": None,
 }
-_ALIASES = {"smilesmiled": {"valid": "val"}, "ferplus": {"val": "valid"}, "genki4k": {"test": "all"}}
+_ALIASES = {"smilesmiled": {"valid": "val"}, "ferplus": {"val": "valid"},
+            "genki4k": {"test": "all"}}
 
 
 def _valid_specs() -> str:
@@ -46,7 +49,8 @@ def _valid_specs() -> str:
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """'ferplus:test' -> ('ferplus', 'test'); 'clips:DIR' -> ('clips', 'DIR'). Raises listing valid specs."""
+    """'ferplus:test' -> ('ferplus', 'test'); 'clips:DIR' -> ('clips', 'DIR'). Raises listing
+    the valid specs."""
     name, _, arg = spec.partition(":")
     if name not in SPECS:
         raise DatasetError(f"unknown data spec {spec!r}; valid: {_valid_specs()}")
@@ -89,3 +93,30 @@ def load(
         from utjima.data import genki4k
         fs = genki4k.load(root, cache=cache)
     return fs.limit(limit, seed)
+
+
+def load_canonical(
+    spec: str,
+    *,
+    size: int,
+    channels: str,
+    training: bool,
+    limit: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> FaceSet | ClipSet:
+    """`load(spec)`, with every still re-framed by the default crop policy at `size` x `size`
+    (utjima.data.framing), which is what the model meets in a camera. `training`: refuse
+    held-out test sets and drop faces BlazeFace cannot find; otherwise (evaluation) keep
+    them with the whole-crop fallback. Clip sets come back as loaded."""
+    from utjima.data.cache import cache_dir
+    from utjima.data.framing import canonical_set
+    from utjima.faces import CropPolicy
+
+    ds = load(spec, limit=limit, seed=seed)
+    if training and ds.test_only:
+        raise DatasetError(f"{spec} is a held-out test set: never train or select on it")
+    if isinstance(ds, FaceSet):
+        ds = canonical_set(ds, CropPolicy.default(size=size), channels, drop_missing=training,
+                           cache=cache_dir() / "framing", progress=progress)
+    return ds

@@ -124,7 +124,8 @@ def plain_clip(image: np.ndarray, n_frames: int, size: int, channels: int) -> np
     h, w = img.shape[:2]
     if h != w:  # fit the longer side, mirror-pad the shorter: the framing `_augment` uses
         dy, dx = (max(h, w) - h) / 2, (max(h, w) - w) / 2
-        img = cv2.copyMakeBorder(img, int(dy), math.ceil(dy), int(dx), math.ceil(dx), cv2.BORDER_REFLECT_101)
+        img = cv2.copyMakeBorder(img, int(dy), math.ceil(dy), int(dx), math.ceil(dx),
+                                 cv2.BORDER_REFLECT_101)
         h = w = max(h, w)
     interp = cv2.INTER_AREA if max(h, w) > size else cv2.INTER_LINEAR
     img = cv2.resize(img, (size, size), interpolation=interp) if (h, w) != (size, size) else img

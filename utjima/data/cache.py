@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utjima.utils import UtjimaError, atomic_write, sha256_file
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MARKER = ".utjima-prepared"  # file in a prepared folder; holds the archive's sha256
 
@@ -73,8 +75,9 @@ ARCHIVES: dict[str, ArchiveInfo] = {
 }
 
 
-class DatasetError(Exception):
-    """A dataset is unusable: missing, corrupt, or not what its documentation says."""
+class DatasetError(UtjimaError):
+    """A dataset is unusable: missing, corrupt, not what its documentation says, or asked
+    for a use it must not have (a test set for training)."""
 
 
 class DatasetMissing(DatasetError):
@@ -129,14 +132,6 @@ def missing_message(name: str, source: str | os.PathLike | None = None) -> str:
     )
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def is_prepared(name: str, cache: str | os.PathLike | None = None) -> bool:
     """True when the unpacked folder exists and its marker holds the expected sha256."""
     marker = dataset_dir(name, cache) / MARKER
@@ -183,11 +178,14 @@ def prepare(
         with tarfile.open(path, "r:gz") as tar:
             members = tar.getmembers()
             # Only plain files and folders under the one top folder: no links, no "..".
-            bad = [m.name for m in members if m.name.split("/")[0] != a.top or ".." in m.name.split("/")
+            bad = [m.name for m in members
+                   if m.name.split("/")[0] != a.top or ".." in m.name.split("/")
                    or not (m.isfile() or m.isdir())]
             if bad:
-                raise DatasetError(f"{path}: unexpected entries (want files under {a.top}/): {bad[:3]}")
-            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.10.12
+                raise DatasetError(f"{path}: unexpected entries (want files under {a.top}/): "
+                                   f"{bad[:3]}")
+            # tarfile's "data" filter: Python >= 3.10.12
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             it = members
             if progress:
                 from tqdm import tqdm
@@ -279,18 +277,9 @@ def cached_arrays(
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Atomic write (temp file + rename); a read-only cache only costs speed."""
-    tmp = None
+    """Atomic write; a read-only cache only costs speed."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache may be shared
-        os.replace(tmp, path)
-        tmp = None
+        with atomic_write(path) as tmp:
+            np.savez(tmp, **arrays)
     except OSError:
         pass
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)

@@ -19,8 +19,6 @@ sampling rule of `utjima.streaming.window_indices`), labelled with their last fr
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from utjima import EMOTIONS
 from utjima.data.cache import DatasetError
 from utjima.data.faceset import IMAGE_EXTS, read_image
 from utjima.streaming import window_indices
+from utjima.utils import atomic_write
 
 FORMAT = "utjima.clips/1"
 MANIFEST = "manifest.json"
@@ -81,7 +80,8 @@ class ClipSet:
         if n is None or n >= len(self.clips):
             return self
         keep = np.sort(np.random.default_rng(seed).choice(len(self.clips), size=n, replace=False))
-        return ClipSet(self.source, [self.clips[i] for i in keep], self.crop, self.test_only, dict(self.info))
+        return ClipSet(self.source, [self.clips[i] for i in keep], self.crop, self.test_only,
+                       dict(self.info))
 
     def counts(self) -> dict:
         smile = np.concatenate([c.smile for c in self.clips]) if self.clips else np.zeros(0)
@@ -174,12 +174,15 @@ def _labels(entry: dict, times: np.ndarray, where: str) -> tuple[np.ndarray, np.
     if "labels" in entry:
         lab = entry["labels"]
         if not isinstance(lab, dict) or not set(lab) <= {"smile", "emotion"}:
-            raise DatasetError(f"{where}: 'labels' must be an object with 'smile' and/or 'emotion' lists")
-        for key, arr, conv in (("smile", smile, _smile_value), ("emotion", emotion, _emotion_index)):
+            raise DatasetError(f"{where}: 'labels' must be an object with 'smile' and/or 'emotion' "
+                               "lists")
+        for key, arr, conv in (("smile", smile, _smile_value),
+                               ("emotion", emotion, _emotion_index)):
             if key in lab:
                 vals = lab[key]
                 if len(vals) != n:
-                    raise DatasetError(f"{where}: labels.{key} has {len(vals)} entries for {n} frames")
+                    raise DatasetError(f"{where}: labels.{key} has {len(vals)} entries for {n} "
+                                       "frames")
                 arr[:] = [conv(v, f"{where} labels.{key}") for v in vals]
     else:
         default = entry.get("default", {})
@@ -234,7 +237,8 @@ def load(folder: str | Path) -> ClipSet:
     folder = Path(folder)
     path = folder / MANIFEST
     if not path.is_file():
-        raise DatasetError(f"{folder}: no {MANIFEST}; see docs/clip_format.md for the clip-folder format")
+        raise DatasetError(f"{folder}: no {MANIFEST}; see docs/clip_format.md for the clip-folder "
+                           "format")
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -253,7 +257,8 @@ def load(folder: str | Path) -> ClipSet:
 
 # --- windows --------------------------------------------------------------------------
 
-def window_table(clip: Clip, n_frames: int, frame_interval_ms: float, stride: int = 1) -> np.ndarray:
+def window_table(clip: Clip, n_frames: int, frame_interval_ms: float,
+                 stride: int = 1) -> np.ndarray:
     """(M, T) frame indices of the windows ending at frames 0, stride, 2*stride, ..."""
     times = clip.times_ms.tolist()
     ends = range(0, len(times), stride)
@@ -261,7 +266,8 @@ def window_table(clip: Clip, n_frames: int, frame_interval_ms: float, stride: in
                     dtype=np.int64).reshape(len(ends), n_frames)
 
 
-def windows(clip: Clip, n_frames: int, frame_interval_ms: float, stride: int = 1) -> Iterator[ClipWindow]:
+def windows(clip: Clip, n_frames: int, frame_interval_ms: float,
+            stride: int = 1) -> Iterator[ClipWindow]:
     """Every window the streaming runtime would feed the model, labelled with its last frame.
 
     Windows start at the first frame (padded with it, as a fresh stream is) and end at every
@@ -328,10 +334,9 @@ def write(folder: str | Path, clips: Sequence[Clip], crop: str = "face", ext: st
     entries += list(extra_entries)
     ids = [e["id"] for e in entries]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"clip ids must be unique in {path}: {sorted({i for i in ids if ids.count(i) > 1})}")
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=folder)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"format": FORMAT, "crop": crop, "clips": entries}, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+        raise ValueError(f"clip ids must be unique in {path}: "
+                         f"{sorted({i for i in ids if ids.count(i) > 1})}")
+    with atomic_write(path) as tmp:
+        manifest = {"format": FORMAT, "crop": crop, "clips": entries}
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     return path

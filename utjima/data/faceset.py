@@ -80,7 +80,10 @@ class FaceSet:
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> FaceSet:
         idx = np.asarray(idx, dtype=np.int64)
-        images = self.images[idx] if isinstance(self.images, np.ndarray) else [self.images[i] for i in idx]
+        if isinstance(self.images, np.ndarray):
+            images = self.images[idx]
+        else:
+            images = [self.images[i] for i in idx]
         return FaceSet(self.source, images, self.smile[idx], self.emotion[idx],
                        self.emotion_label[idx], self.ids[idx], self.test_only, dict(self.info))
 

@@ -48,7 +48,8 @@ IMAGE_SIZE = 48
 
 
 def labels_from_votes(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(N, 10) FER+ votes -> smile (N,) int8, emotion (N, 7) float32 (NaN rows), emotion_label (N,) int8."""
+    """(N, 10) FER+ votes -> smile (N,) int8, emotion (N, 7) float32 (NaN rows),
+    emotion_label (N,) int8."""
     votes = np.asarray(votes, dtype=np.float32)
     top = votes.max(axis=1, keepdims=True)
     unique = (votes == top).sum(axis=1) == 1
@@ -65,8 +66,8 @@ def labels_from_votes(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
         emotion = np.where(total > 0, seven / total, np.nan).astype(np.float32)
 
     ours = {int(c): k for k, c in enumerate(EMOTION_COLUMNS)}  # FER+ column -> our index
-    emotion_label = np.array([ours.get(int(a), -1) if o else -1 for a, o in zip(arg, ok, strict=True)],
-                             dtype=np.int8)
+    emotion_label = np.array([ours.get(int(a), -1) if o else -1
+                              for a, o in zip(arg, ok, strict=True)], dtype=np.int8)
     return smile, emotion, emotion_label
 
 
@@ -93,7 +94,8 @@ def _read_new_csv(path: Path) -> list[tuple[str, str, list[float]]]:
             if not row:
                 continue
             if row[0] not in USAGE:
-                raise DatasetError(f"{path}: unknown Usage {row[0]!r}; expected one of {list(USAGE)}")
+                raise DatasetError(f"{path}: unknown Usage {row[0]!r}; expected one of "
+                                   f"{list(USAGE)}")
             out.append((USAGE[row[0]], row[1].strip(), [float(v) for v in row[2:12]]))
     return out
 
@@ -123,7 +125,8 @@ def _build(root: Path) -> dict[str, np.ndarray]:
             n, v = _read_label_csv(folder / "label.csv")
             missing = [x for x in n if not (folder / x).is_file()]
             if missing:
-                raise DatasetError(f"{folder}/label.csv lists {len(missing)} missing images, e.g. {missing[0]}")
+                raise DatasetError(f"{folder}/label.csv lists {len(missing)} missing images, e.g. "
+                                   f"{missing[0]}")
             images += read_images([folder / x for x in n], color=False, desc=f"decode FER+ {s}")
             names += [f"{FOLDERS[s]}/{x}" for x in n]
             split_of += [k] * len(n)
@@ -132,10 +135,12 @@ def _build(root: Path) -> dict[str, np.ndarray]:
         rows = _read_new_csv(root / "fer2013new.csv")
         have_png = all((root / FOLDERS[s]).is_dir() for s in SPLITS)
         if not have_png and not (root / "fer2013.csv").is_file():
-            raise DatasetError(f"{root}: fer2013new.csv but neither FER2013*/ image folders nor fer2013.csv")
+            raise DatasetError(f"{root}: fer2013new.csv but neither FER2013*/ image folders nor "
+                               "fer2013.csv")
         pixels = None if have_png else _read_fer2013_pixels(root / "fer2013.csv")
         if pixels is not None and len(pixels) != len(rows):
-            raise DatasetError(f"{root}: fer2013.csv has {len(pixels)} rows, fer2013new.csv {len(rows)}")
+            raise DatasetError(f"{root}: fer2013.csv has {len(pixels)} rows, fer2013new.csv "
+                               f"{len(rows)}")
         keep = []
         for i, (s, name, v) in enumerate(rows):
             if not name:  # FER+ dropped this FER2013 row (no face)
@@ -150,7 +155,8 @@ def _build(root: Path) -> dict[str, np.ndarray]:
             images = [pixels[i] for i in keep]
     else:
         raise DatasetError(
-            f"{root}: no FER+ labels; expected FER2013Train/label.csv (and Valid, Test) or fer2013new.csv")
+            f"{root}: no FER+ labels; expected FER2013Train/label.csv (and Valid, Test) or "
+            "fer2013new.csv")
     stacked = stack_uniform(images, "FER+")
     return {
         "images": stacked,
@@ -177,7 +183,8 @@ def load(root: str | Path, split: str = "train", cache: str | Path | None = None
         raise ValueError(f"unknown FER+ split {split!r}; choose one of: {', '.join(SPLITS)}")
     root = Path(root)
     files = [f"{FOLDERS[s]}/label.csv" for s in SPLITS] + ["fer2013new.csv", "fer2013.csv"]
-    a = cached_arrays("ferplus", root, [FOLDERS[s] for s in SPLITS], files, lambda: _build(root), cache)
+    a = cached_arrays("ferplus", root, [FOLDERS[s] for s in SPLITS], files,
+                      lambda: _build(root), cache)
     split_arr, digest = a["split"], a["digest"]
 
     drop = twin_mask(digest, split_arr)

@@ -2,7 +2,7 @@
 
 Live crops come from BlazeFace + `CropPolicy`; the research datasets were cropped by other
 detectors at other scales (FER+ is framed 1.19x the BlazeFace box, SMILEsmileD 0.86x,
-see tools/measure_crop_framing.py). `canonical_crops` runs each dataset crop through the
+see benchmarks/bench_crop_framing.py). `canonical_crops` runs each dataset crop through the
 same detector and policy (`utjima.faces.recrop`), so the model trains and is measured on
 exactly the framing it meets in a camera. Results are cached per (source, policy).
 
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from utjima.faces import CropPolicy, _as_rgb, _to_gray, _warp, recrop
+from utjima.utils import atomic_write
 
 
 def _whole(image: np.ndarray, size: int, channels: str) -> np.ndarray:
@@ -60,15 +60,13 @@ def canonical_crops(images, policy: CropPolicy, channels: str, cache: Path | Non
             crop = _whole(img, policy.size, channels)
         out[i] = np.clip(np.round(crop * 255), 0, 255)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, crops=out, found=found)
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            np.savez(tmp, crops=out, found=found)
     return out, found
 
 
-def canonical_set(fs, policy: CropPolicy, channels: str, drop_missing: bool, cache: Path | None = None,
-                  progress: bool = True):
+def canonical_set(fs, policy: CropPolicy, channels: str, drop_missing: bool,
+                  cache: Path | None = None, progress: bool = True):
     """A FaceSet whose images are the canonical crops, uint8 (N, S, S) grey or (N, S, S, 3) RGB.
 
     `drop_missing` (training) removes faces BlazeFace cannot find; otherwise (evaluation) they
@@ -78,11 +76,13 @@ def canonical_set(fs, policy: CropPolicy, channels: str, drop_missing: bool, cac
     ids = hashlib.sha256("\n".join(map(str, fs.ids)).encode()).hexdigest()[:8]
     name = f"{fs.source.replace(':', '_').replace('/', '_')}.{ids}"
     crops, found = canonical_crops(fs.images, policy, channels, cache, name=name, progress=progress)
-    hwc = crops[:, 0] if channels == "gray" else crops.transpose(0, 2, 3, 1)  # (N, C, S, S) -> (N, S, S[, C])
+    # (N, C, S, S) -> (N, S, S) grey or (N, S, S, C)
+    hwc = crops[:, 0] if channels == "gray" else crops.transpose(0, 2, 3, 1)
     out = fs.subset(np.flatnonzero(found)) if drop_missing else fs.subset(np.arange(len(fs)))
     out.images = np.ascontiguousarray(hwc[found] if drop_missing else hwc)
     out.info = {**fs.info, "framing": {"policy": policy_key(policy, channels), "n": int(len(fs)),
-                                       "found": int(found.sum()), "dropped": int((~found).sum()) if drop_missing else 0}}
+                                       "found": int(found.sum()),
+                                       "dropped": int((~found).sum()) if drop_missing else 0}}
     if not drop_missing:
         out.info["framing"]["found_mask"] = found
     return out

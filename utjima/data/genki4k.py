@@ -42,7 +42,8 @@ def _index(rel: str) -> int:
 def _read_list(path: Path) -> list[str]:
     if not path.is_file():
         return []
-    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    return [ln.strip() for ln in path.read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")]
 
 
 def load(root: str | Path, cache: str | Path | None = None) -> FaceSet:
@@ -93,13 +94,18 @@ def load(root: str | Path, cache: str | Path | None = None) -> FaceSet:
     drop = set(_read_list(root / DROP_LIST))
     unknown = drop - set(rel)
     if unknown:
-        raise DatasetError(f"{root}/{DROP_LIST} names files that are not there: {sorted(unknown)[:3]}")
+        raise DatasetError(f"{root}/{DROP_LIST} names files that are not there: "
+                           f"{sorted(unknown)[:3]}")
     keep = np.array([r not in drop for r in rel])
     raw = {"all": len(rel), "smile": int((smile == 1).sum()), "non_smile": int((smile == 0).sum())}
 
-    images = images[keep] if isinstance(images, np.ndarray) else [im for im, k in zip(images, keep, strict=True) if k]
+    if isinstance(images, np.ndarray):
+        images = images[keep]
+    else:
+        images = [im for im, k in zip(images, keep, strict=True) if k]
     smile, rel_kept, idx = smile[keep], [r for r, k in zip(rel, keep, strict=True) if k], idx[keep]
-    clean = {"all": len(rel_kept), "smile": int((smile == 1).sum()), "non_smile": int((smile == 0).sum())}
+    clean = {"all": len(rel_kept), "smile": int((smile == 1).sum()),
+             "non_smile": int((smile == 0).sum())}
     a = ARCHIVES["genki4k"]
     if raw == a.raw and clean != a.clean:
         raise DatasetError(f"{root}: GENKI-4K after cleaning has {clean}, documented {a.clean}")

@@ -25,7 +25,8 @@ from utjima.data.cache import DatasetError
 from utjima.data.faceset import IMAGE_EXTS, N_EMOTIONS, FaceSet, list_images, read_image
 
 SMILE_FOLDERS = ("smile", "smiling", "1", "positive", "positives")
-NON_SMILE_FOLDERS = ("non_smile", "non-smile", "nonsmile", "no_smile", "not_smile", "0", "negative", "negatives")
+NON_SMILE_FOLDERS = ("non_smile", "non-smile", "nonsmile", "no_smile", "not_smile", "0", "negative",
+                     "negatives")
 EMOTION_SYNONYMS = {
     "anger": "angry", "disgusted": "disgust", "fearful": "fear", "scared": "fear",
     "happiness": "happy", "sadness": "sad", "surprised": "surprise",
@@ -54,7 +55,8 @@ def load(root: str | Path) -> FaceSet:
     paths = [root / r for r in list_images(root)]
     loose = [p for p in paths if p.parent == root]
     if loose:
-        raise DatasetError(f"{root}: {len(loose)} images sit directly in the folder (e.g. {loose[0].name}); "
+        raise DatasetError(f"{root}: {len(loose)} images sit directly in the folder "
+                           f"(e.g. {loose[0].name}); "
                            f"put them in label sub-folders such as smile/ and neutral/")
     if not paths:
         raise DatasetError(f"{root}: no images ({', '.join(IMAGE_EXTS)}) in label sub-folders")

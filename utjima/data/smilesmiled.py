@@ -45,7 +45,8 @@ def _files(root: Path) -> tuple[list[str], np.ndarray]:
         rel += found
         labels += [label] * len(found)
     if not rel:
-        raise DatasetError(f"{root}: no images under positives/ or negatives/; is this SMILEsmileD?")
+        raise DatasetError(f"{root}: no images under positives/ or negatives/; "
+                           "is this SMILEsmileD?")
     return rel, np.array(labels, dtype=np.int8)
 
 
@@ -53,7 +54,8 @@ def _listed_groups(root: Path) -> list[list[str]]:
     path = root / DUPLICATES_LIST
     if not path.is_file():
         return []
-    return [ln.split() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    return [ln.split() for ln in path.read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")]
 
 
 def split_of(rel: list[str], labels: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -72,7 +74,8 @@ def split_of(rel: list[str], labels: np.ndarray, seed: int = 0) -> np.ndarray:
     return out
 
 
-def load(root: str | Path, split: str = "train", seed: int = 0, cache: str | Path | None = None) -> FaceSet:
+def load(root: str | Path, split: str = "train", seed: int = 0,
+         cache: str | Path | None = None) -> FaceSet:
     """One split of the de-duplicated SMILEsmileD (grey 64x64, smile labels, emotions masked)."""
     if split not in SPLITS:
         raise ValueError(f"unknown SMILEsmileD split {split!r}; choose one of: {', '.join(SPLITS)}")
@@ -81,7 +84,8 @@ def load(root: str | Path, split: str = "train", seed: int = 0, cache: str | Pat
     subdirs = sorted({r.rpartition("/")[0] for r in rel})
 
     def build() -> dict[str, np.ndarray]:
-        images = stack_uniform(read_images([root / r for r in rel], color=False, desc="decode SMILEsmileD"), "SMILEsmileD")
+        decoded = read_images([root / r for r in rel], color=False, desc="decode SMILEsmileD")
+        images = stack_uniform(decoded, "SMILEsmileD")
         return {"images": images, "digest": pixel_digest(images), "rel": np.array(rel)}
 
     arrays = cached_arrays("smilesmiled", root, subdirs, [], build, cache)
@@ -93,7 +97,8 @@ def load(root: str | Path, split: str = "train", seed: int = 0, cache: str | Pat
     for group in listed:
         missing = [g for g in group if g not in key]
         if missing:
-            raise DatasetError(f"{root}/{DUPLICATES_LIST} names files that are not there: {missing[:3]}")
+            raise DatasetError(f"{root}/{DUPLICATES_LIST} names files that are not there: "
+                               f"{missing[:3]}")
         for g in group[1:]:
             key[g] = key[group[0]]
     groups: dict[str, list[int]] = {}
@@ -111,9 +116,11 @@ def load(root: str | Path, split: str = "train", seed: int = 0, cache: str | Pat
             keep[members[1:]] = False
             n_redundant += len(members) - 1
 
-    raw = {"all": len(rel), "smile": int((labels == 1).sum()), "non_smile": int((labels == 0).sum())}
+    raw = {"all": len(rel), "smile": int((labels == 1).sum()),
+           "non_smile": int((labels == 0).sum())}
     kept = np.flatnonzero(keep)
-    clean = {"all": len(kept), "smile": int((labels[kept] == 1).sum()), "non_smile": int((labels[kept] == 0).sum())}
+    clean = {"all": len(kept), "smile": int((labels[kept] == 1).sum()),
+             "non_smile": int((labels[kept] == 0).sum())}
     a = ARCHIVES["smilesmiled"]
     if raw == a.raw and clean != a.clean:
         raise DatasetError(f"{root}: SMILEsmileD after cleaning has {clean}, documented {a.clean}")

@@ -51,10 +51,12 @@ class FaceClipDataset(Dataset):
         (the model's) is required when a ClipSet is given."""
         self.sets = [sets] if isinstance(sets, FaceSet | ClipSet) else list(sets)
         if emotion_target not in EMOTION_TARGETS:
-            raise ValueError(f"emotion_target must be one of {EMOTION_TARGETS}, got {emotion_target!r}")
+            raise ValueError(f"emotion_target must be one of {EMOTION_TARGETS}, got "
+                             f"{emotion_target!r}")
         for s in self.sets:
             if train and s.test_only:
-                raise ValueError(f"{s.source} is a held-out test set: never train on it (train=False to evaluate)")
+                raise ValueError(f"{s.source} is a held-out test set: never train on it "
+                                 "(train=False to evaluate)")
         self.n_frames, self.size, self.channels = n_frames, size, channels
         self.strength = (1.0 if train else 0.0) if strength is None else float(strength)
         self.seed, self.epoch, self.aug = seed, 0, aug
@@ -71,7 +73,8 @@ class FaceClipDataset(Dataset):
                 soft_rows.append(s.emotion)
                 continue
             if frame_interval_ms is None:
-                raise ValueError(f"{s.source}: pass frame_interval_ms (the model's) to cut clip windows")
+                raise ValueError(f"{s.source}: pass frame_interval_ms (the model's) to cut clip "
+                                 "windows")
             tables = []
             for c, clip in enumerate(s.clips):
                 idx = window_table(clip, n_frames, frame_interval_ms, window_stride)  # (M, T)
@@ -90,12 +93,14 @@ class FaceClipDataset(Dataset):
             self._windows[k] = tables
         self.rows = np.concatenate(rows) if rows else np.zeros((0, 3), np.int64)  # (N, 3)
         self.smile = np.concatenate(smile).astype(np.int8) if smile else np.zeros(0, np.int8)
-        self.emotion_label = np.concatenate(emo_label).astype(np.int8) if emo_label else np.zeros(0, np.int8)
+        self.emotion_label = (np.concatenate(emo_label).astype(np.int8) if emo_label
+                              else np.zeros(0, np.int8))
         soft = np.concatenate(soft_rows) if soft_rows else np.zeros((0, N_EMOTIONS), np.float32)
         # Targets ready to hand out: (N, 7) float32 and (N,) float32 masks.
         if emotion_target == "soft":
             self.emotion_mask = (~np.isnan(soft).any(axis=1)).astype(np.float32)
-            self.emotion_target = np.where(self.emotion_mask[:, None] > 0, soft, 0).astype(np.float32)
+            has = self.emotion_mask[:, None] > 0
+            self.emotion_target = np.where(has, soft, 0).astype(np.float32)
         else:
             self.emotion_mask = (self.emotion_label >= 0).astype(np.float32)
             self.emotion_target = np.zeros((len(self.rows), N_EMOTIONS), np.float32)
@@ -107,7 +112,8 @@ class FaceClipDataset(Dataset):
         return len(self.rows)
 
     def set_epoch(self, epoch: int) -> None:
-        """New augmentations each epoch, reproducibly (call before creating the epoch's iterator)."""
+        """New augmentations each epoch, reproducibly (call before creating the epoch's
+        iterator)."""
         self.epoch = int(epoch)
 
     @property
@@ -120,16 +126,20 @@ class FaceClipDataset(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, int(i)))
         s = self.sets[k]
         if isinstance(s, FaceSet):
-            clip = make_clip(s.images[j], self.n_frames, self.size, self.channels, rng, self.strength, self.aug)
+            clip = make_clip(s.images[j], self.n_frames, self.size, self.channels, rng,
+                             self.strength, self.aug)
         else:
             idx = self._windows[k][j][w]  # (T,) frame indices
-            clip = augment_frames(s.clips[j].frames[idx], self.size, self.channels, rng, self.strength, self.aug)
-        return (torch.from_numpy(clip), torch.scalar_tensor(float(self._smile_f[i]), dtype=torch.float32),
+            clip = augment_frames(s.clips[j].frames[idx], self.size, self.channels, rng,
+                                  self.strength, self.aug)
+        return (torch.from_numpy(clip),
+                torch.scalar_tensor(float(self._smile_f[i]), dtype=torch.float32),
                 torch.from_numpy(self.emotion_target[i].copy()),
                 torch.scalar_tensor(float(self.emotion_mask[i]), dtype=torch.float32))
 
 
-def sample_weights(ds: FaceClipDataset, balance_sources: bool = True, balance_smile: bool = True) -> np.ndarray:
+def sample_weights(ds: FaceClipDataset, balance_sources: bool = True,
+                   balance_smile: bool = True) -> np.ndarray:
     """(N,) sampling weights summing to 1.
 
     balance_sources: every set gets the same total weight (else: proportional to its size).
@@ -159,4 +169,5 @@ def make_sampler(ds: FaceClipDataset, num_samples: int | None = None, seed: int 
     """A `WeightedRandomSampler` (with replacement) over `sample_weights`."""
     w = sample_weights(ds, balance_sources, balance_smile)
     g = torch.Generator().manual_seed(seed)
-    return WeightedRandomSampler(torch.from_numpy(w), num_samples or len(ds), replacement=True, generator=g)
+    return WeightedRandomSampler(torch.from_numpy(w), num_samples or len(ds), replacement=True,
+                                 generator=g)

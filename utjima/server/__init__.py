@@ -14,5 +14,5 @@ decides rounds with the pure judge from the scores browsers stream. Read top to 
   hub.py        rooms registry + websocket plumbing + ticker; drives game.Room
   store.py      SQLAlchemy models, migrations at startup, history and leaderboard queries
   routes/       pages (static), rooms (HTTP), ws (websocket), history (HTTP)
-  main.py       run_serve(args): uvicorn
+  main.py       serve(host, port, ...): settings, then uvicorn
 """

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from utjima.contract import default_model_dir
+from utjima.utils import UtjimaError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
@@ -27,7 +28,7 @@ def monotonic_ms() -> float:
     return time.monotonic() * 1000.0
 
 
-class SettingsError(ValueError):
+class SettingsError(UtjimaError, ValueError):
     """A setting (flag or environment variable) has a value the server cannot use."""
 
 

@@ -13,9 +13,9 @@ each crop in a larger canvas (`faces.embed`), runs the detector, and prints per 
   eyes_y, mouth_y  keypoint heights as fractions of the crop side
 
 GENKI-4K is a test set: it is measured for information only, never used to pick the policy.
-The last line is one JSON object with every figure.
+Prints a table; the last line is one JSON object with every figure.
 
-    .venv/bin/python tools/measure_crop_framing.py [--n 300] [--kind short] [--fill edge]
+    .venv/bin/python benchmarks/bench_crop_framing.py [--n 300] [--kind short] [--fill edge]
 """
 
 from __future__ import annotations
@@ -23,16 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from utjima import faces  # noqa: E402
-from utjima.data import cache  # noqa: E402
+from utjima import faces
+from utjima.data import cache
 
 # dataset -> (globs under its unpacked folder, role)
 DATASETS = {
@@ -86,10 +84,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=300, help="crops sampled per dataset")
     p.add_argument("--kind", choices=tuple(faces.DETECTORS), default="short", help="which detector")
     p.add_argument("--fill", default=str(int(faces.RECROP_FILL)),
-                   help="canvas around the crop: 'edge' (replicate) or a grey 0..255 (default: what recrop uses)")
+                   help="canvas around the crop: 'edge' (replicate) or a grey 0..255 (default: "
+                        "what recrop uses)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--datasets", nargs="+", choices=tuple(DATASETS), default=list(DATASETS))
-    p.add_argument("--cache", default=None, help="cache root (default $UTJIMA_CACHE or ~/.cache/utjima)")
+    p.add_argument("--cache", default=None,
+                   help="cache root (default $UTJIMA_CACHE or ~/.cache/utjima)")
     args = p.parse_args(argv)
     fill = None if args.fill == "edge" else float(args.fill)
     det = faces.FaceDetector(kind=args.kind)
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         root = cache.prepare(name, cache=args.cache)
         paths = sample_paths(root, patterns, args.n, args.seed)
         t = time.perf_counter()
-        rows = [r for path in paths
-                if (r := measure_one(np.asarray(Image.open(path).convert("RGB")), det, fill)) is not None]
+        crops = (np.asarray(Image.open(path).convert("RGB")) for path in paths)
+        rows = [r for crop in crops if (r := measure_one(crop, det, fill)) is not None]
         rows_by[name] = rows
         s = summarise(rows, len(paths))
         s["ms_per_crop"] = (time.perf_counter() - t) / max(len(paths), 1) * 1000
@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
             "ferplus median": (fe["scale"]["median"], fe["shift_y"]["median"]),
             "default CropPolicy": (faces.CropPolicy().scale, faces.CropPolicy().shift_y),
         }
-        print("\ncandidate policy (scale, shift_y): share of crops that contain it / mean share of its area inside")
+        print("\ncandidate policy (scale, shift_y): share of crops that contain it / mean share of "
+              "its area inside")
         report["candidates"] = {}
         for label, (S, sy) in candidates.items():
             cells = {}
@@ -141,7 +142,8 @@ def inside_share(r: dict, S: float, sy: float) -> float:
     """Fraction of the policy square's area that lies inside the dataset crop (box-side units)."""
     half, crop_half = S / 2, r["scale"] / 2
     ox = max(0.0, min(half, crop_half + r["shift_x"]) - max(-half, -crop_half + r["shift_x"]))
-    oy = max(0.0, min(sy + half, r["shift_y"] + crop_half) - max(sy - half, r["shift_y"] - crop_half))
+    top, bottom = max(sy - half, r["shift_y"] - crop_half), min(sy + half, r["shift_y"] + crop_half)
+    oy = max(0.0, bottom - top)
     return ox * oy / (S * S)
 
 

@@ -1,17 +1,20 @@
-"""`utjima data prepare|status`: unpack and inspect the research datasets.
+"""Unpack and inspect the research datasets (`utjima data prepare|status`).
 
-prepare: verify each archive's sha256, unpack it into the cache, decode and clean it, print
-the counts. status: where each archive and its unpacked copy are, whether verified, and the
-counts after cleaning. A missing archive fails with the message saying which file to put
-where.
+`prepare_all`: verify each archive's sha256, unpack it into the cache, decode and clean it,
+print the counts. `status`: where each archive and its unpacked copy are, whether verified,
+and the counts after cleaning. A missing archive fails with the message saying which file to
+put where.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
 
-from utjima.data import cache
+from utjima.data import cache as _cache
 from utjima.data.cache import DatasetError, DatasetMissing
+from utjima.utils import sha256_file
+
+PathLike = str | os.PathLike | None
 
 
 def _splits(name: str) -> list[str]:
@@ -47,42 +50,42 @@ def _counts(name: str, root, cache_arg) -> list[str]:
     return lines
 
 
-def _status(a: argparse.Namespace) -> int:
+def status(source: PathLike = None, cache: PathLike = None) -> bool:
+    """Print where each archive and its unpacked copy are; True when every one is usable."""
     ok = True
-    print(f"archives: {cache.source_dir(a.source)}")
-    print(f"cache:    {cache.cache_dir(a.cache)}")
-    for name, info in cache.ARCHIVES.items():
-        path = cache.archive_path(name, a.source)
-        prepared = cache.is_prepared(name, a.cache)
+    print(f"archives: {_cache.source_dir(source)}")
+    print(f"cache:    {_cache.cache_dir(cache)}")
+    for name, info in _cache.ARCHIVES.items():
+        path = _cache.archive_path(name, source)
+        prepared = _cache.is_prepared(name, cache)
         if path.is_file():
-            good = cache.sha256_file(path) == info.sha256
+            good = sha256_file(path) == info.sha256
             state = "archive verified" if good else "archive sha256 MISMATCH"
             ok &= good or prepared
         else:
             state = "archive missing"
-        where = cache.dataset_dir(name, a.cache)
+        where = _cache.dataset_dir(name, cache)
         print(f"{name}: {state}; " + (f"unpacked at {where}" if prepared else "not unpacked"))
         if prepared:
             try:
-                print("\n".join(_counts(name, where, a.cache)))
+                print("\n".join(_counts(name, where, cache)))
             except DatasetError as e:
                 ok = False
                 print(f"    error: {e}")
         elif not path.is_file():
             ok = False
-            print(f"    {cache.missing_message(name, a.source)}")
+            print(f"    {_cache.missing_message(name, source)}")
         else:
             print("    run `utjima data prepare` to unpack it")
-    return 0 if ok else 1
+    return ok
 
 
-def _prepare(a: argparse.Namespace) -> int:
-    from utjima.cli import CLIError
-
+def prepare_all(source: PathLike = None, cache: PathLike = None) -> None:
+    """Prepare every archive, printing the counts; raise DatasetError naming every problem."""
     problems = []
-    for name in cache.ARCHIVES:
+    for name in _cache.ARCHIVES:
         try:
-            root = cache.prepare(name, source=a.source, cache=a.cache, progress=True)
+            root = _cache.prepare(name, source=source, cache=cache, progress=True)
         except DatasetMissing as e:
             problems.append(str(e))
             print(f"{name}: missing")
@@ -92,15 +95,6 @@ def _prepare(a: argparse.Namespace) -> int:
             print(f"{name}: failed")
             continue
         print(f"{name}: ready at {root}")
-        print("\n".join(_counts(name, root, a.cache)))
+        print("\n".join(_counts(name, root, cache)))
     if problems:
-        raise CLIError("\n".join(problems))
-    return 0
-
-
-def run_data(args: argparse.Namespace) -> int:
-    if args.action == "status":
-        return _status(args)
-    if args.action == "prepare":
-        return _prepare(args)
-    raise ValueError(f"unknown data action {args.action!r}; choose prepare or status")
+        raise DatasetError("\n".join(problems))

@@ -1,10 +1,11 @@
-"""`utjima data status|prepare` (utjima.data.cli) without the real archives."""
+"""`utjima data status|prepare` (utjima.data.prepare) without the real archives."""
 
 from utjima.cli import main
 
 
 def test_status_lists_what_is_missing(tmp_path, capsys):
-    rc = main(["data", "status", "--source", str(tmp_path / "src"), "--cache", str(tmp_path / "cache")])
+    rc = main(["data", "status", "--source", str(tmp_path / "src"), "--cache",
+               str(tmp_path / "cache")])
     out = capsys.readouterr().out
     assert rc == 1
     for name in ("smilesmiled", "ferplus", "genki4k"):
@@ -13,7 +14,8 @@ def test_status_lists_what_is_missing(tmp_path, capsys):
 
 
 def test_prepare_fails_with_where_to_put_the_files(tmp_path, capsys):
-    rc = main(["data", "prepare", "--source", str(tmp_path / "src"), "--cache", str(tmp_path / "cache")])
+    rc = main(["data", "prepare", "--source", str(tmp_path / "src"), "--cache",
+               str(tmp_path / "cache")])
     err = capsys.readouterr().err
     assert rc == 2
     assert "utjima data: error: dataset 'smilesmiled' is not available" in err
