@@ -73,7 +73,7 @@ def export_seed_arch(path: Path) -> bool:
 
 
 CREATE = """async ([threads, interval]) => {
-  const { createDetector } = await import("/static/detector.js");
+  const { createDetector } = await import("/static/detector/detector.js");
   const opts = { threads, backend: "wasm" };
   if (interval !== null) opts.detectIntervalMs = interval;
   window.det = await createDetector(opts);
@@ -120,11 +120,43 @@ def camera_run(page, threads: int, interval, seconds: float, warmup_s: float) ->
     }
 
 
-def model_runs(page, specs: dict, runs: int, warmup: int) -> dict:
+# Model files alone run in their own worker (bench_browser.worker.js, started from a blob:
+# URL on the measured page), with onnxruntime-web set up as the detector's worker sets it up.
+MODEL_WORKER = Path(__file__).with_name("bench_browser.worker.js").read_text()
+START_MODEL_WORKER = """(src) => {
+  const url = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
+  const worker = new Worker(url, { type: "module", name: "utjima-bench" });
+  const pending = new Map();
+  let next = 1;
+  worker.onmessage = (ev) => {
+    const { id, value, error } = ev.data;
+    const p = pending.get(id);
+    pending.delete(id);
+    if (error !== undefined) p.reject(new Error(error));
+    else p.resolve(value);
+  };
+  window.modelTimer = {
+    time: (msg) => new Promise((resolve, reject) => {
+      const id = next++;
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ id, origin: location.origin, ...msg });
+    }),
+    dispose: () => { worker.terminate(); URL.revokeObjectURL(url); },
+  };
+}"""
+
+
+def model_runs(page, info: dict, specs: dict, runs: int, warmup: int) -> dict:
+    """Each model file alone, with the backend and WASM threads the detector reported."""
+    page.evaluate(START_MODEL_WORKER, MODEL_WORKER)
+    base = {"model": "/models/default/", "ortBase": "/vendor/ort/", "backend": info["backend"],
+            "threads": info["threads"], "options": {}}
     out = {}
     for name, (spec, n) in specs.items():
-        r = page.evaluate("async ([s, n, w]) => window.det.benchmark(s, n, w)", [spec, n or runs, warmup])
+        msg = {**base, "role": spec, "n": n or runs, "warmup": warmup}
+        r = page.evaluate("(msg) => window.modelTimer.time(msg)", msg)
         out[name] = {"p50": pct(r["times"], 50), "p90": pct(r["times"], 90)}
+    page.evaluate("window.modelTimer.dispose()")
     return out
 
 
@@ -180,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 for mode, interval in (("every", 0.0), ("track", track_ms)):
                     cams[(threads, mode)] = camera_run(page, threads, interval, a.seconds, a.warmup)
+                    page.evaluate("window.det.dispose()")
                     if mode == "every":
                         specs = {"face_detector": ("face_detector", 0), "encoder": (enc_role, 0), "step": ("step", 0)}
                         if threads == 1:
@@ -187,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                             if seed_arch:
                                 specs["seed_arch"] = ({"path": SEED_ARCH_FILE, "inputs": {"frames": [1, 5, 3, 224, 224]}},
                                                       a.seed_runs)
-                        models[threads] = model_runs(page, specs, a.runs, 5)
-                    page.evaluate("window.det.dispose()")
+                        models[threads] = model_runs(page, cams[(threads, mode)]["info"], specs,
+                                                     a.runs, 5)
             browser.close()
             server_kind = srv.kind
             load = os.getloadavg()[0]

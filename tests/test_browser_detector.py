@@ -1,4 +1,4 @@
-"""utjima/web/detector.js in headless Chromium: the /demo page on a fake camera (camera
+"""utjima/web/detector/detector.js in headless Chromium: the /demo page on a fake camera (camera
 rate, faces, smile meter, a free main thread), parity with Python's `Stream` on the same
 frames, and that no request leaves the page but same-origin GETs of static files.
 
@@ -262,7 +262,7 @@ def test_parity_with_python_stream(context, server, contract, faces):
     ctx, _ = context
     page = open_page(ctx, server.url + "/demo?camera=off", "ready")
     page.evaluate("""async () => {
-      const { createDetector } = await import("/static/detector.js");
+      const { createDetector } = await import("/static/detector/detector.js");
       window.parityDetector = await createDetector({ threads: 1 });
     }""")
     worst = {"smile_prob": 0.0, "emotion": 0.0, "box": 0.0}

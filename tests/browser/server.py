@@ -34,7 +34,7 @@ MODEL_DIR = REPO_ROOT / "utjima" / "models"
 ORT_DIR = REPO_ROOT / "node_modules" / "onnxruntime-web" / "dist"
 START_TIMEOUT_S = 30.0
 # Checked on the real server before it is used; any failure falls back to the stand-in.
-PROBES = ("/models/default/model.json", "/static/detector.js", "/vendor/ort/ort.wasm.min.mjs", "/demo")
+PROBES = ("/models/default/model.json", "/static/detector/detector.js", "/vendor/ort/ort.wasm.min.mjs", "/demo")
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
              "Cross-Origin-Resource-Policy": "same-origin"}
 CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "

@@ -8,10 +8,10 @@ wins, the match is stored and shown on the history page. Throughout, the server'
 traffic log proves that only small JSON messages reached it (no media), and the pages
 made no request to any other origin.
 
-- `test_match_real_detector`: the real on-device detector (utjima/web/detector.js) and
+- `test_match_real_detector`: the real on-device detector (utjima/web/detector/detector.js) and
   the bundled model, on fake cameras made from FER+ faces (clearly neutral, then clearly
   smiling). Skips, saying why, when the bundled model cannot tell those faces apart.
-- `test_match_scripted_detector`: the same flow with a scripted stand-in for detector.js
+- `test_match_scripted_detector`: the same flow with a scripted stand-in for detector/detector.js
   (tests/e2e/stub_detector.js, injected by Playwright, not by the server), so the pages,
   protocol and WebRTC are tested whatever the model's quality.
 """
@@ -69,7 +69,7 @@ class Players:
             ctx = browser.new_context(viewport=viewport)
             ctx.set_default_timeout(30_000)
             if stub:
-                ctx.route("**/static/detector.js",
+                ctx.route("**/static/detector/detector.js",
                           lambda r: r.fulfill(body=STUB, content_type="text/javascript"))
             ctx.on("request", lambda req: self.requests.append(req.url))
             self.contexts[who] = ctx

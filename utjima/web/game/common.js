@@ -97,7 +97,7 @@ export async function openCamera() {
 
 /** The on-device detector (docs/detector_api.md), loaded lazily so pages work without it. */
 export async function startDetector(stream) {
-  const { createDetector } = await import("/static/detector.js");
+  const { createDetector } = await import("/static/detector/detector.js");
   const det = await createDetector({ model: "/models/default/", ortBase: "/vendor/ort/" });
   await det.start(stream);
   return det;
