@@ -13,9 +13,9 @@ astronaut fixture), with the page cross-origin isolated (`utjima serve`):
 - the bytes of model files the detector downloads.
 Prints a table; the last line is one JSON object.
 
-    .venv/bin/python benchmarks/bench_browser.py              # ~1-2 minutes
-    .venv/bin/python benchmarks/bench_browser.py --seconds 4 --runs 50
-    .venv/bin/python benchmarks/bench_browser.py --model runs/x/export   # another exported model
+    .venv/bin/python -m benchmarks.bench_browser              # ~1-2 minutes
+    .venv/bin/python -m benchmarks.bench_browser --seconds 4 --runs 50
+    .venv/bin/python -m benchmarks.bench_browser --model runs/x/export   # another exported model
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # tests/browser: fake camera, server, Chromium
+from harness import chromium, fakecam
+from harness.server import running_server
 
-from browser import chromium, fakecam  # noqa: E402
-from browser.server import running_server  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SEED_ARCH_FILE = "seed_arch.onnx"
 

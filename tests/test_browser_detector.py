@@ -4,7 +4,7 @@ frames, and that no request leaves the page but same-origin GETs of static files
 
 One Chromium for the module (its fake camera is a neutral -> smiling clip written from
 SMILEsmileD's test split, or the astronaut fixture without the research archives), one
-server (`utjima serve`, else tests/browser/server.py's stand-in). About 20-40 s on 2 cores.
+server (`utjima serve`, else harness/server.py's stand-in). About 20-40 s on 2 cores.
 UTJIMA_TEST_MODEL=DIR runs it all against another model folder.
 """
 
@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-from browser import chromium, fakecam
-from browser.server import running_server
+
+from harness import chromium, fakecam
+from harness.server import running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -5,11 +5,11 @@ $UTJIMA_DATASETS or ../shared/datasets and unpacked into .cache/), or the astron
 with --astronaut. Each face is upscaled to --face-px on a plain 640x480 background with
 slight motion; the neutral one sits left of centre, the smiling one right of it.
 
-    .venv/bin/python tools/make_fake_camera.py /tmp/cam.y4m --seconds 2
+    .venv/bin/python -m tools.make_fake_camera /tmp/cam.y4m --seconds 2
     chromium --use-fake-device-for-media-stream --use-fake-ui-for-media-stream \\
              --use-file-for-fake-video-capture=/tmp/cam.y4m ...
 
-The importable part (write_y4m, compose, smile_clip, ...) is tests/browser/fakecam.py.
+The importable part (write_y4m, compose, smile_clip, ...) is harness/fakecam.py.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from harness import fakecam
 
-from browser import fakecam  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Fake cameras for the game's end-to-end test, built on the shared `browser.fakecam`
+"""Fake cameras for the game's end-to-end test, built on the shared `harness.fakecam`
 (y4m writing, framing, motion): a video is a list of (face crop, seconds) segments, e.g. a
 neutral face then a smiling one, centred in 640x480 with slight motion; Chromium loops it.
 The faces are FER+ crops the taggers agree on, checked against the bundled model (below).
@@ -10,8 +10,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-from browser import fakecam
 from PIL import Image
+
+from harness import fakecam
 
 FPS = 15
 

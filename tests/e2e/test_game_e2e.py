@@ -29,7 +29,7 @@ import pytest
 from utjima.contract import sha256_file
 
 from .fakecam import pick_faces, write_y4m
-from .harness import CHROMIUM_ARGS, Server
+from .support import CHROMIUM_ARGS, Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -29,7 +29,7 @@ def ensure_chromium(install: bool = True) -> Path:
         if CHROMIUM.is_file():
             return CHROMIUM
     raise ChromiumMissing(f"no Chromium at {CHROMIUM}; install it with `apt-get install -y chromium` "
-                          "(or `make browser-deps`)")
+                          "(or `make system-deps`)")
 
 
 def launch_args(fake_video: str | Path | None = None) -> list[str]:

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 WEB_DIR = REPO_ROOT / "utjima" / "web"
 MODEL_DIR = REPO_ROOT / "utjima" / "models"
 ORT_DIR = REPO_ROOT / "node_modules" / "onnxruntime-web" / "dist"

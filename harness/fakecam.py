@@ -8,9 +8,9 @@ writes such files (`write_y4m`) and builds test scenes: a face upscaled onto a p
 browser tests use (`smile_clip`), with faces picked by label from SMILEsmileD's test split
 (or the astronaut fixture when the research archives are absent).
 
-    from browser.fakecam import write_y4m, compose, smile_clip   # inside tests/ (on sys.path)
+    from harness.fakecam import write_y4m, compose, smile_clip
 
-The CLI is tools/make_fake_camera.py. Frames are RGB uint8 (H, W, 3); the file is 4:2:0,
+The CLI is `python -m tools.make_fake_camera`. Frames are RGB uint8 (H, W, 3); the file is 4:2:0,
 BT.601 limited range, which is what Chromium assumes for I420, so colours survive the trip.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO_ROOT / "tests" / "fixtures" / "astronaut.jpg"
 FRAME_W, FRAME_H = 640, 480
 BACKGROUND = 150  # plain grey background, 0..255
