@@ -40,6 +40,9 @@ MAX_WS_BYTES = {"hello": 200, "score": 200, "pong": 200, "ready": 100, "leave": 
                 "signal": 16384}  # an SDP offer is a few KiB; a video frame would not fit
 
 
+LAUGHED = '.tile.me .meter[data-laugh="laughed"]'
+
+
 def phase(page, name: str, timeout_s: float) -> None:
     page.wait_for_selector(f'body[data-phase="{name}"]', timeout=timeout_s * 1000)
 
@@ -129,10 +132,16 @@ def play_match(pw, chromium: Path, server: Server, shots: Path, tag: str,
         timings["round1_start_s"] = time.monotonic() - t0
         shot(spec, "4-round-spectator")
         smile(bo)
+        # B's page runs the server's judge rules on the scores it sends (local_judge.js):
+        # its own meter says "laughed", and the cue flashed, from the samples being judged
+        bo.wait_for_selector(LAUGHED, timeout=round_timeout_s * 1000)
+        assert "you almost laughed" in bo.text_content("#flash"), bo.text_content("#flash")
+        shot(bo, "4-round-laughed")
         phase(a, "verdict", round_timeout_s)
         timings["round1_verdict_s"] = time.monotonic() - t0
         verdict = a.text_content("#big")
         assert "Bo" in verdict, verdict
+        assert a.get_attribute(".tile.me .meter", "data-laugh") == "", "A kept a straight face"
         assert scores(a) == {"Ana": 1, "Bo": 0}
         assert all(w > 0 for w in videos_playing(spec)), "the spectator sees both players"
         shot(a, "5-verdict")
