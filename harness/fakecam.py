@@ -69,7 +69,8 @@ def write_y4m(path: str | Path, frames_rgb, fps: int = 30) -> Path:
                 h, w = frame.shape[:2]
                 f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
             elif frame.shape[:2] != (h, w):
-                raise ValueError(f"frame {n} is {frame.shape[1]}x{frame.shape[0]}, the file is {w}x{h}")
+                raise ValueError(f"frame {n} is {frame.shape[1]}x{frame.shape[0]}, "
+                                 f"the file is {w}x{h}")
             f.write(b"FRAME\n")
             f.write(rgb_to_i420(frame))
             n += 1
@@ -112,10 +113,13 @@ def compose(face: np.ndarray, cx: float, cy: float, face_px: int = FACE_PX, angl
     return frame
 
 
-def drift(i: int, fps: float, amplitude: float = MOTION_PX, hz: float = MOTION_HZ) -> tuple[float, float]:
+def drift(i: int, fps: float, amplitude: float = MOTION_PX,
+          hz: float = MOTION_HZ) -> tuple[float, float]:
     """Slight head motion: a slow Lissajous drift, px."""
     t = i / fps
-    return amplitude * math.sin(2 * math.pi * hz * t), 0.6 * amplitude * math.sin(2 * math.pi * hz * 1.3 * t + 1.0)
+    dx = amplitude * math.sin(2 * math.pi * hz * t)
+    dy = 0.6 * amplitude * math.sin(2 * math.pi * hz * 1.3 * t + 1.0)
+    return dx, dy
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,8 @@ def pick_smilesmiled(root: Path, detector=None, min_score: float = 0.75) -> Face
                 picked[label] = (img, rel[i])
                 break
         else:
-            raise RuntimeError(f"no face with label {label} found at score >= {min_score} in {root}")
+            raise RuntimeError(f"no face with label {label} found at score >= {min_score} "
+                               f"in {root}")
     return Faces(picked[0][0], picked[1][0], "smilesmiled:test", (picked[0][1], picked[1][1]))
 
 

@@ -28,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path, help="the .y4m file to write")
     ap.add_argument("--seconds", type=float, default=2.0, help="length of each segment (default 2)")
     ap.add_argument("--fps", type=int, default=30, help="frame rate (default 30)")
-    ap.add_argument("--face-px", type=int, default=fakecam.FACE_PX, help="face crop side in the frame, px")
-    ap.add_argument("--astronaut", action="store_true", help="use the astronaut fixture, not SMILEsmileD")
+    ap.add_argument("--face-px", type=int, default=fakecam.FACE_PX,
+                    help="face crop side in the frame, px")
+    ap.add_argument("--astronaut", action="store_true",
+                    help="use the astronaut fixture, not SMILEsmileD")
     a = ap.parse_args(argv)
     if a.seconds <= 0 or a.fps < 1:
         ap.error("--seconds must be > 0 and --fps >= 1")

@@ -48,12 +48,14 @@ def phase(page, name: str, timeout_s: float) -> None:
 
 
 def scores(page) -> dict[str, int]:
-    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#scoreboard li')]
-        .map(li => [li.querySelector('span').textContent, +li.querySelector('strong').textContent]))""")
+    return page.evaluate("""() => Object.fromEntries(
+        [...document.querySelectorAll('#scoreboard li')].map(li => [
+            li.querySelector('span').textContent, +li.querySelector('strong').textContent]))""")
 
 
 def videos_playing(page) -> list[int]:
-    return page.evaluate("() => [...document.querySelectorAll('.tile video')].map(v => v.videoWidth)")
+    return page.evaluate(
+        "() => [...document.querySelectorAll('.tile video')].map(v => v.videoWidth)")
 
 
 class Players:
@@ -68,7 +70,8 @@ class Players:
             browser = pw.chromium.launch(executable_path=str(chromium), args=args)
             stack.callback(browser.close)
             # the spectator watches on a phone-sized screen: the pages must stay readable
-            viewport = {"width": 390, "height": 844} if who == "s" else {"width": 1000, "height": 760}
+            phone = who == "s"
+            viewport = {"width": 390, "height": 844} if phone else {"width": 1000, "height": 760}
             ctx = browser.new_context(viewport=viewport)
             ctx.set_default_timeout(30_000)
             if stub:
@@ -121,7 +124,8 @@ def play_match(pw, chromium: Path, server: Server, shots: Path, tag: str,
             p.wait_for_selector("#ready:not([disabled])", timeout=90_000)
         timings["detectors_ready_s"] = time.monotonic() - t0
         me_b = bo.get_attribute(".tile.me", "data-id")
-        a.wait_for_function("() => [...document.querySelectorAll('.tile video')].every(v => v.videoWidth > 0)",
+        a.wait_for_function("() => [...document.querySelectorAll('.tile video')]"
+                            ".every(v => v.videoWidth > 0)",
                             timeout=30_000)
         shot(a, "2-lobby")
         a.click("#ready")
@@ -227,7 +231,8 @@ def test_match_scripted_detector(chromium, serve, shots):
         page.evaluate("window.__stubProb = 0.95")
 
     with sync_playwright() as pw:
-        result = play_match(pw, chromium, server, shots, "scripted", {"a": None, "b": None, "s": None},
+        result = play_match(pw, chromium, server, shots, "scripted",
+                            {"a": None, "b": None, "s": None},
                             stub=True, smile=smile, round_timeout_s=20)
     check_stored_and_private(server, result)
 
@@ -269,6 +274,8 @@ def test_match_real_detector(chromium, serve, shots, cameras):
 
     server = serve(**SERVER_ENV)
     with sync_playwright() as pw:
-        result = play_match(pw, chromium, server, shots, "real", {"a": cameras["a"], "b": cameras["b"], "s": None},
-                            stub=False, smile=lambda page: None, round_timeout_s=NEUTRAL_S + SMILE_S)
+        result = play_match(pw, chromium, server, shots, "real",
+                            {"a": cameras["a"], "b": cameras["b"], "s": None},
+                            stub=False, smile=lambda page: None,
+                            round_timeout_s=NEUTRAL_S + SMILE_S)
     check_stored_and_private(server, result)
