@@ -33,8 +33,6 @@ import numpy as np
 from harness import chromium, fakecam
 from harness.server import running_server
 
-ROOT = Path(__file__).resolve().parents[1]
-
 SEED_ARCH_FILE = "seed_arch.onnx"
 
 
@@ -45,10 +43,11 @@ def pct(xs, q: float) -> float:
 def camera_faces() -> fakecam.Faces:
     from utjima.data import cache
 
+    # the dataset cache training and the tests use ($UTJIMA_CACHE, else ~/.cache/utjima),
+    # unpacked from $UTJIMA_DATASETS or ../shared/datasets on first use
     try:
-        if cache.is_prepared("smilesmiled", ROOT / ".cache"):
-            return fakecam.pick_smilesmiled(cache.dataset_dir("smilesmiled", ROOT / ".cache"))
-    except (OSError, RuntimeError) as e:
+        return fakecam.pick_smilesmiled(cache.prepare("smilesmiled"))
+    except (cache.DatasetError, OSError, RuntimeError) as e:
         print(f"(no SMILEsmileD faces: {e}; using the astronaut)", file=sys.stderr)
     return fakecam.astronaut_faces()
 

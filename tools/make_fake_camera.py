@@ -1,9 +1,10 @@
 """Write a fake-camera .y4m for Chromium: a neutral face, then a smiling face.
 
 Faces come from SMILEsmileD's test split (picked by label; the research archive is read from
-$UTJIMA_DATASETS or ../shared/datasets and unpacked into .cache/), or the astronaut fixture
-with --astronaut. Each face is upscaled to --face-px on a plain 640x480 background with
-slight motion; the neutral one sits left of centre, the smiling one right of it.
+$UTJIMA_DATASETS or ../shared/datasets and unpacked into $UTJIMA_CACHE or ~/.cache/utjima),
+or the astronaut fixture with --astronaut. Each face is upscaled to --face-px on a plain
+640x480 background with slight motion; the neutral one sits left of centre, the smiling one
+right of it.
 
     .venv/bin/python -m tools.make_fake_camera /tmp/cam.y4m --seconds 2
     chromium --use-fake-device-for-media-stream --use-fake-ui-for-media-stream \\
@@ -19,8 +20,6 @@ import sys
 from pathlib import Path
 
 from harness import fakecam
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         from utjima.data import cache
 
         try:
-            root = cache.prepare("smilesmiled", cache=ROOT / ".cache")
+            root = cache.prepare("smilesmiled")
         except (cache.DatasetError, OSError) as e:
             print(f"error: SMILEsmileD unavailable ({e}); pass --astronaut", file=sys.stderr)
             return 2
