@@ -46,16 +46,17 @@ test: setup system-deps
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not browser"
 
-# Every figure in the README comes from these scripts (last stdout line = JSON).
+# Every figure in the README comes from these scripts (last stdout line = JSON). They run as
+# modules from the repository root, so they can import the dev-only harness/ package.
 bench: setup system-deps
-	$(PY) benchmarks/bench_model.py
-	$(PY) benchmarks/bench_browser.py
-	$(PY) benchmarks/bench_accuracy.py
-	$(PY) benchmarks/bench_photo_faces.py
-	$(PY) benchmarks/bench_augment.py
+	$(PY) -m benchmarks.bench_model
+	$(PY) -m benchmarks.bench_browser
+	$(PY) -m benchmarks.bench_accuracy
+	$(PY) -m benchmarks.bench_photo_faces
+	$(PY) -m benchmarks.bench_augment
 
 lint: setup
-	$(VENV)/bin/ruff check utjima tests benchmarks tools
+	$(VENV)/bin/ruff check utjima tests benchmarks tools harness
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

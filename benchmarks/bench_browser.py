@@ -13,9 +13,9 @@ astronaut fixture), with the page cross-origin isolated (`utjima serve`):
 - the bytes of model files the detector downloads.
 Prints a table; the last line is one JSON object.
 
-    .venv/bin/python benchmarks/bench_browser.py              # ~1-2 minutes
-    .venv/bin/python benchmarks/bench_browser.py --seconds 4 --runs 50
-    .venv/bin/python benchmarks/bench_browser.py --model runs/x/export   # another exported model
+    .venv/bin/python -m benchmarks.bench_browser              # ~1-2 minutes
+    .venv/bin/python -m benchmarks.bench_browser --seconds 4 --runs 50
+    .venv/bin/python -m benchmarks.bench_browser --model runs/x/export   # another exported model
 """
 
 from __future__ import annotations
@@ -30,11 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # tests/browser: fake camera, server, Chromium
-
-from browser import chromium, fakecam  # noqa: E402
-from browser.server import running_server  # noqa: E402
+from harness import chromium, fakecam
+from harness.server import running_server
 
 SEED_ARCH_FILE = "seed_arch.onnx"
 
@@ -46,10 +43,11 @@ def pct(xs, q: float) -> float:
 def camera_faces() -> fakecam.Faces:
     from utjima.data import cache
 
+    # the dataset cache training and the tests use ($UTJIMA_CACHE, else ~/.cache/utjima),
+    # unpacked from $UTJIMA_DATASETS or ../shared/datasets on first use
     try:
-        if cache.is_prepared("smilesmiled", ROOT / ".cache"):
-            return fakecam.pick_smilesmiled(cache.dataset_dir("smilesmiled", ROOT / ".cache"))
-    except (OSError, RuntimeError) as e:
+        return fakecam.pick_smilesmiled(cache.prepare("smilesmiled"))
+    except (cache.DatasetError, OSError, RuntimeError) as e:
         print(f"(no SMILEsmileD faces: {e}; using the astronaut)", file=sys.stderr)
     return fakecam.astronaut_faces()
 
@@ -73,7 +71,7 @@ def export_seed_arch(path: Path) -> bool:
 
 
 CREATE = """async ([threads, interval]) => {
-  const { createDetector } = await import("/static/detector.js");
+  const { createDetector } = await import("/static/detector/detector.js");
   const opts = { threads, backend: "wasm" };
   if (interval !== null) opts.detectIntervalMs = interval;
   window.det = await createDetector(opts);
@@ -81,9 +79,11 @@ CREATE = """async ([threads, interval]) => {
 }"""
 
 CAMERA = """async (seconds) => {
-  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480, frameRate: 30 } });
+  const stream = await navigator.mediaDevices.getUserMedia(
+    { video: { width: 640, height: 480, frameRate: 30 } });
   const results = [], longTasks = [], raf = [];
-  const obs = new PerformanceObserver((l) => longTasks.push(...l.getEntries().map((e) => e.duration)));
+  const obs = new PerformanceObserver(
+    (l) => longTasks.push(...l.getEntries().map((e) => e.duration)));
   obs.observe({ type: "longtask" });
   let on = true;
   const tick = (t) => { raf.push(t); if (on) requestAnimationFrame(tick); };
@@ -110,27 +110,63 @@ def camera_run(page, threads: int, interval, seconds: float, warmup_s: float) ->
     detect_frames = [r["ms"]["total"] for r in judged if r["face"] and r.get("detected", True)]
     raf = np.diff(out["raf"]) if len(out["raf"]) > 1 else np.array([np.nan])
     return {
-        "info": info, "n": len(judged), "face_rate": float(np.mean([r["face"] for r in judged])) if judged else 0.0,
+        "info": info, "n": len(judged),
+        "face_rate": float(np.mean([r["face"] for r in judged])) if judged else 0.0,
         "fps": (len(judged) - 1) / span_s if len(judged) > 1 else 0.0,
-        "p50": pct(total, 50), "p90": pct(total, 90), "mean": float(np.mean(total)) if total else float("nan"),
+        "p50": pct(total, 50), "p90": pct(total, 90),
+        "mean": float(np.mean(total)) if total else float("nan"),
         "detect_frame_p50": pct(detect_frames, 50),
         "stages": {k: pct([r["ms"][k] for r in judged if r["face"] and k in r["ms"]], 50)
                    for k in ("grab", "detect", "crop", "encode", "step")},
-        "blocking_ms": sum(max(0.0, d - 50) for d in out["longTasks"]), "raf_p50": float(np.median(raf)),
+        "blocking_ms": sum(max(0.0, d - 50) for d in out["longTasks"]),
+        "raf_p50": float(np.median(raf)),
     }
 
 
-def model_runs(page, specs: dict, runs: int, warmup: int) -> dict:
+# Model files alone run in their own worker (bench_browser.worker.js, started from a blob:
+# URL on the measured page), with onnxruntime-web set up as the detector's worker sets it up.
+MODEL_WORKER = Path(__file__).with_name("bench_browser.worker.js").read_text()
+START_MODEL_WORKER = """(src) => {
+  const url = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
+  const worker = new Worker(url, { type: "module", name: "utjima-bench" });
+  const pending = new Map();
+  let next = 1;
+  worker.onmessage = (ev) => {
+    const { id, value, error } = ev.data;
+    const p = pending.get(id);
+    pending.delete(id);
+    if (error !== undefined) p.reject(new Error(error));
+    else p.resolve(value);
+  };
+  window.modelTimer = {
+    time: (msg) => new Promise((resolve, reject) => {
+      const id = next++;
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ id, origin: location.origin, ...msg });
+    }),
+    dispose: () => { worker.terminate(); URL.revokeObjectURL(url); },
+  };
+}"""
+
+
+def model_runs(page, info: dict, specs: dict, runs: int, warmup: int) -> dict:
+    """Each model file alone, with the backend and WASM threads the detector reported."""
+    page.evaluate(START_MODEL_WORKER, MODEL_WORKER)
+    base = {"model": "/models/default/", "ortBase": "/vendor/ort/", "backend": info["backend"],
+            "threads": info["threads"], "options": {}}
     out = {}
     for name, (spec, n) in specs.items():
-        r = page.evaluate("async ([s, n, w]) => window.det.benchmark(s, n, w)", [spec, n or runs, warmup])
+        msg = {**base, "role": spec, "n": n or runs, "warmup": warmup}
+        r = page.evaluate("(msg) => window.modelTimer.time(msg)", msg)
         out[name] = {"p50": pct(r["times"], 50), "p90": pct(r["times"], 90)}
+    page.evaluate("window.modelTimer.dispose()")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=6.0, help="camera time measured per configuration")
+    ap.add_argument("--seconds", type=float, default=6.0,
+                    help="camera time measured per configuration")
     ap.add_argument("--warmup", type=float, default=1.5, help="camera seconds discarded first")
     ap.add_argument("--runs", type=int, default=100, help="timed runs per model file")
     ap.add_argument("--seed-runs", type=int, default=20, help="timed runs of the 5x224 seed passes")
@@ -156,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(contract.dir, model_dir)  # + the seed-architecture file beside it
         seed_arch = export_seed_arch(model_dir / SEED_ARCH_FILE)
         faces = camera_faces()
-        clip = fakecam.write_y4m(tmp / "cam.y4m", fakecam.smile_clip(faces, seconds_each=1.0), fps=30)
+        frames = fakecam.smile_clip(faces, seconds_each=1.0)
+        clip = fakecam.write_y4m(tmp / "cam.y4m", frames, fps=30)
         with running_server(model_dir, prefer=a.server) as srv, sync_playwright() as pw:
             browser = chromium.launch(pw, fake_video=clip)
             page = browser.new_page()
@@ -168,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
 
             page.on("response", on_response)
             page.goto(srv.url + "/demo?camera=off")
-            page.wait_for_function("() => ['ready', 'failed'].includes(document.body.dataset.state)", timeout=60_000)
+            page.wait_for_function(
+                "() => ['ready', 'failed'].includes(document.body.dataset.state)", timeout=60_000)
             loaded = dict(sizes)  # what the detector itself fetched
             model_bytes = sum(v for k, v in loaded.items() if k.endswith(".onnx"))
             isolated = page.evaluate("crossOriginIsolated")
@@ -180,15 +218,18 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 for mode, interval in (("every", 0.0), ("track", track_ms)):
                     cams[(threads, mode)] = camera_run(page, threads, interval, a.seconds, a.warmup)
+                    page.evaluate("window.det.dispose()")
                     if mode == "every":
-                        specs = {"face_detector": ("face_detector", 0), "encoder": (enc_role, 0), "step": ("step", 0)}
+                        specs = {"face_detector": ("face_detector", 0),
+                                 "encoder": (enc_role, 0), "step": ("step", 0)}
                         if threads == 1:
                             specs["seed_full"] = ("seed", a.seed_runs)
                             if seed_arch:
-                                specs["seed_arch"] = ({"path": SEED_ARCH_FILE, "inputs": {"frames": [1, 5, 3, 224, 224]}},
-                                                      a.seed_runs)
-                        models[threads] = model_runs(page, specs, a.runs, 5)
-                    page.evaluate("window.det.dispose()")
+                                arch = {"path": SEED_ARCH_FILE,
+                                        "inputs": {"frames": [1, 5, 3, 224, 224]}}
+                                specs["seed_arch"] = (arch, a.seed_runs)
+                        models[threads] = model_runs(page, cams[(threads, mode)]["info"], specs,
+                                                     a.runs, 5)
             browser.close()
             server_kind = srv.kind
             load = os.getloadavg()[0]
@@ -196,24 +237,32 @@ def main(argv: list[str] | None = None) -> int:
     c1 = cams[(1, shipped)]
     c2 = cams.get((2, shipped))
     backend = c1["info"]["backend"]
-    print(f"browser detector, headless Chromium, {backend}, server: {server_kind}, cross-origin isolated: {isolated}")
-    print(f"camera 640x480 @ 30 fps ({faces.source}), {a.seconds:.0f} s per row after {a.warmup} s warm-up; "
-          f"ms per frame; load average {load:.1f} on {os.cpu_count()} cores")
-    print(f"model.json streaming.detect_interval_ms = {configured:g}: the shipped pipeline "
-          f"{'detects on every frame' if shipped == 'every' else f're-detects every {configured:g} ms'}")
-    print(f"{'configuration':<34}{'p50':>7}{'p90':>7}{'mean':>7}{'fps':>7}{'face':>6}  stages p50 (grab detect crop encode step)")
+    print(f"browser detector, headless Chromium, {backend}, server: {server_kind}, "
+          f"cross-origin isolated: {isolated}")
+    print(f"camera 640x480 @ 30 fps ({faces.source}), {a.seconds:.0f} s per row after "
+          f"{a.warmup} s warm-up; ms per frame; load average {load:.1f} on {os.cpu_count()} cores")
+    how = ("detects on every frame" if shipped == "every"
+           else f"re-detects every {configured:g} ms")
+    print(f"model.json streaming.detect_interval_ms = {configured:g}: the shipped pipeline {how}")
+    print(f"{'configuration':<34}{'p50':>7}{'p90':>7}{'mean':>7}{'fps':>7}{'face':>6}  "
+          "stages p50 (grab detect crop encode step)")
     for (threads, mode), c in cams.items():
-        name = f"{threads} thread{'s' if threads > 1 else ''}, " + ("detect every frame" if mode == "every" else f"re-detect every {track_ms:.0f} ms")
+        name = f"{threads} thread{'s' if threads > 1 else ''}, " + (
+            "detect every frame" if mode == "every" else f"re-detect every {track_ms:.0f} ms")
         st = " ".join(f"{c['stages'][k]:.2f}" for k in ("grab", "detect", "crop", "encode", "step"))
-        print(f"{name:<34}{c['p50']:>7.2f}{c['p90']:>7.2f}{c['mean']:>7.2f}{c['fps']:>7.1f}{c['face_rate']:>6.0%}  {st}")
+        print(f"{name:<34}{c['p50']:>7.2f}{c['p90']:>7.2f}{c['mean']:>7.2f}{c['fps']:>7.1f}"
+              f"{c['face_rate']:>6.0%}  {st}")
     print(f"\n{'model alone (constant input)':<34}{'p50':>7}{'p90':>7}")
     for threads, ms in models.items():
         for name, r in ms.items():
             print(f"{name + f' ({threads}t)':<34}{r['p50']:>7.2f}{r['p90']:>7.2f}")
     seed = models[1]["seed_full"]["p50"]
-    print(f"\nmodel files downloaded: {model_bytes / 1e6:.2f} MB ({', '.join(f'{k} {v / 1e6:.2f}' for k, v in sorted(loaded.items()))})")
-    print(f"main thread during the 1-thread camera run: blocking {c1['blocking_ms']:.0f} ms, rAF p50 {c1['raf_p50']:.1f} ms")
+    files = ", ".join(f"{k} {v / 1e6:.2f}" for k, v in sorted(loaded.items()))
+    print(f"\nmodel files downloaded: {model_bytes / 1e6:.2f} MB ({files})")
+    print(f"main thread during the 1-thread camera run: blocking {c1['blocking_ms']:.0f} ms, "
+          f"rAF p50 {c1['raf_p50']:.1f} ms")
     speedup = seed / c1["p50"]
+    arch = models[1]["seed_arch"]["p50"] if "seed_arch" in models[1] else None
     summary = {
         "pipeline_ms_p50_1t": round(c1["p50"], 3),
         "pipeline_ms_p50_2t": round(c2["p50"], 3) if c2 else None,
@@ -229,9 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         "encoder_ms_p50_1t": round(models[1]["encoder"]["p50"], 3),
         "step_ms_p50_1t": round(models[1]["step"]["p50"], 3),
         "seed_full_ms_p50_1t": round(seed, 3),
-        "seed_arch_ms_p50_1t": round(models[1]["seed_arch"]["p50"], 3) if "seed_arch" in models[1] else None,
+        "seed_arch_ms_p50_1t": round(arch, 3) if arch is not None else None,
         "speedup_vs_seed_full": round(speedup, 2),
-        "speedup_vs_seed_arch": round(models[1]["seed_arch"]["p50"] / c1["p50"], 2) if "seed_arch" in models[1] else None,
+        "speedup_vs_seed_arch": round(arch / c1["p50"], 2) if arch is not None else None,
         # the threads `threads: 0` picks: 2 only when isolated on 4+ logical cores
         "fps_sustained": round((c2 if c2 and (os.cpu_count() or 2) >= 4 else c1)["fps"], 2),
         "fps_sustained_2t": round(c2["fps"], 2) if c2 else None,

@@ -1,10 +1,10 @@
-"""utjima/web/detector.js in headless Chromium: the /demo page on a fake camera (camera
+"""utjima/web/detector/detector.js in headless Chromium: the /demo page on a fake camera (camera
 rate, faces, smile meter, a free main thread), parity with Python's `Stream` on the same
 frames, and that no request leaves the page but same-origin GETs of static files.
 
 One Chromium for the module (its fake camera is a neutral -> smiling clip written from
 SMILEsmileD's test split, or the astronaut fixture without the research archives), one
-server (`utjima serve`, else tests/browser/server.py's stand-in). About 20-40 s on 2 cores.
+server (`utjima serve`, else harness/server.py's stand-in). About 20-40 s on 2 cores.
 UTJIMA_TEST_MODEL=DIR runs it all against another model folder.
 """
 
@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-from browser import chromium, fakecam
-from browser.server import running_server
+
+from harness import chromium, fakecam
+from harness.server import running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -38,12 +39,14 @@ SMILE_MARGIN = 0.1  # trained model: mean smile_prob, smiling minus neutral
 PARITY_TOL = 1e-3  # smile_prob and emotion probabilities, browser vs Python
 BOX_TOL = 0.05 + 1e-3  # px: Python's Stream rounds boxes to 0.1 px
 ALLOWED_PATHS = ("/demo", "/static/", "/models/default/", "/vendor/ort/", "/favicon.ico")
-MODEL_DIR = os.environ.get("UTJIMA_TEST_MODEL")  # another model folder (e.g. a fresh export); default: bundled
+# another model folder (e.g. a fresh export); default: the bundled model
+MODEL_DIR = os.environ.get("UTJIMA_TEST_MODEL")
 
 
 @pytest.fixture(scope="module")
 def sync_api():
-    return pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency (make setup)")
+    return pytest.importorskip("playwright.sync_api",
+                               reason="playwright is a dev dependency (make setup)")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,8 @@ def faces(request) -> fakecam.Faces:
 @pytest.fixture(scope="module")
 def clip(faces, tmp_path_factory):
     path = tmp_path_factory.mktemp("fakecam") / "neutral_then_smiling.y4m"
-    return fakecam.write_y4m(path, fakecam.smile_clip(faces, seconds_each=1.5, fps=CAMERA_FPS), fps=CAMERA_FPS)
+    frames = fakecam.smile_clip(faces, seconds_each=1.5, fps=CAMERA_FPS)
+    return fakecam.write_y4m(path, frames, fps=CAMERA_FPS)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +89,8 @@ class Traffic:
     def __init__(self, context):
         self.requests: list[tuple[str, str, bool]] = []  # method, url, has a body
         self.websockets: list[str] = []
-        context.on("request", lambda r: self.requests.append((r.method, r.url, r.post_data_buffer is not None)))
+        context.on("request", lambda r: self.requests.append(
+            (r.method, r.url, r.post_data_buffer is not None)))
         context.on("page", lambda p: p.on("websocket", lambda ws: self.websockets.append(ws.url)))
 
 
@@ -109,7 +114,8 @@ def open_page(ctx, url: str, state: str):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url)
-    page.wait_for_function(f"() => ['{state}', 'failed'].includes(document.body.dataset.state)", timeout=60_000)
+    page.wait_for_function(f"() => ['{state}', 'failed'].includes(document.body.dataset.state)",
+                           timeout=60_000)
     assert page.evaluate("document.body.dataset.state") == state, page.inner_text("#status")
     assert not errors, errors
     return page
@@ -125,8 +131,8 @@ def camera_run(context, server):
     page = open_page(ctx, server.url + "/demo", "running")
     page.evaluate("""() => {
       window.longTasks = [];
-      new PerformanceObserver((l) => window.longTasks.push(...l.getEntries().map((e) => e.duration)))
-        .observe({ type: "longtask" });
+      new PerformanceObserver((l) => window.longTasks.push(
+        ...l.getEntries().map((e) => e.duration))).observe({ type: "longtask" });
       window.rafTimes = [];
       const tick = (t) => { window.rafTimes.push(t); requestAnimationFrame(tick); };
       requestAnimationFrame(tick);
@@ -140,7 +146,8 @@ def camera_run(context, server):
       backendText: document.getElementById("backend").textContent,
       emotions: [...document.querySelectorAll("#emotions li .name")].map((e) => e.textContent),
       threshold: document.getElementById("meter-threshold").style.left,
-      video: [document.getElementById("video").videoWidth, document.getElementById("video").videoHeight],
+      video: [document.getElementById("video").videoWidth,
+              document.getElementById("video").videoHeight],
     })""")
     page.close()
     res = out["results"]
@@ -155,7 +162,8 @@ def test_camera_frames_processed_at_camera_rate(camera_run):
     assert camera_run["video"] == [fakecam.FRAME_W, fakecam.FRAME_H]
     fps = len(judged) / WINDOW_S
     ms = np.median([r["ms"]["total"] for r in judged])
-    print(f"camera: {fps:.1f} fps processed, pipeline p50 {ms:.1f} ms, backend {camera_run['info']}")
+    print(f"camera: {fps:.1f} fps processed, pipeline p50 {ms:.1f} ms, "
+          f"backend {camera_run['info']}")
     assert fps >= MIN_FPS, f"{fps:.1f} frames/s processed from a {CAMERA_FPS} fps camera"
     assert judged[-1]["fps"] >= MIN_FPS
     assert ms < 1000 / CAMERA_FPS
@@ -164,10 +172,12 @@ def test_camera_frames_processed_at_camera_rate(camera_run):
 
 
 def test_camera_main_thread_stays_free(camera_run):
-    assert camera_run["source"] == "MediaStreamTrackProcessor", "frames go to the worker, not through the page"
+    assert camera_run["source"] == "MediaStreamTrackProcessor", \
+        "frames go to the worker, not through the page"
     blocking = sum(max(0.0, d - 50.0) for d in camera_run["longTasks"])
     raf_p50 = float(np.median(np.diff(camera_run["rafTimes"])))
-    print(f"main thread: long tasks {camera_run['longTasks']}, blocking {blocking:.0f} ms, rAF p50 {raf_p50:.1f} ms")
+    print(f"main thread: long tasks {camera_run['longTasks']}, blocking {blocking:.0f} ms, "
+          f"rAF p50 {raf_p50:.1f} ms")
     assert blocking <= MAX_BLOCKING_MS, f"main-thread tasks over 50 ms: {camera_run['longTasks']}"
     assert raf_p50 <= MAX_RAF_P50_MS
 
@@ -190,9 +200,11 @@ def test_demo_page_shows_results(camera_run, contract):
     assert float(camera_run["fpsText"]) >= MIN_FPS
     assert "wasm" in camera_run["backendText"] or "webgpu" in camera_run["backendText"]
     assert camera_run["isolated"] and camera_run["info"]["crossOriginIsolated"]
-    assert camera_run["info"]["encoder"] == contract.data.get("browser", {}).get("encoder", "encoder")
+    encoder = contract.data.get("browser", {}).get("encoder", "encoder")
+    assert camera_run["info"]["encoder"] == encoder
     assert camera_run["emotions"][3] == "행복"  # ko-KR locale: Korean labels
-    assert float(camera_run["threshold"].rstrip("%")) == pytest.approx(100 * contract.smile_threshold, abs=0.05)
+    threshold_pct = float(camera_run["threshold"].rstrip("%"))
+    assert threshold_pct == pytest.approx(100 * contract.smile_threshold, abs=0.05)
 
 
 def _segments(results: list[dict]) -> dict[str, list[float]]:
@@ -256,13 +268,14 @@ def test_parity_with_python_stream(context, server, contract, faces):
     from utjima.runtime import SmileModel
 
     role = contract.data.get("browser", {}).get("encoder", "encoder")
-    assert role in ("encoder", "encoder_int8"), f"browser.encoder {role!r}: SmileModel cannot load it"
+    assert role in ("encoder", "encoder_int8"), \
+        f"browser.encoder {role!r}: SmileModel cannot load it"
     stream = SmileModel(MODEL_DIR, threads=1, int8=role == "encoder_int8").stream()
 
     ctx, _ = context
     page = open_page(ctx, server.url + "/demo?camera=off", "ready")
     page.evaluate("""async () => {
-      const { createDetector } = await import("/static/detector.js");
+      const { createDetector } = await import("/static/detector/detector.js");
       window.parityDetector = await createDetector({ threads: 1 });
     }""")
     worst = {"smile_prob": 0.0, "emotion": 0.0, "box": 0.0}
@@ -275,13 +288,15 @@ def test_parity_with_python_stream(context, server, contract, faces):
           for (let i = 0; i < bin.length; i++) px[i] = bin.charCodeAt(i);
           return window.parityDetector.processFrame(new ImageData(px, w, h), t);
         }""", [base64.b64encode(rgba.tobytes()).decode(), w, h, t_ms])
-        assert got["face"] == want["face"], f"t={t_ms}: browser face={got['face']}, Python {want['face']}"
+        assert got["face"] == want["face"], \
+            f"t={t_ms}: browser face={got['face']}, Python {want['face']}"
         if not want["face"]:
             assert got["smile_prob"] is None and got["box"] is None
             continue
         worst["box"] = max(worst["box"], float(np.abs(np.subtract(got["box"], want["box"])).max()))
         worst["smile_prob"] = max(worst["smile_prob"], abs(got["smile_prob"] - want["smile_prob"]))
-        worst["emotion"] = max(worst["emotion"], max(abs(got["emotion"][k] - v) for k, v in want["emotion"].items()))
+        emotion = max(abs(got["emotion"][k] - v) for k, v in want["emotion"].items())
+        worst["emotion"] = max(worst["emotion"], emotion)
     page.evaluate("window.parityDetector.dispose()")
     page.close()
     print("parity, max |browser - python|:", json.dumps(worst))
@@ -298,10 +313,12 @@ def test_no_request_leaves_the_page(context, server, camera_run):
     _, traffic = context
     origin = urlsplit(server.url)
     assert traffic.requests, "the recorder saw the page load"
-    assert any("/models/default/" in u for _, u, _ in traffic.requests), "worker requests are recorded too"
+    assert any("/models/default/" in u for _, u, _ in traffic.requests), \
+        "worker requests are recorded too"
     for method, url, has_body in traffic.requests:
         u = urlsplit(url)
-        assert (u.scheme, u.netloc) == (origin.scheme, origin.netloc), f"cross-origin request {method} {url}"
+        assert (u.scheme, u.netloc) == (origin.scheme, origin.netloc), \
+            f"cross-origin request {method} {url}"
         assert method == "GET" and not has_body, f"{method} {url} (body: {has_body})"
         assert u.path.startswith(ALLOWED_PATHS), f"unexpected path {u.path}"
     assert traffic.websockets == [], f"websockets opened: {traffic.websockets}"

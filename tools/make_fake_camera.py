@@ -1,15 +1,16 @@
 """Write a fake-camera .y4m for Chromium: a neutral face, then a smiling face.
 
 Faces come from SMILEsmileD's test split (picked by label; the research archive is read from
-$UTJIMA_DATASETS or ../shared/datasets and unpacked into .cache/), or the astronaut fixture
-with --astronaut. Each face is upscaled to --face-px on a plain 640x480 background with
-slight motion; the neutral one sits left of centre, the smiling one right of it.
+$UTJIMA_DATASETS or ../shared/datasets and unpacked into $UTJIMA_CACHE or ~/.cache/utjima),
+or the astronaut fixture with --astronaut. Each face is upscaled to --face-px on a plain
+640x480 background with slight motion; the neutral one sits left of centre, the smiling one
+right of it.
 
-    .venv/bin/python tools/make_fake_camera.py /tmp/cam.y4m --seconds 2
+    .venv/bin/python -m tools.make_fake_camera /tmp/cam.y4m --seconds 2
     chromium --use-fake-device-for-media-stream --use-fake-ui-for-media-stream \\
              --use-file-for-fake-video-capture=/tmp/cam.y4m ...
 
-The importable part (write_y4m, compose, smile_clip, ...) is tests/browser/fakecam.py.
+The importable part (write_y4m, compose, smile_clip, ...) is harness/fakecam.py.
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from browser import fakecam  # noqa: E402
+from harness import fakecam
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path, help="the .y4m file to write")
     ap.add_argument("--seconds", type=float, default=2.0, help="length of each segment (default 2)")
     ap.add_argument("--fps", type=int, default=30, help="frame rate (default 30)")
-    ap.add_argument("--face-px", type=int, default=fakecam.FACE_PX, help="face crop side in the frame, px")
-    ap.add_argument("--astronaut", action="store_true", help="use the astronaut fixture, not SMILEsmileD")
+    ap.add_argument("--face-px", type=int, default=fakecam.FACE_PX,
+                    help="face crop side in the frame, px")
+    ap.add_argument("--astronaut", action="store_true",
+                    help="use the astronaut fixture, not SMILEsmileD")
     a = ap.parse_args(argv)
     if a.seconds <= 0 or a.fps < 1:
         ap.error("--seconds must be > 0 and --fps >= 1")
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         from utjima.data import cache
 
         try:
-            root = cache.prepare("smilesmiled", cache=ROOT / ".cache")
+            root = cache.prepare("smilesmiled")
         except (cache.DatasetError, OSError) as e:
             print(f"error: SMILEsmileD unavailable ({e}); pass --astronaut", file=sys.stderr)
             return 2

@@ -1,7 +1,7 @@
 """Face detection (MediaPipe BlazeFace as ONNX) and the one face-crop policy every path shares.
 
 Python (training-data canonicalisation, `utjima predict`, the server) and the browser
-(web/detector.js) must produce the same face crops, so this docstring is the spec the
+(web/detector/) must produce the same face crops, so this docstring is the spec the
 JavaScript port follows line by line. Every constant is also written into
 `model.json["crop"]` by `CropPolicy.to_json()`; the browser reads them from there.
 

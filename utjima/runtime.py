@@ -5,7 +5,7 @@
   exactly how stills were shown to the model in training.
 - `stream()`: a `Stream` for one player's camera or a video file: detect, crop, encode
   once per frame, then re-run the step over the window picked by utjima.streaming.
-The browser detector (utjima/web/detector.js) does the same, reading the same model.json.
+The browser detector (utjima/web/detector/) does the same, reading the same model.json.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def _area(face: Face) -> float:
 class Stream:
     """One player's camera: follows the largest face; the window resets when it is lost.
     The detector runs when `detect_interval_ms` has passed since it last ran (0: on every
-    frame); frames in between are cropped from the last face found (web/detector.js too)."""
+    frame); frames in between are cropped from the last face found (web/detector/ too)."""
 
     model: SmileModel
     detector: FaceDetector

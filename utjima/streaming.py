@@ -5,7 +5,7 @@ We keep that exact model when streaming: the encoder runs once per camera frame,
 features go into a `FeatureWindow`, and at every frame the T-step LSTM is re-run over the
 window (about 0.1 ms). An LSTM state carried forever would be a different model.
 
-Window rule (mirrored in `utjima/web/streaming.js`; shared vectors in
+Window rule (mirrored in `utjima/web/detector/streaming.js`; shared vectors in
 `tests/vectors/streaming.json`):
 - target times are `t_ms - (n_frames - 1 - k) * frame_interval_ms` for k = 0..T-1;
 - each target takes the latest frame with `t <= target` (sample and hold);

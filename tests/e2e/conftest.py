@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from .harness import CHROMIUM, REPO_ROOT, SHOTS, Server, free_port
+from .support import CHROMIUM, REPO_ROOT, SHOTS, Server, free_port
 
 
 @pytest.fixture(scope="session")
 def chromium() -> Path:
-    pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed: make setup")
+    pytest.importorskip("playwright.sync_api",
+                        reason="playwright (Python) is not installed: make setup")
     if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: run `make browser-deps` "
+        pytest.skip(f"Chromium not found at {CHROMIUM}: run `make system-deps` "
                     "(apt-get install chromium) or set UTJIMA_CHROMIUM")
     return CHROMIUM
 

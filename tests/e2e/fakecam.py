@@ -1,4 +1,4 @@
-"""Fake cameras for the game's end-to-end test, built on the shared `browser.fakecam`
+"""Fake cameras for the game's end-to-end test, built on the shared `harness.fakecam`
 (y4m writing, framing, motion): a video is a list of (face crop, seconds) segments, e.g. a
 neutral face then a smiling one, centred in 640x480 with slight motion; Chromium loops it.
 The faces are FER+ crops the taggers agree on, checked against the bundled model (below).
@@ -10,8 +10,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-from browser import fakecam
 from PIL import Image
+
+from harness import fakecam
 
 FPS = 15
 
@@ -38,8 +39,8 @@ def write_y4m(path: Path, segments: Sequence[tuple[Image.Image, float]], fps: in
 # --- choosing the faces ------------------------------------------------------------------------
 
 
-def ferplus_candidates(ferplus_dir: Path, label: str, min_votes: int = 9, split: str = "FER2013Train",
-                       limit: int = 60) -> list[Path]:
+def ferplus_candidates(ferplus_dir: Path, label: str, min_votes: int = 9,
+                       split: str = "FER2013Train", limit: int = 60) -> list[Path]:
     """FER+ crops that at least `min_votes` of the 10 taggers gave `label` ("neutral" or
     "happiness"): clearly neutral, clearly smiling."""
     import csv
@@ -55,11 +56,13 @@ def ferplus_candidates(ferplus_dir: Path, label: str, min_votes: int = 9, split:
     return out
 
 
-def stream_probs(model, img: Image.Image, seconds: float = 1.5, fps: int = FPS) -> list[float | None]:
+def stream_probs(model, img: Image.Image, seconds: float = 1.5,
+                 fps: int = FPS) -> list[float | None]:
     """smile_prob per frame of this face as the fake camera shows it, through the same
     streaming pipeline the browser runs (utjima.runtime.Stream)."""
     st = model.stream("short")
-    return [st.process(i * 1000.0 / fps, f)["smile_prob"] for i, f in enumerate(frames([(img, seconds)], fps))]
+    clip = frames([(img, seconds)], fps)
+    return [st.process(i * 1000.0 / fps, f)["smile_prob"] for i, f in enumerate(clip)]
 
 
 def pick_faces(ferplus_dir: Path, model_dir: Path | None = None) -> dict:

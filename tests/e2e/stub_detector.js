@@ -1,4 +1,4 @@
-// A scripted stand-in for /static/detector.js, for the browser test of the game flow alone
+// A scripted stand-in for /static/detector/detector.js, for the browser test of the game flow alone
 // (pages, protocol, WebRTC) when the bundled model cannot tell a smile from a neutral face
 // yet. Same interface (docs/detector_api.md); emits 15 results a second whose smile_prob is
 // whatever the test sets in window.__stubProb (default 0.1), with a face unless

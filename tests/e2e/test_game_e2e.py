@@ -8,10 +8,10 @@ wins, the match is stored and shown on the history page. Throughout, the server'
 traffic log proves that only small JSON messages reached it (no media), and the pages
 made no request to any other origin.
 
-- `test_match_real_detector`: the real on-device detector (utjima/web/detector.js) and
+- `test_match_real_detector`: the real on-device detector (utjima/web/detector/detector.js) and
   the bundled model, on fake cameras made from FER+ faces (clearly neutral, then clearly
   smiling). Skips, saying why, when the bundled model cannot tell those faces apart.
-- `test_match_scripted_detector`: the same flow with a scripted stand-in for detector.js
+- `test_match_scripted_detector`: the same flow with a scripted stand-in for detector/detector.js
   (tests/e2e/stub_detector.js, injected by Playwright, not by the server), so the pages,
   protocol and WebRTC are tested whatever the model's quality.
 """
@@ -29,7 +29,7 @@ import pytest
 from utjima.contract import sha256_file
 
 from .fakecam import pick_faces, write_y4m
-from .harness import CHROMIUM_ARGS, Server
+from .support import CHROMIUM_ARGS, Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -40,17 +40,22 @@ MAX_WS_BYTES = {"hello": 200, "score": 200, "pong": 200, "ready": 100, "leave": 
                 "signal": 16384}  # an SDP offer is a few KiB; a video frame would not fit
 
 
+LAUGHED = '.tile.me .meter[data-laugh="laughed"]'
+
+
 def phase(page, name: str, timeout_s: float) -> None:
     page.wait_for_selector(f'body[data-phase="{name}"]', timeout=timeout_s * 1000)
 
 
 def scores(page) -> dict[str, int]:
-    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#scoreboard li')]
-        .map(li => [li.querySelector('span').textContent, +li.querySelector('strong').textContent]))""")
+    return page.evaluate("""() => Object.fromEntries(
+        [...document.querySelectorAll('#scoreboard li')].map(li => [
+            li.querySelector('span').textContent, +li.querySelector('strong').textContent]))""")
 
 
 def videos_playing(page) -> list[int]:
-    return page.evaluate("() => [...document.querySelectorAll('.tile video')].map(v => v.videoWidth)")
+    return page.evaluate(
+        "() => [...document.querySelectorAll('.tile video')].map(v => v.videoWidth)")
 
 
 class Players:
@@ -65,11 +70,12 @@ class Players:
             browser = pw.chromium.launch(executable_path=str(chromium), args=args)
             stack.callback(browser.close)
             # the spectator watches on a phone-sized screen: the pages must stay readable
-            viewport = {"width": 390, "height": 844} if who == "s" else {"width": 1000, "height": 760}
+            phone = who == "s"
+            viewport = {"width": 390, "height": 844} if phone else {"width": 1000, "height": 760}
             ctx = browser.new_context(viewport=viewport)
             ctx.set_default_timeout(30_000)
             if stub:
-                ctx.route("**/static/detector.js",
+                ctx.route("**/static/detector/detector.js",
                           lambda r: r.fulfill(body=STUB, content_type="text/javascript"))
             ctx.on("request", lambda req: self.requests.append(req.url))
             self.contexts[who] = ctx
@@ -118,7 +124,8 @@ def play_match(pw, chromium: Path, server: Server, shots: Path, tag: str,
             p.wait_for_selector("#ready:not([disabled])", timeout=90_000)
         timings["detectors_ready_s"] = time.monotonic() - t0
         me_b = bo.get_attribute(".tile.me", "data-id")
-        a.wait_for_function("() => [...document.querySelectorAll('.tile video')].every(v => v.videoWidth > 0)",
+        a.wait_for_function("() => [...document.querySelectorAll('.tile video')]"
+                            ".every(v => v.videoWidth > 0)",
                             timeout=30_000)
         shot(a, "2-lobby")
         a.click("#ready")
@@ -129,10 +136,16 @@ def play_match(pw, chromium: Path, server: Server, shots: Path, tag: str,
         timings["round1_start_s"] = time.monotonic() - t0
         shot(spec, "4-round-spectator")
         smile(bo)
+        # B's page runs the server's judge rules on the scores it sends (local_judge.js):
+        # its own meter says "laughed", and the cue flashed, from the samples being judged
+        bo.wait_for_selector(LAUGHED, timeout=round_timeout_s * 1000)
+        assert "you almost laughed" in bo.text_content("#flash"), bo.text_content("#flash")
+        shot(bo, "4-round-laughed")
         phase(a, "verdict", round_timeout_s)
         timings["round1_verdict_s"] = time.monotonic() - t0
         verdict = a.text_content("#big")
         assert "Bo" in verdict, verdict
+        assert a.get_attribute(".tile.me .meter", "data-laugh") == "", "A kept a straight face"
         assert scores(a) == {"Ana": 1, "Bo": 0}
         assert all(w > 0 for w in videos_playing(spec)), "the spectator sees both players"
         shot(a, "5-verdict")
@@ -218,7 +231,8 @@ def test_match_scripted_detector(chromium, serve, shots):
         page.evaluate("window.__stubProb = 0.95")
 
     with sync_playwright() as pw:
-        result = play_match(pw, chromium, server, shots, "scripted", {"a": None, "b": None, "s": None},
+        result = play_match(pw, chromium, server, shots, "scripted",
+                            {"a": None, "b": None, "s": None},
                             stub=True, smile=smile, round_timeout_s=20)
     check_stored_and_private(server, result)
 
@@ -260,6 +274,8 @@ def test_match_real_detector(chromium, serve, shots, cameras):
 
     server = serve(**SERVER_ENV)
     with sync_playwright() as pw:
-        result = play_match(pw, chromium, server, shots, "real", {"a": cameras["a"], "b": cameras["b"], "s": None},
-                            stub=False, smile=lambda page: None, round_timeout_s=NEUTRAL_S + SMILE_S)
+        result = play_match(pw, chromium, server, shots, "real",
+                            {"a": cameras["a"], "b": cameras["b"], "s": None},
+                            stub=False, smile=lambda page: None,
+                            round_timeout_s=NEUTRAL_S + SMILE_S)
     check_stored_and_private(server, result)

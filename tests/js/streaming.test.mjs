@@ -1,10 +1,10 @@
-// utjima/web/streaming.js against the shared vectors (tests/vectors/streaming.json), the
+// utjima/web/detector/streaming.js against the shared vectors (tests/vectors/streaming.json), the
 // same file tests/test_streaming.py runs against utjima/streaming.py.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { FeatureWindow, windowIndices } from "../../utjima/web/streaming.js";
+import { FeatureWindow, windowIndices } from "../../utjima/web/detector/streaming.js";
 
 const VECTORS = JSON.parse(readFileSync(new URL("../vectors/streaming.json", import.meta.url), "utf8"));
 

@@ -1,10 +1,10 @@
 // The live detector demo (/demo): the camera, mirrored, with the face box; a smile meter
 // with the model's threshold; the emotion bars; frames per second and per-frame cost by
-// stage; the backend that ran. Everything is computed by /static/detector.js in a worker;
+// stage; the backend that ran. Everything is computed by /static/detector/detector.js in a worker;
 // this page only draws, once per animation frame. No request leaves the page after load
 // except same-origin model and onnxruntime files.
 
-import { createDetector } from "/static/detector.js";
+import { createDetector } from "/static/detector/detector.js";
 
 const HISTORY = 900; // results kept on window.utjimaDemo.results (~30 s at 30 fps)
 const STATS_OVER = 30; // per-stage ms are averaged over the latest results

@@ -4,10 +4,10 @@
 // The window is cleared when the face is lost (model.json streaming.reset).
 //
 // Environment-free: it takes the onnxruntime module and a byte loader, so the worker
-// (detector.worker.js) and node run it alike. Everything comes from model.json.
+// (worker.js) and node run it alike. Everything comes from model.json.
 // Buffers and input tensors are allocated once and reused on every frame.
 
-import { FeatureWindow } from "../streaming.js";
+import { FeatureWindow } from "./streaming.js";
 import {
   anchors,
   cropConfig,

@@ -97,7 +97,7 @@ export async function openCamera() {
 
 /** The on-device detector (docs/detector_api.md), loaded lazily so pages work without it. */
 export async function startDetector(stream) {
-  const { createDetector } = await import("/static/detector.js");
+  const { createDetector } = await import("/static/detector/detector.js");
   const det = await createDetector({ model: "/models/default/", ortBase: "/vendor/ort/" });
   await det.start(stream);
   return det;
@@ -105,15 +105,18 @@ export async function startDetector(stream) {
 
 // --- the smile meter --------------------------------------------------------------------------
 
-/** A horizontal bar: fill = smile_prob, a mark at the player's threshold. */
+/** A horizontal bar: fill = smile_prob, a mark at the player's threshold, and (for the
+ *  player's own meter in the room) the laugh state the judge gives it. */
 export class Meter {
   constructor() {
     this.fill = el("div", { class: "fill" });
     this.mark = el("div", { class: "mark" });
     this.label = el("span", { class: "meter-label", text: "–" });
-    this.node = el("div", { class: "meter", role: "meter", "aria-valuemin": "0", "aria-valuemax": "100" },
-      this.fill, this.mark, this.label);
+    this.state = el("span", { class: "meter-state" });
+    this.node = el("div", { class: "meter", role: "meter", "aria-valuemin": "0", "aria-valuemax": "100", "data-laugh": "" },
+      this.fill, this.mark, this.state, this.label);
     this.threshold = null;
+    this.laugh = null;
   }
 
   set(face, prob) {
@@ -130,6 +133,15 @@ export class Meter {
     this.label.textContent = `${pct}%`;
     this.node.setAttribute("aria-valuenow", String(pct));
     this.node.classList.toggle("hot", this.threshold !== null && prob >= this.threshold);
+  }
+
+  /** The judge's laugh state: null, "laughing" (not long enough to count yet) or "laughed". */
+  setLaugh(laugh) {
+    this.laugh = laugh;
+    this.node.dataset.laugh = laugh ?? "";
+    this.node.classList.toggle("laughing", laugh === "laughing");
+    this.node.classList.toggle("laughed", laugh === "laughed");
+    this.state.textContent = laugh === null ? "" : t(`meter_${laugh}`);
   }
 
   setThreshold(th) {

@@ -2,22 +2,30 @@
 // and the game as the server runs it. The page renders the latest `room` snapshot; the
 // server decides everything (calibration, rounds, verdicts) from the scores we stream.
 // Video goes only to the other browsers (rtc.js); the server gets {t_ms, face, smile_prob}.
+// The same scores go through judge.js here (local_judge.js), so the player's own meter
+// and "almost laughed" cue show what the server's judge will decide.
 
 import { $, Meter, api, el, nickname, openCamera, pct, seats, showError as showErrorLine, startDetector, takeNickname } from "./common.js";
 import { apply, t, wireSwitch } from "./i18n.js";
+import { LocalJudge } from "./local_judge.js";
 import { Mesh } from "./rtc.js";
 
-const SCORE_EVERY_MS = 66; // ~15 Hz: plenty for the judge, light on the network
+// Scores go out at the server's limits.score_hz (every other frame of a 30 fps camera at
+// 15 Hz); frame times jitter by a fraction of a millisecond, hence the slack.
+const SCORE_SLACK_MS = 1;
 const FATAL = { 4401: "bad_token", 4404: "no_room", 4409: "replaced", 1000: "left" };
 
 const code = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "").toUpperCase();
 const params = new URLSearchParams(location.search);
 
-const S = {
+// Everything this page knows, in one place.
+const state = {
   seat: null, // {token, role}
   me: null, // MemberView from welcome
   room: null, // latest RoomView
-  judge: null, // judge rules (threshold for the meters before calibration)
+  judge: null, // the server's judge rules (welcome.judge; threshold for meters before calibration)
+  localJudge: new LocalJudge(), // this player's own laugh, judged here on the scores we send
+  scoreEveryMs: null, // 1000 / welcome.limits.score_hz
   ws: null,
   stream: null, // this player's camera
   detector: null,
@@ -58,8 +66,8 @@ async function join(role) {
   if (!nick) return;
   try {
     const j = await api(`/api/rooms/${code}/join`, { nickname: nick, role });
-    S.seat = { token: j.token, role: j.role };
-    seats.save(code, S.seat);
+    state.seat = { token: j.token, role: j.role };
+    seats.save(code, state.seat);
     await enter();
   } catch (e) {
     showError(t("error", { message: e.message }), true);
@@ -85,22 +93,22 @@ async function enter() {
   $("#join-panel").hidden = true;
   $("#game").hidden = false;
   showError("");
-  if (S.seat.role === "player" && !S.stream) {
+  if (state.seat.role === "player" && !state.stream) {
     try {
-      S.stream = await openCamera();
+      state.stream = await openCamera();
     } catch (e) {
       showError(`${t("camera_failed", { error: e.message })} ${t("camera_needed")}`, true);
     }
-    if (S.stream) startDetectorLater();
+    if (state.stream) startDetectorLater();
   }
-  if (S.seat.role === "spectator") $("#detector-status").textContent = t("spectating");
+  if (state.seat.role === "spectator") $("#detector-status").textContent = t("spectating");
   connect();
 }
 
 function startDetectorLater() {
   $("#detector-status").textContent = t("detector_loading");
-  startDetector(S.stream).then((det) => {
-    S.detector = det;
+  startDetector(state.stream).then((det) => {
+    state.detector = det;
     $("#detector-status").textContent = "";
     det.onresult = onResult;
     det.onerror = (e) => console.warn("detector:", e);
@@ -110,83 +118,101 @@ function startDetectorLater() {
 }
 
 function onResult(r) {
-  if (!S.detectorRunning) {
-    S.detectorRunning = true;
+  if (!state.detectorRunning) {
+    state.detectorRunning = true;
     render();
   }
-  if (S.me) S.tiles.get(S.me.id)?.meter.set(r.face, r.smile_prob);
-  if (!S.ws || S.ws.readyState !== WebSocket.OPEN || S.me?.role !== "player") return;
-  if (r.t_ms - S.lastSent < SCORE_EVERY_MS) return;
-  S.lastSent = r.t_ms;
-  send({ type: "score", t_ms: r.t_ms, face: r.face, smile_prob: r.face ? r.smile_prob : null });
+  if (state.me) state.tiles.get(state.me.id)?.meter.set(r.face, r.smile_prob);
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN || state.me?.role !== "player") return;
+  if (r.t_ms - state.lastSent < state.scoreEveryMs - SCORE_SLACK_MS) return;
+  state.lastSent = r.t_ms;
+  const score = { t_ms: r.t_ms, face: r.face, smile_prob: r.face ? r.smile_prob : null };
+  send({ type: "score", ...score });
+  judgeLocally(score);
+}
+
+/** The score just sent, through the server's judge rules: own meter and "almost" cue. */
+function judgeLocally({ t_ms, face, smile_prob }) {
+  let events;
+  try {
+    events = state.localJudge.push(t_ms, face, smile_prob);
+  } catch (e) { // a sample the judge refuses (e.g. time going backwards): start afresh
+    console.warn("local judge:", e);
+    state.localJudge.reset();
+    return;
+  }
+  if (state.phase === "round" && events.some((ev) => ev.type === "laugh_start")) flash(t("almost_you"));
+  state.tiles.get(state.me.id)?.meter.setLaugh(state.localJudge.laugh);
 }
 
 // --- the socket -------------------------------------------------------------------------------
 
 function send(msg) {
-  if (S.ws && S.ws.readyState === WebSocket.OPEN) S.ws.send(JSON.stringify(msg));
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
 }
 
 function connect() {
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/rooms/${code}`);
-  S.ws = ws;
-  ws.onopen = () => ws.send(JSON.stringify({ type: "hello", token: S.seat.token }));
+  state.ws = ws;
+  ws.onopen = () => ws.send(JSON.stringify({ type: "hello", token: state.seat.token }));
   ws.onmessage = (ev) => onMessage(JSON.parse(ev.data));
   ws.onclose = (ev) => {
-    if (S.ws !== ws) return;
-    S.mesh?.closeAll();
-    S.streams.clear();
+    if (state.ws !== ws) return;
+    state.mesh?.closeAll();
+    state.streams.clear();
     const fatal = FATAL[ev.code];
     if (fatal === "bad_token") {
-      seats.forget(code, S.seat.token);
-      S.done = true;
+      seats.forget(code, state.seat.token);
+      state.done = true;
       location.reload(); // show the join form again
       return;
     }
-    if (fatal || S.done) {
-      S.done = true;
+    if (fatal || state.done) {
+      state.done = true;
       if (fatal === "replaced") showError(t("replaced"), true);
       if (fatal === "no_room") showError(t("no_room", { code }), true);
       return;
     }
     showError(t("reconnecting"), true);
-    S.retry = Math.min(S.retry + 1, 5);
-    setTimeout(connect, 500 * S.retry);
+    state.retry = Math.min(state.retry + 1, 5);
+    setTimeout(connect, 500 * state.retry);
   };
 }
 
 function onMessage(msg) {
   switch (msg.type) {
     case "welcome":
-      S.me = msg.you;
-      S.judge = msg.judge;
-      S.retry = 0;
+      state.scoreEveryMs = scoreInterval(msg.limits); // first: a bad value sends nothing
+      state.me = msg.you;
+      state.judge = msg.judge;
+      state.localJudge.configure(msg.judge, msg.you.threshold ?? null);
+      state.retry = 0;
       showError("");
-      S.mesh?.closeAll();
-      S.mesh = new Mesh({
-        role: S.me.role,
+      state.mesh?.closeAll();
+      state.mesh = new Mesh({
+        role: state.me.role,
         iceServers: msg.ice_servers,
-        stream: S.stream,
+        stream: state.stream,
         send: (to, m) => send({ type: "signal", to, ...m }),
-        onstream: (id, stream) => { S.streams.set(id, stream); render(); },
+        onstream: (id, stream) => { state.streams.set(id, stream); render(); },
       });
-      for (const peer of msg.peers) S.mesh.call(peer).catch((e) => console.warn("call", e));
+      for (const peer of msg.peers) state.mesh.call(peer).catch((e) => console.warn("call", e));
       break;
     case "room":
       onRoom(msg.room);
       break;
     case "peer_left":
-      S.mesh?.close(msg.id);
-      S.streams.delete(msg.id);
+      state.mesh?.close(msg.id);
+      state.streams.delete(msg.id);
       render();
       break;
     case "peer_joined":
       break; // the newcomer calls us
     case "signal":
-      S.mesh?.onsignal(msg).catch((e) => console.warn("signal", e));
+      state.mesh?.onsignal(msg).catch((e) => console.warn("signal", e));
       break;
     case "score":
-      S.tiles.get(msg.player)?.meter.set(msg.face, msg.smile_prob);
+      state.tiles.get(msg.player)?.meter.set(msg.face, msg.smile_prob);
       break;
     case "judge":
       onJudge(msg.event);
@@ -195,29 +221,39 @@ function onMessage(msg) {
       send({ type: "pong", server_ms: msg.server_ms, t_ms: performance.now() });
       break;
     case "error":
-      if (msg.code === "replaced") S.done = true;
+      if (msg.code === "replaced") state.done = true;
       showError(t("error", { message: msg.message }), msg.code === "replaced");
       break;
   }
 }
 
+function scoreInterval(limits) {
+  const hz = limits?.score_hz;
+  if (!(typeof hz === "number" && hz > 0)) throw new Error(`welcome: limits.score_hz must be a number > 0, got ${JSON.stringify(hz)}`);
+  return 1000 / hz;
+}
+
 function nameOf(id) {
-  return S.room?.members.find((m) => m.id === id)?.nickname ?? "?";
+  return state.room?.members.find((m) => m.id === id)?.nickname ?? "?";
 }
 
 function onJudge(ev) {
-  if (ev.type === "laugh_start") flash(t("almost", { name: nameOf(ev.player) }));
+  // our own laugh_start was flashed already, by the local judge on the same sample
+  if (ev.type === "laugh_start" && ev.player !== state.me?.id) flash(t("almost", { name: nameOf(ev.player) }));
   else if (ev.type === "face_lost") flash(t("face_lost", { name: nameOf(ev.player) }));
 }
 
 function onRoom(room) {
-  const prev = S.phase;
-  S.room = room;
-  S.receivedAt = performance.now();
-  S.deadline = room.phase_left_ms === null ? null : S.receivedAt + room.phase_left_ms;
-  S.phase = room.phase;
+  const prev = state.phase;
+  state.room = room;
+  state.receivedAt = performance.now();
+  state.deadline = room.phase_left_ms === null ? null : state.receivedAt + room.phase_left_ms;
+  state.phase = room.phase;
+  const me = room.members.find((m) => m.id === state.me?.id);
+  state.localJudge.configure(state.judge, me?.threshold ?? null); // calibrated: a new timeline
   if (prev !== room.phase && (room.phase === "calibrating" || room.phase === "round")) {
-    S.detector?.reset(); // a fresh streaming window for calibration and each round
+    state.detector?.reset(); // a fresh streaming window for calibration and each round
+    state.localJudge.reset(); // and a fresh judge timeline, as the server starts one
   }
   render();
 }
@@ -225,7 +261,7 @@ function onRoom(room) {
 // --- rendering --------------------------------------------------------------------------------
 
 function tileFor(m) {
-  let tile = S.tiles.get(m.id);
+  let tile = state.tiles.get(m.id);
   if (tile) return tile;
   const video = el("video", { autoplay: true, playsinline: true });
   const meter = new Meter();
@@ -238,7 +274,7 @@ function tileFor(m) {
     el("div", { class: "video" }, video, el("div", { class: "noimg" }, initial)),
     el("figcaption", {}, name, badge, score), meter.node);
   tile = { node, video, meter, name, badge, score, initial };
-  S.tiles.set(m.id, tile);
+  state.tiles.set(m.id, tile);
   return tile;
 }
 
@@ -250,7 +286,7 @@ function attach(video, stream, muted) {
 }
 
 function secondsLeft() {
-  return S.deadline === null ? 0 : Math.max(0, Math.ceil((S.deadline - performance.now()) / 1000));
+  return state.deadline === null ? 0 : Math.max(0, Math.ceil((state.deadline - performance.now()) / 1000));
 }
 
 function names(ids) {
@@ -272,12 +308,12 @@ function verdictText(v) {
 }
 
 function renderBanner() {
-  const room = S.room;
+  const room = state.room;
   if (!room) return;
   const players = room.members.filter((m) => m.role === "player");
   let text = "", big = "", progress = null;
   const total = room.phase_ms || 0;
-  const left = S.deadline === null ? 0 : Math.max(0, S.deadline - performance.now());
+  const left = state.deadline === null ? 0 : Math.max(0, state.deadline - performance.now());
   switch (room.phase) {
     case "lobby":
       text = players.length < 2 ? t("phase_lobby_need") : t("phase_lobby");
@@ -327,17 +363,17 @@ function renderBanner() {
 }
 
 function render() {
-  const room = S.room;
-  if (!room || !S.me) return;
+  const room = state.room;
+  if (!room || !state.me) return;
   document.body.dataset.phase = room.phase;
-  const me = room.members.find((m) => m.id === S.me.id);
+  const me = room.members.find((m) => m.id === state.me.id);
   const players = room.members.filter((m) => m.role === "player");
   const tiles = $("#tiles");
   const keep = new Set();
   for (const m of players) {
     const tile = tileFor(m);
     keep.add(m.id);
-    tile.name.textContent = m.id === S.me.id ? `${m.nickname} (${t("you")})` : m.nickname;
+    tile.name.textContent = m.id === state.me.id ? `${m.nickname} (${t("you")})` : m.nickname;
     tile.score.textContent = String(m.score);
     let badge = "";
     if (m.status === "forfeit") badge = t("forfeit");
@@ -347,27 +383,28 @@ function render() {
     tile.initial.textContent = [...m.nickname.trim()][0]?.toUpperCase() ?? "?";
     tile.node.classList.toggle("away", !m.connected);
     if (!m.connected) tile.meter.set(false, null); // no stale score under an empty seat
-    tile.node.classList.toggle("me", m.id === S.me.id);
+    tile.node.classList.toggle("me", m.id === state.me.id);
     const loser = room.phase === "verdict" && room.last_verdict?.losers.some((l) => l.player === m.id);
     tile.node.classList.toggle("lost", Boolean(loser));
     tile.node.classList.toggle("winner", room.phase === "match_over" && room.winners.includes(m.id));
-    tile.meter.setThreshold(m.threshold ?? S.judge?.threshold ?? null);
-    const stream = m.id === S.me.id ? S.stream : S.streams.get(m.id);
+    tile.meter.setThreshold(m.threshold ?? state.judge?.threshold ?? null);
+    if (m.id === state.me.id && m.role === "player") tile.meter.node.title = t("meter_judge");
+    const stream = m.id === state.me.id ? state.stream : state.streams.get(m.id);
     tile.node.classList.toggle("novideo", !stream);
-    if (stream) attach(tile.video, stream, m.id === S.me.id);
+    if (stream) attach(tile.video, stream, m.id === state.me.id);
     if (tile.node.parentElement !== tiles) tiles.append(tile.node);
   }
-  for (const [id, tile] of S.tiles) {
+  for (const [id, tile] of state.tiles) {
     if (!keep.has(id)) {
       tile.node.remove();
-      S.tiles.delete(id);
+      state.tiles.delete(id);
     }
   }
   // controls
   const canReady = me && me.role === "player" && (room.phase === "lobby" || room.phase === "match_over");
   const ready = $("#ready");
   ready.hidden = !canReady;
-  ready.disabled = !S.detectorRunning; // calibration needs this page's smile scores
+  ready.disabled = !state.detectorRunning; // calibration needs this page's smile scores
   if (canReady) {
     ready.textContent = me.ready ? t("not_ready") : room.phase === "match_over" ? t("rematch") : t("ready");
     ready.dataset.ready = me.ready ? "1" : "0";
@@ -389,8 +426,9 @@ function render() {
 
 async function main() {
   apply();
-  wireSwitch($("#lang"), render);
-  $("#room-title").textContent = t("room_title", { code });
+  const title = () => { $("#room-title").textContent = t("room_title", { code }); };
+  wireSwitch($("#lang"), () => { title(); render(); });
+  title();
   $("#invite-link").value = new URL(`/r/${code}`, location.origin).href;
   $("#copy").addEventListener("click", async () => {
     try { await navigator.clipboard.writeText($("#invite-link").value); } catch { $("#invite-link").select(); }
@@ -400,8 +438,8 @@ async function main() {
   $("#ready").addEventListener("click", () => send({ type: "ready", ready: $("#ready").dataset.ready !== "1" }));
   $("#leave").addEventListener("click", () => {
     send({ type: "leave" });
-    S.done = true;
-    if (S.seat) seats.forget(code, S.seat.token);
+    state.done = true;
+    if (state.seat) seats.forget(code, state.seat.token);
     location.href = "/";
   });
   $("#join-player").addEventListener("click", () => join("player"));
@@ -414,8 +452,8 @@ async function main() {
     showError(e.status === 404 ? t("no_room", { code }) : t("error", { message: e.message }), true);
     return;
   }
-  S.seat = await resumeSeat();
-  if (S.seat) {
+  state.seat = await resumeSeat();
+  if (state.seat) {
     await enter();
     return;
   }

@@ -4,22 +4,19 @@
 //   {type: "process", id, width, height, data: ArrayBuffer RGBA, tMs}  -> result
 //   {type: "stream", readable}   a MediaStreamTrackProcessor's ReadableStream<VideoFrame>
 //   {type: "bitmap", bitmap}      one frame drawn by the page (no MediaStreamTrackProcessor)
-//   {type: "stop"} | {type: "reset"} | {type: "bench", id, role, n, warmup, options}
+//   {type: "stop"} | {type: "reset"}
 // and back: {type: "reply", id, value | error}, {type: "frame", result}, {type: "ready"}
 // (the page may send the next bitmap), {type: "error", error}.
 // Video frames stay in this worker: only numbers are posted back.
 
-import { Pipeline } from "./detector/pipeline.js";
+import { fetchBytes, fetchJson, loadOrt, ortFile } from "./ort.js";
+import { Pipeline } from "./pipeline.js";
 
 const FPS_WINDOW_MS = 1000; // fps = frames processed over the last second
 const AUTO_THREADS_MIN_CORES = 4; // threads: 0 uses 2 WASM threads from this many logical cores
 const MAX_CLOCK_SKEW_MS = 1000; // a capture timestamp this far from arrival re-anchors the clock
 
-let ort = null;
 let pipeline = null;
-let info = null; // what ran: {backend, threads, simd, crossOriginIsolated, ortFile, encoder, detectIntervalMs, note}
-let modelUrl = null;
-let modelJson = null; // model.json as loaded at init
 let pageOrigin = 0; // the page's performance.timeOrigin: worker times -> page clock
 let current = null; // the camera being read: {reader, on}
 let lastTMs = -Infinity;
@@ -28,7 +25,7 @@ let canvas = null, ctx = null; // fallback pixel reader
 let rgba = null; // reused RGBA buffer for camera frames
 let copyToRgba = true; // VideoFrame.copyTo(..., {format: "RGBA"}) works here
 
-// Frames, explicit process calls, resets and benchmarks share one onnxruntime instance and
+// Frames, explicit process calls and resets share one onnxruntime instance and
 // the pipeline's buffers: run them one at a time, in arrival order.
 let chain = Promise.resolve();
 function serial(fn) {
@@ -38,16 +35,6 @@ function serial(fn) {
 }
 
 const pageNow = () => performance.timeOrigin + performance.now() - pageOrigin;
-
-async function fetchBytes(url) {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
-}
-
-async function fetchJson(url) {
-  return JSON.parse(new TextDecoder().decode(await fetchBytes(url)));
-}
 
 async function webgpuAdapter() {
   if (!("gpu" in navigator)) return null;
@@ -61,10 +48,9 @@ async function webgpuAdapter() {
 /** Load onnxruntime-web for the backend asked, create the sessions, report what ran. */
 async function init({ model, ortBase, threads, backend, timeOrigin, overrides }) {
   pageOrigin = timeOrigin;
-  modelUrl = new URL(model, self.location.href);
+  const modelUrl = new URL(model, self.location.href);
   const base = new URL(ortBase, self.location.href).href;
   const contract = await fetchJson(new URL("model.json", modelUrl));
-  modelJson = contract;
   const isolated = self.crossOriginIsolated === true;
   // auto: a second WASM thread only where a core is left for the page and the call (on 2
   // cores it made frames slower: docs/browser.md)
@@ -82,12 +68,8 @@ async function init({ model, ortBase, threads, backend, timeOrigin, overrides })
       want = "wasm";
     }
   }
-  const ortFile = want === "webgpu" ? "ort.webgpu.min.mjs" : "ort.wasm.min.mjs";
-  ort = await import(base + ortFile);
-  ort.env.wasm.wasmPaths = base;
-  ort.env.wasm.numThreads = nThreads;
-  ort.env.wasm.proxy = false; // we are the worker already
-  ort.env.logLevel = "error";
+  const loaded = ortFile(want); // kept after a fallback: the webgpu build runs wasm too
+  const ort = await loadOrt(base, want, nThreads);
   const load = (path) => fetchBytes(new URL(path, modelUrl));
   // One execution provider per session: ORT given a list falls back silently, so we try
   // WebGPU alone and fall back ourselves, recording why.
@@ -99,12 +81,12 @@ async function init({ model, ortBase, threads, backend, timeOrigin, overrides })
     want = "wasm";
     pipeline = await Pipeline.create(ort, contract, load, { executionProviders: ["wasm"], graphOptimizationLevel: "all" }, overrides);
   }
-  info = {
+  const info = { // what ran
     backend: want,
     threads: want === "wasm" ? nThreads : 0,
     simd: true, // onnxruntime-web >= 1.19 ships SIMD builds only
     crossOriginIsolated: isolated,
-    ortFile,
+    ortFile: loaded,
     encoder: pipeline.c.encoderRole,
     detectIntervalMs: pipeline.c.detectIntervalMs,
     note,
@@ -203,49 +185,11 @@ function stopStream() {
   current = null;
 }
 
-// --- benchmarks: one model file alone, on constant input of its declared shape ----------
-const benchSessions = {};
-/** role: a model.json files role ("encoder_int8", "seed", "face_detector", ...) or
- *  {path, inputs: {name: shape}} for a file in the model folder that model.json does not list. */
-async function bench({ role, n, warmup, options }) {
-  let entry = role;
-  if (typeof role === "string") {
-    entry = modelJson.files[role];
-    if (!entry) throw new Error(`model.json has no file role ${JSON.stringify(role)}; it lists ${Object.keys(modelJson.files)}`);
-    if (!entry.inputs && entry.path === pipeline.c.files.detector.path) {
-      const d = pipeline.c.crop.detector;
-      entry = { ...entry, inputs: { [d.inputName]: [1, 3, d.inputSize, d.inputSize] } };
-    }
-  }
-  if (!entry.inputs) throw new Error(`no input shapes for ${JSON.stringify(entry.path)}`);
-  const key = entry.path + JSON.stringify(options || {});
-  if (!benchSessions[key]) {
-    benchSessions[key] = await ort.InferenceSession.create(await fetchBytes(new URL(entry.path, modelUrl)),
-      { executionProviders: [info.backend], graphOptimizationLevel: "all", ...options });
-  }
-  const sess = benchSessions[key];
-  const feeds = {};
-  for (const [name, shape] of Object.entries(entry.inputs)) {
-    const dims = shape.map((d) => (typeof d === "number" ? d : 1)); // "n" -> a batch of 1
-    feeds[name] = new ort.Tensor("float32", new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(0.5), dims);
-  }
-  const times = [];
-  for (let i = 0; i < warmup + n; i++) {
-    const t0 = performance.now();
-    await sess.run(feeds);
-    if (i >= warmup) times.push(performance.now() - t0);
-  }
-  return { path: entry.path, times };
-}
-
 const handlers = {
   init,
   async process({ width, height, data, tMs }) {
     const img = { data: new Uint8ClampedArray(data), width, height, channels: 4 };
     return serial(() => pipeline.process(img, tMs));
-  },
-  async bench(msg) {
-    return serial(() => bench(msg));
   },
 };
 

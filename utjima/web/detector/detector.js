@@ -2,7 +2,7 @@
 // and emits {t_ms, face, box, smile_prob, emotion, ms, fps} at camera rate. The interface is
 // docs/detector_api.md; the design and measurements are docs/browser.md.
 //
-// Everything heavy runs in a Web Worker (detector.worker.js): onnxruntime-web (WASM, threads
+// Everything heavy runs in a Web Worker (worker.js): onnxruntime-web (WASM, threads
 // when the page is cross-origin isolated; WebGPU when an adapter exists), face detection,
 // the crop, the encoder and the streaming step. Camera frames go to the worker as a
 // MediaStreamTrackProcessor stream when the browser has one (the main thread never touches
@@ -51,11 +51,11 @@ class Detector {
   }
 
   async _init() {
-    const w = new Worker(new URL("./detector.worker.js", import.meta.url), { type: "module", name: "utjima-detector" });
+    const w = new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "utjima-detector" });
     this._worker = w;
     w.onmessage = (ev) => this._onMessage(ev.data);
     w.onerror = (ev) => {
-      const err = new Error(`detector worker failed: ${ev.message || "could not load detector.worker.js"}`);
+      const err = new Error(`detector worker failed: ${ev.message || "could not load worker.js"}`);
       for (const { reject } of this._pending.values()) reject(err);
       this._pending.clear();
       this.onerror?.(err);
@@ -164,14 +164,6 @@ class Detector {
     const data = new Uint8ClampedArray(imageData.data); // a copy: the caller keeps its pixels
     if (data.length !== width * height * 4) throw new Error(`processFrame: expected ${width}x${height} RGBA (${width * height * 4} bytes), got ${data.length}`);
     return this._call("process", { width, height, data: data.buffer, tMs }, [data.buffer]);
-  }
-
-  /** Time one model file alone on constant input, in the worker with this detector's
-   *  backend and threads: role is a model.json "files" role ("encoder_int8", "seed", ...) or
-   *  {path, inputs: {name: shape}}. Resolves to {path, times: [ms, ...]}.
-   *  For benchmarks/bench_browser.py; options are extra onnxruntime session options. */
-  async benchmark(role, n = 30, warmup = 5, options = {}) {
-    return this._call("bench", { role, n, warmup, options });
   }
 
   dispose() {

@@ -28,20 +28,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 WEB_DIR = REPO_ROOT / "utjima" / "web"
 MODEL_DIR = REPO_ROOT / "utjima" / "models"
 ORT_DIR = REPO_ROOT / "node_modules" / "onnxruntime-web" / "dist"
 START_TIMEOUT_S = 30.0
 # Checked on the real server before it is used; any failure falls back to the stand-in.
-PROBES = ("/models/default/model.json", "/static/detector.js", "/vendor/ort/ort.wasm.min.mjs", "/demo")
-ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
+PROBES = ("/models/default/model.json", "/static/detector/detector.js",
+          "/vendor/ort/ort.wasm.min.mjs", "/demo")
+ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin",
+             "Cross-Origin-Embedder-Policy": "require-corp",
              "Cross-Origin-Resource-Policy": "same-origin"}
 CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
-       "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
+       "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+       "media-src 'self' blob: mediastream:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'")
 TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
-         ".json": "application/json", ".onnx": "application/octet-stream", ".html": "text/html; charset=utf-8",
+         ".json": "application/json", ".onnx": "application/octet-stream",
+         ".html": "text/html; charset=utf-8",
          ".css": "text/css", ".svg": "image/svg+xml"}
 
 
@@ -150,7 +154,8 @@ def _fixture(model_dir: Path, note: str) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def running_server(model_dir: str | Path | None = None, prefer: str | None = None) -> Iterator[Server]:
+def running_server(model_dir: str | Path | None = None,
+                   prefer: str | None = None) -> Iterator[Server]:
     """The real server if it works (prefer="real" insists), else the stand-in
     (prefer="fixture" goes straight there). Default: env UTJIMA_TEST_SERVER, else "auto"."""
     prefer = prefer or os.environ.get("UTJIMA_TEST_SERVER", "auto")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 CHROMIUM = Path(os.environ.get("UTJIMA_CHROMIUM", "/usr/bin/chromium"))
 # Every launch: no sandbox (root in a container), software rendering, no background traffic.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 class ChromiumMissing(RuntimeError):
@@ -28,8 +28,8 @@ def ensure_chromium(install: bool = True) -> Path:
                        stdout=subprocess.DEVNULL)
         if CHROMIUM.is_file():
             return CHROMIUM
-    raise ChromiumMissing(f"no Chromium at {CHROMIUM}; install it with `apt-get install -y chromium` "
-                          "(or `make browser-deps`)")
+    raise ChromiumMissing(f"no Chromium at {CHROMIUM}; install it with "
+                          "`apt-get install -y chromium` (or `make system-deps`)")
 
 
 def launch_args(fake_video: str | Path | None = None) -> list[str]:

@@ -8,9 +8,9 @@ writes such files (`write_y4m`) and builds test scenes: a face upscaled onto a p
 browser tests use (`smile_clip`), with faces picked by label from SMILEsmileD's test split
 (or the astronaut fixture when the research archives are absent).
 
-    from browser.fakecam import write_y4m, compose, smile_clip   # inside tests/ (on sys.path)
+    from harness.fakecam import write_y4m, compose, smile_clip
 
-The CLI is tools/make_fake_camera.py. Frames are RGB uint8 (H, W, 3); the file is 4:2:0,
+The CLI is `python -m tools.make_fake_camera`. Frames are RGB uint8 (H, W, 3); the file is 4:2:0,
 BT.601 limited range, which is what Chromium assumes for I420, so colours survive the trip.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO_ROOT / "tests" / "fixtures" / "astronaut.jpg"
 FRAME_W, FRAME_H = 640, 480
 BACKGROUND = 150  # plain grey background, 0..255
@@ -69,7 +69,8 @@ def write_y4m(path: str | Path, frames_rgb, fps: int = 30) -> Path:
                 h, w = frame.shape[:2]
                 f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
             elif frame.shape[:2] != (h, w):
-                raise ValueError(f"frame {n} is {frame.shape[1]}x{frame.shape[0]}, the file is {w}x{h}")
+                raise ValueError(f"frame {n} is {frame.shape[1]}x{frame.shape[0]}, "
+                                 f"the file is {w}x{h}")
             f.write(b"FRAME\n")
             f.write(rgb_to_i420(frame))
             n += 1
@@ -112,10 +113,13 @@ def compose(face: np.ndarray, cx: float, cy: float, face_px: int = FACE_PX, angl
     return frame
 
 
-def drift(i: int, fps: float, amplitude: float = MOTION_PX, hz: float = MOTION_HZ) -> tuple[float, float]:
+def drift(i: int, fps: float, amplitude: float = MOTION_PX,
+          hz: float = MOTION_HZ) -> tuple[float, float]:
     """Slight head motion: a slow Lissajous drift, px."""
     t = i / fps
-    return amplitude * math.sin(2 * math.pi * hz * t), 0.6 * amplitude * math.sin(2 * math.pi * hz * 1.3 * t + 1.0)
+    dx = amplitude * math.sin(2 * math.pi * hz * t)
+    dy = 0.6 * amplitude * math.sin(2 * math.pi * hz * 1.3 * t + 1.0)
+    return dx, dy
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,8 @@ def pick_smilesmiled(root: Path, detector=None, min_score: float = 0.75) -> Face
                 picked[label] = (img, rel[i])
                 break
         else:
-            raise RuntimeError(f"no face with label {label} found at score >= {min_score} in {root}")
+            raise RuntimeError(f"no face with label {label} found at score >= {min_score} "
+                               f"in {root}")
     return Faces(picked[0][0], picked[1][0], "smilesmiled:test", (picked[0][1], picked[1][1]))
 
 

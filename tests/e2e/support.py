@@ -1,5 +1,5 @@
-"""What the browser tests share: where Chromium is, how it is launched, and a handle on a
-running `utjima serve` (its URL and traffic log)."""
+"""What the game's end-to-end test shares: where Chromium is, the flags its three browsers
+launch with, and a handle on a running `utjima serve` (its URL and traffic log)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from browser.chromium import ARGS, CHROMIUM
-from browser.server import free_port
+from harness.chromium import ARGS, CHROMIUM
+from harness.server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHOTS = REPO_ROOT / ".cache" / "e2e"
