@@ -26,7 +26,11 @@ def ev(player: str, type: str, t_ms: float, start_ms: float, *, peak_prob=None, 
                        peak_prob=peak_prob, reason=reason, decisive=decisive)
 
 
-def record(winner: str = "Ana", loser: str = "Bo") -> MatchRecord:
+ANA, BO = "a" * 64, "b" * 64  # identities (device key hashes)
+
+
+def record(winner: str = "Ana", loser: str = "Bo", winner_key: str | None = ANA,
+           loser_key: str | None = BO) -> MatchRecord:
     laugh = (ev("m2", "laugh_start", 2000.0, 2000.0, peak_prob=0.8),
              ev("m2", "laugh_confirmed", 2420.0, 2000.0, peak_prob=0.93, decisive=True),
              # the winner laughed too, after the round was lost: an offence, not decisive
@@ -36,9 +40,9 @@ def record(winner: str = "Ana", loser: str = "Bo") -> MatchRecord:
     return MatchRecord(
         room_code="ABCDEF", number=1, duration_ms=60_000.0, rounds_to_win=2,
         players=(PlayerRecord(id="m1", nickname=winner, seat=0, score=2, result="win",
-                              threshold=0.5),
+                              threshold=0.5, key_hash=winner_key),
                  PlayerRecord(id="m2", nickname=loser, seat=1, score=0, result="loss",
-                              threshold=0.62)),
+                              threshold=0.62, key_hash=loser_key)),
         rounds=(RoundRecord(index=1, status="loss", start_ms=9000.0, duration_ms=3100.0,
                             events=laugh),
                 RoundRecord(index=2, status="draw", start_ms=20000.0, duration_ms=30000.0,
@@ -51,8 +55,8 @@ def record(winner: str = "Ana", loser: str = "Bo") -> MatchRecord:
 def check_store(store: Store) -> None:
     ended = datetime(2025, 5, 1, 12, 0, tzinfo=timezone.utc)
     mid = store.save_match(record(), ended)
-    # the same player in another case
-    store.save_match(record(winner="ana", loser="Cy"), ended.replace(hour=13))
+    # the same player in another case, against another
+    store.save_match(record(winner="ana", loser="Cy", loser_key="c" * 64), ended.replace(hour=13))
     [newest, older] = store.list_matches()
     assert older.id == mid and newest.players[0].nickname == "ana"
     assert older.winners == ["Ana"] and len(older.rounds) == 3
@@ -81,9 +85,9 @@ def test_migrations_make_a_fresh_sqlite_database(tmp_path):
     store = Store(url)  # creates the folder, runs `upgrade head`
     tables = set(sa.inspect(store.engine).get_table_names())
     assert tables == {"alembic_version", "players", "matches", "match_players", "rounds",
-                      "laugh_events"}
+                      "laugh_events", "rooms"}
     with store.engine.connect() as c:
-        assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0001"
+        assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0002"
     store.close()
     Store(url).close()  # running the migrations again is a no-op
 

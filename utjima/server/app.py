@@ -9,15 +9,17 @@ hears the size and type of everything received (`hub.Observer`): the tests' traf
 from __future__ import annotations
 
 import asyncio
+import json
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from utjima import __version__
-from utjima.contract import load_contract
+from utjima.contract import ContractError, load_contract
 from utjima.judge import JudgeConfig
 from utjima.server import schemas
 from utjima.server.hub import Hub, Observer, ignore
@@ -30,52 +32,105 @@ from utjima.server.store import Store
 MAX_BODY_BYTES = 16 * 1024  # every JSON body we accept is tiny; nothing else is accepted
 
 
-def judge_config(contract) -> JudgeConfig:
-    """The model's judge rules, with its validated smile threshold (model.json)."""
-    return JudgeConfig.from_dict({**contract.data.get("judge", {}),
-                                  "threshold": contract.smile_threshold})
+def judge_config(contract, settings: Settings | None = None) -> JudgeConfig:
+    """The model's judge rules, with its validated smile threshold (model.json); with
+    `settings`, checked against them (SettingsError when a setting can never work)."""
+    try:
+        cfg = JudgeConfig.from_dict({**contract.data.get("judge", {}),
+                                     "threshold": contract.smile_threshold})
+    except (TypeError, ValueError) as e:
+        raise ContractError(f"{contract.dir / 'model.json'}: judge: {e}") from None
+    if settings is not None:
+        settings.check_judge(cfg)
+    return cfg
 
 
 class BodyLimit:
-    """Refuses request bodies over MAX_BODY_BYTES (413), and tells `observe` the size and
-    content type of every request body that reached the server."""
+    """Reads each request body whole before the app sees it: refuses one over its limit
+    with 413 (declared or chunked), one that is not JSON where JSON is expected with 400,
+    and tells `observe` the size and content type of every body that reached the server.
+    The limit is MAX_BODY_BYTES, or `limits[path]` for routes that take more (/api/predict).
+    """
 
-    def __init__(self, app: ASGIApp, observe: Observer) -> None:
-        self.app, self.observe = app, observe
+    def __init__(self, app: ASGIApp, observe: Observer,
+                 limits: dict[str, int] | None = None) -> None:
+        self.app, self.observe, self.limits = app, observe, limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        declared = int(headers.get(b"content-length", b"0") or 0)
-        ctype = headers.get(b"content-type", b"").decode("latin-1")
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > MAX_BODY_BYTES:
-                    raise _TooLarge()
-            return msg
-
+        headers = Headers(scope=scope)
+        ctype = headers.get("content-type", "")
+        limit = self.limits.get(scope["path"], MAX_BODY_BYTES)
+        seen, body, more = 0, [], True
         try:
-            if declared > MAX_BODY_BYTES:
+            declared = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            declared = 0  # h11 refuses a malformed Content-Length before we see it
+        try:
+            if declared > limit:
                 raise _TooLarge()
-            await self.app(scope, counted, send)
+            while more:
+                msg = await receive()
+                if msg["type"] != "http.request":
+                    return  # the client went away
+                chunk = msg.get("body", b"")
+                seen += len(chunk)
+                if seen > limit:
+                    raise _TooLarge()
+                body.append(chunk)
+                more = msg.get("more_body", False)
         except _TooLarge:
-            resp = JSONResponse({"detail": {"code": "too_large", "message":
-                                f"request bodies are limited to {MAX_BODY_BYTES} bytes"}}, 413)
-            await resp(scope, receive, send)
+            await _problem(413, "too_large", f"request bodies are limited to {limit} bytes")(
+                scope, receive, send)
+            return
         finally:
             self.observe({"kind": "http", "method": scope["method"], "path": scope["path"],
                           "bytes": max(seen, declared), "content_type": ctype})
+        data = b"".join(body)
+        if data and limit == MAX_BODY_BYTES and _is_json(ctype):
+            problem = _json_problem(data)
+            if problem:
+                await _problem(400, "bad_request", problem)(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": data, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 class _TooLarge(Exception):
     pass
+
+
+def _problem(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"detail": {"code": code, "message": message}}, status)
+
+
+def _is_json(ctype: str) -> bool:
+    main = ctype.split(";", 1)[0].strip().lower()
+    return main in ("", "application/json") or main.endswith("+json")
+
+
+def _json_problem(data: bytes) -> str | None:
+    """Why `data` is not JSON we accept, or None. Nesting too deep for the parser and
+    integers too long to convert are refused here, with a message, not a traceback."""
+    try:
+        json.loads(data)
+    except RecursionError:
+        return "the body's JSON is nested too deeply"
+    except UnicodeDecodeError:
+        return "the body is not UTF-8 text"
+    except ValueError as e:  # JSONDecodeError, or an integer of thousands of digits
+        return f"the body is not valid JSON: {str(e)[:120]}"
+    return None
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None,
@@ -85,9 +140,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         contract = load_contract(settings.model_dir)  # fails loudly if invalid
+        cfg = judge_config(contract, settings)
         app.state.contract = contract
         app.state.store = store or await asyncio.to_thread(Store, settings.db_url)
-        app.state.hub = Hub(settings, judge_config(contract), app.state.store, observe)
+        app.state.hub = Hub(settings, cfg, app.state.store, observe)
+        app.state.hub.restarted = await asyncio.to_thread(app.state.store.restarted_rooms)
         app.state.http_buckets = KeyedBuckets(settings.http_rate_per_s, settings.http_burst)
         app.state.hub.start()
         try:

@@ -36,12 +36,11 @@ from utjima.judge import CalibrationError, JudgeConfig
 from utjima.server import schemas
 from utjima.server.clock import ClockError, ClockSync
 from utjima.server.records import EventRecord, MatchRecord, PlayerRecord, RoundRecord
-from utjima.server.settings import Settings
+from utjima.server.settings import PING_EVERY_MS, SCORE_HZ, Settings
 
 Sample = list  # [t_ms, smile_prob | None, face]
 FAST_PINGS = 5  # pings 200 ms apart after connecting, then one every PING_EVERY_MS
 FAST_PING_MS = 200.0
-PING_EVERY_MS = 5000.0
 SAMPLE_ERROR_EVERY_MS = 2000.0  # at most one rejected-sample error per member this often
 # A player counts as back (a paused match resumes) once connected *and* streaming: a
 # sample arrived within this long. A page that reloads needs a moment to restart its
@@ -93,6 +92,7 @@ class Member:
     fast_pings_left: int = 0
     last_error_ms: float = -math.inf
     last_sample_ms: float = -math.inf  # server time the last accepted sample arrived
+    key_hash: str | None = None  # identity (device key SHA-256) the result counts for
 
 
 @dataclass
@@ -103,6 +103,7 @@ class MatchPlayer:
     threshold: float | None = None  # from calibration
     score: int = 0  # rounds won
     status: str = "active"  # "active" | "forfeit" (left the match)
+    key_hash: str | None = None  # Member.key_hash
 
 
 @dataclass
@@ -137,6 +138,10 @@ class Room:
         self.winners: list[str] = []
         self.records: list[MatchRecord] = []
         self.last_active_ms = now_ms
+        self.joined_ever = False  # a room nobody ever joined is dropped sooner
+        # spectating: anyone with the code ("open"), or only with the host's watch link
+        self.spectating: schemas.Spectating = "open"
+        self.watch_key = secrets.token_urlsafe(12)
         self._out: list[Output] = []
         self._dirty = False
 
@@ -155,7 +160,12 @@ class Room:
     def in_match(self) -> bool:
         return self.phase not in ("lobby", "match_over")
 
-    def can_join(self, role: schemas.Role) -> RoomError | None:
+    @property
+    def host(self) -> Member | None:
+        """The player who has been in the room longest: the one who sets its options."""
+        return next((m for m in self.members.values() if m.role == "player"), None)
+
+    def can_join(self, role: schemas.Role, watch_key: str | None = None) -> RoomError | None:
         if role == "player":
             if self.in_match:
                 return RoomError(409, "match_in_progress",
@@ -168,11 +178,16 @@ class Room:
         elif len(self.spectators) >= self.s.max_spectators:
             return RoomError(409, "too_many_spectators",
                              f"the room already has {self.s.max_spectators} spectators")
+        elif self.spectating == "invite" and not (
+                watch_key and secrets.compare_digest(watch_key.encode(), self.watch_key.encode())):
+            return RoomError(403, "invite_only", "this room's host lets in only spectators "
+                                                 "with the watch link: ask them for it")
         return None
 
-    def join(self, nickname: str, role: schemas.Role, now_ms: float) -> Member:
+    def join(self, nickname: str, role: schemas.Role, now_ms: float, *,
+             key_hash: str | None = None, watch_key: str | None = None) -> Member:
         """Add a member (not yet connected); raises RoomError when the room says no."""
-        err = self.can_join(role)
+        err = self.can_join(role, watch_key)
         if err:
             raise err
         taken = {m.nickname for m in self.members.values()}
@@ -185,15 +200,16 @@ class Room:
             seat = min(set(range(self.s.max_players)) - {m.seat for m in self.players})
         mid = "m" + secrets.token_hex(4)
         m = Member(id=mid, token=secrets.token_urlsafe(24), nickname=name, role=role,
-                   seat=seat, away_since_ms=now_ms)
+                   seat=seat, away_since_ms=now_ms, key_hash=key_hash)
         self.members[mid] = m
         self.last_active_ms = now_ms
+        self.joined_ever = True
         self._dirty = True
         return m
 
     def by_token(self, token: str) -> Member | None:
         for m in self.members.values():
-            if secrets.compare_digest(m.token, token):
+            if secrets.compare_digest(m.token.encode(), token.encode()):
                 return m
         return None
 
@@ -210,7 +226,8 @@ class Room:
             code=self.code, phase=self.phase, players=[m.nickname for m in self.players],
             spectators=len(self.spectators), max_players=self.s.max_players,
             can_join_as_player=self.can_join("player") is None,
-            can_spectate=self.can_join("spectator") is None)
+            can_spectate=self.can_join("spectator") is None,
+            spectating=self.spectating)
 
     @property
     def empty(self) -> bool:
@@ -238,7 +255,8 @@ class Room:
             ice_servers=list(self.s.ice_servers), judge=self.cfg.to_dict(),
             limits={"max_msg_bytes": self.s.max_msg_bytes,
                     "max_signal_bytes": self.s.max_signal_bytes,
-                    "msg_rate_per_s": self.s.msg_rate_per_s, "score_hz": 15.0})))
+                    "msg_rate_per_s": self.s.msg_rate_per_s, "score_hz": SCORE_HZ},
+            watch_key=self.watch_key if m.role == "player" else None)))
         self._pings(now_ms)
         self._dirty = True
         self.last_active_ms = now_ms
@@ -276,6 +294,8 @@ class Room:
                                   schemas.PeerLeft(id=m.id)))
             self._out.append(Close(m.id, 1000, "left"))
             self._remove(m, now_ms)
+        elif isinstance(msg, schemas.SpectatingIn):
+            self._set_spectating(m, msg.mode)
         elif isinstance(msg, schemas.Hello):
             self._error(m, "bad_message", "hello was already accepted on this connection")
         self.last_active_ms = now_ms
@@ -334,6 +354,13 @@ class Room:
         m.ready = ready
         self._dirty = True
         self._maybe_start(now_ms)
+
+    def _set_spectating(self, m: Member, mode: schemas.Spectating) -> None:
+        if m is not self.host:
+            self._error(m, "forbidden", "only the room's host decides who may watch")
+            return
+        self.spectating = mode
+        self._dirty = True
 
     def _signal(self, m: Member, msg: schemas.Signal) -> None:
         peer = self.members.get(msg.to)
@@ -414,7 +441,8 @@ class Room:
             return
         self.n_matches += 1
         self.match = Match(number=self.n_matches, started_ms=now_ms, players={
-            p.id: MatchPlayer(id=p.id, nickname=p.nickname, seat=p.seat or 0) for p in players})
+            p.id: MatchPlayer(id=p.id, nickname=p.nickname, seat=p.seat or 0, key_hash=p.key_hash)
+            for p in players})
         for p in players:
             p.ready = False
         self.round_no, self.last_verdict, self.winners = 0, None, []
@@ -539,7 +567,7 @@ class Room:
             duration_ms=now_ms - self.match.started_ms, rounds_to_win=self.s.rounds_to_win,
             players=tuple(PlayerRecord(
                 id=p.id, nickname=p.nickname, seat=p.seat, score=p.score, threshold=p.threshold,
-                result="forfeit" if p.status == "forfeit" else
+                key_hash=p.key_hash, result="forfeit" if p.status == "forfeit" else
                 "win" if p.id in winners else "draw" if not winners else "loss")
                 for p in self.match.players.values()),
             rounds=tuple(self.match.rounds), winners=tuple(winners)))
@@ -610,7 +638,8 @@ class Room:
             waiting_for=waiting, paused_for=self._away(now_ms) if self.phase == "paused" else [],
             last_verdict=self.last_verdict, winners=self.winners,
             match_id=self.match.id
-            if self.match is not None and self.phase == "match_over" else None)
+            if self.match is not None and self.phase == "match_over" else None,
+            host=self.host.id if self.host else None, spectating=self.spectating)
 
     def _flush(self, now_ms: float) -> list[Output]:
         if self._dirty:
