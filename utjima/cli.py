@@ -154,7 +154,7 @@ def _serve(a: argparse.Namespace) -> int:
     from utjima.server.main import serve
 
     serve(host=a.host, port=a.port, model_dir=a.model, data_dir=a.data_dir,
-          database_url=a.database_url)
+          database_url=a.database_url, predict=a.predict)
     return 0
 
 
@@ -274,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the SQLite database lives (default: ./data)")
     p.add_argument("--database-url", default=None,
                    help="SQLAlchemy URL, e.g. postgresql+psycopg://...")
+    p.add_argument("--predict", action="store_true",
+                   help="also answer POST /api/predict (frames in, faces and smiles out, "
+                        "onnxruntime on this machine; off by default: the game never sends "
+                        "video to the server)")
     return parser
 
 

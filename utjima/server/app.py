@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,7 +25,7 @@ from utjima.judge import JudgeConfig
 from utjima.server import schemas
 from utjima.server.hub import Hub, Observer, ignore
 from utjima.server.ratelimit import KeyedBuckets
-from utjima.server.routes import history, pages, rooms, ws
+from utjima.server.routes import history, pages, predict, rooms, ws
 from utjima.server.security import SecurityHeaders
 from utjima.server.settings import Settings
 from utjima.server.store import Store
@@ -134,7 +135,9 @@ def _json_problem(data: bytes) -> str | None:
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None,
-               observe: Observer = ignore) -> FastAPI:
+               observe: Observer = ignore, predictor: Any = None) -> FastAPI:
+    """The app. `store` and `predictor` (inference.Predictor, for --predict) may be made
+    by the caller (`serve` opens them before announcing the port); else lifespan does."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -146,6 +149,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         app.state.hub = Hub(settings, cfg, app.state.store, observe)
         app.state.hub.restarted = await asyncio.to_thread(app.state.store.restarted_rooms)
         app.state.http_buckets = KeyedBuckets(settings.http_rate_per_s, settings.http_burst)
+        app.state.predict_buckets = KeyedBuckets(settings.predict_rate_per_s,
+                                                 settings.predict_burst)
+        app.state.predictor = predictor
+        if settings.predict and predictor is None:
+            from utjima.server.inference import Predictor  # onnxruntime: only when asked
+
+            app.state.predictor = await asyncio.to_thread(Predictor, settings)
         app.state.hub.start()
         try:
             yield
@@ -153,6 +163,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
             await app.state.hub.stop()
             if store is None:
                 app.state.store.close()
+            if predictor is None and app.state.predictor is not None:
+                app.state.predictor.close()
 
     app = FastAPI(title="utjima", version=__version__, lifespan=lifespan,
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
@@ -163,10 +175,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         message = schemas.describe(exc.errors())
         return JSONResponse({"detail": {"code": "bad_request", "message": message}}, 422)
 
-    app.add_middleware(BodyLimit, observe=observe)
+    app.add_middleware(BodyLimit, observe=observe,
+                       limits={"/api/predict": settings.predict_max_bytes})
     app.add_middleware(SecurityHeaders)
     app.include_router(rooms.router)
     app.include_router(history.router)
+    app.include_router(predict.router)
     app.include_router(ws.router)
     pages.mount(app, settings)
     return app

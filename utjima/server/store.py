@@ -200,6 +200,7 @@ class Store:
                     if not os.access(folder, os.W_OK):
                         raise StoreError(f"the database folder {folder} is not writable")
                 kwargs["connect_args"] = {"check_same_thread": False}
+            self.url = _safe(url)  # for messages: no password
             self.engine = create_engine(url, **kwargs)
             migrate(self.engine)
         except StoreError:
