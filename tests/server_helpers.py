@@ -56,6 +56,20 @@ class FakeClock:
         return self.now_ms
 
 
+def addressed(app: Any) -> Any:
+    """`app` with the client address taken from an `x-test-address` header, so one
+    TestClient can speak as several addresses (the per-address limits)."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            for k, v in scope["headers"]:
+                if k == b"x-test-address":
+                    scope = {**scope, "client": (v.decode(), 50000)}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 class TrafficLog:
     """An observer for `create_app(observe=...)` that appends each record to a file as one
     JSON line (line-buffered: a test can read it while the server runs)."""
