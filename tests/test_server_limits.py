@@ -364,6 +364,7 @@ def test_a_slow_reader_is_closed_once_and_its_queue_stays_bounded(tmp_path, capl
         slow = connect(f"ws://127.0.0.1:{port}/ws/rooms/{code}", sock=slow_sock, max_queue=1)
         # (a client that reads nothing: not used as a context manager on purpose)
         slow.send(json.dumps({"type": "hello", "token": ids[0]["token"]}))
+        wait_for(lambda: (code, ids[0]["id"]) in app.state.hub.conns)
         with connect(f"ws://127.0.0.1:{port}/ws/rooms/{code}") as fast:
             fast.send(json.dumps({"type": "hello", "token": ids[1]["token"]}))
             sdp = "v=0\r\n" + "a" * 60_000

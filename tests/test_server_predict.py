@@ -201,9 +201,10 @@ def test_the_event_loop_stays_responsive_while_predictions_run(tmp_path):
     rs, lags = asyncio.run(_with_app(settings(tmp_path, predict_workers=2), work))
     assert all(r.status_code == 200 for r in rs)
     model_ms = min(r.json()["ms"]["model"] for r in rs)
-    # on the loop, each burst would stall it for its whole model time
+    # on the loop, each burst would stall it for its whole model time (and the probe would
+    # wake a couple of times in all); a busy machine stretches both alike
     assert len(lags) > 10 and model_ms > 30, (len(lags), model_ms)
-    assert max(lags) * 1000 < model_ms / 3, (model_ms, sorted(lags)[-5:])
+    assert max(lags) * 1000 < model_ms * 0.75, (model_ms, sorted(lags)[-5:])
 
 
 def test_more_requests_than_workers_and_queue_are_refused_busy(tmp_path):
