@@ -383,3 +383,32 @@ def test_a_slow_reader_is_closed_once_and_its_queue_stays_bounded(tmp_path, capl
         thread.join(10)
     lines = [r.getMessage() for r in caplog.records if "too slow" in r.getMessage()]
     assert len(lines) == 1 and "Slow" not in lines[0], lines  # ids, never nicknames
+
+
+# --- whose name is it ----------------------------------------------------------------------------
+
+
+def test_playing_as_someone_else_is_refused_and_leaves_their_row_alone(make_client):
+    from utjima.server.records import MatchRecord, PlayerRecord
+    from utjima.server.routes.rooms import key_hash
+
+    ana_key, eve_key = "ana-browser-key-0123456789", "eve-browser-key-0123456789"
+    with make_client() as c:
+        store = c.hub().store
+        store.save_match(MatchRecord(
+            room_code="ABCDEF", number=1, duration_ms=1000.0, rounds_to_win=1, rounds=(),
+            winners=("m1",), players=(
+                PlayerRecord(id="m1", nickname="Ana", seat=0, score=1, result="win",
+                             threshold=0.5, key_hash=key_hash(ana_key)),
+                PlayerRecord(id="m2", nickname="Bo", seat=1, score=0, result="loss",
+                             threshold=0.5))))
+        code = new_room(c)
+        for name in ("Ana", "ana", "Ana\u200b", "\u202eAna", "Ａｎａ"):
+            for key in (eve_key, None):  # another browser, or none at all
+                body = {"nickname": name, **({"device_key": key} if key else {})}
+                r = c.post(f"/api/rooms/{code}/join", json=body)
+                assert r.status_code == 409 and r.json()["detail"]["code"] == "name_taken", name
+        assert join(c, code, "Ana\u200b", device_key=ana_key)["nickname"] == "Ana"  # her own
+        assert join(c, code, "Bo", device_key=eve_key)["nickname"] == "Bo"  # a guest's name
+        board = c.get("/api/leaderboard").json()
+        assert [(r["nickname"], r["matches"], r["wins"]) for r in board] == [("Ana", 1, 1)]

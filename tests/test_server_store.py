@@ -10,7 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -106,6 +106,62 @@ def test_a_match_written_and_read_back(tmp_path):
     check_store(Store(f"sqlite:///{tmp_path / 'u.db'}"))
 
 
+# --- identities: who a result counts for ------------------------------------------------------
+
+
+def board(store: Store) -> dict[str, tuple[int, int]]:
+    return {r.nickname: (r.matches, r.wins) for r in store.leaderboard()}
+
+
+def test_a_nickname_belongs_to_one_identity(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'u.db'}")
+    store.save_match(record())  # Ana (key ANA) beats Bo
+    assert board(store) == {"Ana": (1, 1), "Bo": (1, 0)}
+    # someone else plays as "Ana" (the join is refused; a race past it is not ranked)
+    impostor = store.save_match(record(winner="ana", winner_key="e" * 64))
+    assert board(store) == {"Ana": (1, 1), "Bo": (2, 0)}
+    assert store.get_match(impostor).players[0].nickname == "ana"  # the history keeps it
+    assert store.name_holder("ana") == ANA and store.name_holder("cy") is None
+    # a guest (no device key) is in the history, never on the leaderboard
+    store.save_match(record(winner="Guest", winner_key=None))
+    assert "Guest" not in board(store) and store.list_matches()[0].winners == ["Guest"]
+    # renaming takes the identity's row along and frees the old name
+    store.save_match(record(winner="Anna", winner_key=ANA))
+    assert board(store)["Anna"] == (2, 2) and "Ana" not in board(store)
+    assert store.name_holder("ana") is None and store.name_holder("anna") == ANA
+    store.save_match(record(winner="Ana", winner_key="e" * 64))
+    assert board(store)["Ana"] == (1, 1)  # someone new now
+    store.close()
+
+
+def test_a_row_from_before_identities_is_adopted_once(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'u.db'}")
+    store.save_match(record(winner_key=None))  # as the old store wrote: no key
+    with store.engine.begin() as c:  # what migration 0002 leaves of an old row
+        c.execute(sa.text("insert into players (name_key, nickname, created_at) "
+                          "values ('ana', 'Ana', '2025-01-01')"))
+    assert store.name_holder("ana") is None  # nobody holds it yet
+    store.save_match(record())
+    assert board(store)["Ana"] == (1, 1) and store.name_holder("ana") == ANA
+    store.save_match(record(winner_key="e" * 64))
+    assert board(store)["Ana"] == (1, 1)
+    store.close()
+
+
+def test_live_rooms_are_remembered_across_a_restart(tmp_path):
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    store = Store(url)
+    assert store.restarted_rooms() == set()
+    store.rooms_changed(["AAAAAA", "BBBBBB", "CCCCCC"], [])
+    store.rooms_changed([], ["BBBBBB"])  # closed normally: forgotten
+    store.close()
+    store = Store(url)  # the next start
+    assert store.restarted_rooms() == {"AAAAAA", "CCCCCC"}
+    later = datetime.now(timezone.utc) + timedelta(days=2)
+    assert store.restarted_rooms(later) == set()  # not remembered for ever
+    store.close()
+
+
 # --- PostgreSQL, when this machine can run one ------------------------------------------------
 
 
@@ -168,4 +224,6 @@ def test_the_same_migrations_on_postgresql(postgres_url):
 
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     check_store(store)
+    store.rooms_changed(["AAAAAA"], [])
+    assert store.restarted_rooms() == {"AAAAAA"}
     store.close()
