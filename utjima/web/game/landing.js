@@ -1,7 +1,7 @@
 // The landing page: nickname, create a room (code + invite link) or join one, and a
 // camera check with the on-device detector ("we can see you").
 
-import { $, Meter, api, nickname, openCamera, showError, startDetector, takeNickname } from "./common.js";
+import { $, Meter, api, errorText, nickname, openCamera, showError, startDetector, takeNickname } from "./common.js";
 import { apply, t, wireSwitch } from "./i18n.js";
 
 const nick = $("#nickname");
@@ -30,7 +30,7 @@ async function go(spectate) {
     await api(`/api/rooms/${encodeURIComponent(code)}`);
     location.href = `/r/${code}?auto=1${spectate ? "&spectate=1" : ""}`;
   } catch (e) {
-    showError(e.status === 404 ? t("no_room", { code }) : t("error", { message: e.message }));
+    showError(e.status === 404 ? t("no_room", { code }) : errorText(e));
   }
 }
 

@@ -5,7 +5,7 @@
 // The same scores go through judge.js here (local_judge.js), so the player's own meter
 // and "almost laughed" cue show what the server's judge will decide.
 
-import { $, Meter, api, el, nickname, openCamera, pct, seats, showError as showErrorLine, startDetector, takeNickname } from "./common.js";
+import { $, Meter, api, deviceKey, el, errorText, nickname, openCamera, pct, seats, showError as showErrorLine, startDetector, takeNickname } from "./common.js";
 import { apply, t, wireSwitch } from "./i18n.js";
 import { LocalJudge } from "./local_judge.js";
 import { Mesh } from "./rtc.js";
@@ -14,6 +14,7 @@ import { Mesh } from "./rtc.js";
 // 15 Hz); frame times jitter by a fraction of a millisecond, hence the slack.
 const SCORE_SLACK_MS = 1;
 const FATAL = { 4401: "bad_token", 4404: "no_room", 4409: "replaced", 1000: "left" };
+const GOING_AWAY = 1001; // the server is restarting: reconnect, and say so
 
 const code = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "").toUpperCase();
 const params = new URLSearchParams(location.search);
@@ -39,6 +40,8 @@ const state = {
   done: false, // a fatal close: stop reconnecting
   phase: null,
   detectorRunning: false, // the first detector result arrived
+  watchKey: null, // players: the key of this room's watch link (welcome.watch_key)
+  lastError: null, // code of the last error the server sent
 };
 
 // --- errors and flashes ----------------------------------------------------------------------
@@ -65,12 +68,14 @@ async function join(role) {
   const nick = takeNickname($("#nickname"), showError);
   if (!nick) return;
   try {
-    const j = await api(`/api/rooms/${code}/join`, { nickname: nick, role });
+    const body = { nickname: nick, role, device_key: deviceKey() };
+    if (params.get("watch")) body.watch_key = params.get("watch");
+    const j = await api(`/api/rooms/${code}/join`, body);
     state.seat = { token: j.token, role: j.role };
     seats.save(code, state.seat);
     await enter();
   } catch (e) {
-    showError(t("error", { message: e.message }), true);
+    showError(errorText(e), true);
   }
 }
 
@@ -170,10 +175,12 @@ function connect() {
     if (fatal || state.done) {
       state.done = true;
       if (fatal === "replaced") showError(t("replaced"), true);
-      if (fatal === "no_room") showError(t("no_room", { code }), true);
+      if (fatal === "no_room") {
+        showError(state.lastError === "server_restarted" ? t("err_server_restarted") : t("no_room", { code }), true);
+      }
       return;
     }
-    showError(t("reconnecting"), true);
+    showError(ev.code === GOING_AWAY ? t("err_server_restarting") : t("reconnecting"), true);
     state.retry = Math.min(state.retry + 1, 5);
     setTimeout(connect, 500 * state.retry);
   };
@@ -184,6 +191,7 @@ function onMessage(msg) {
     case "welcome":
       state.scoreEveryMs = scoreInterval(msg.limits); // first: a bad value sends nothing
       state.me = msg.you;
+      state.watchKey = msg.watch_key ?? null;
       state.judge = msg.judge;
       state.localJudge.configure(msg.judge, msg.you.threshold ?? null);
       state.retry = 0;
@@ -221,8 +229,9 @@ function onMessage(msg) {
       send({ type: "pong", server_ms: msg.server_ms, t_ms: performance.now() });
       break;
     case "error":
+      state.lastError = msg.code;
       if (msg.code === "replaced") state.done = true;
-      showError(t("error", { message: msg.message }), msg.code === "replaced");
+      showError(errorText(msg), msg.code === "replaced" || msg.code.startsWith("server_"));
       break;
   }
 }
@@ -412,6 +421,7 @@ function render() {
   const nspec = room.members.filter((m) => m.role === "spectator").length;
   $("#spectators").textContent = nspec ? t("spectators", { n: nspec }) : "";
   $("#invite").hidden = !(room.phase === "lobby" || room.phase === "match_over");
+  renderWatch(room);
   // scoreboard
   const board = $("#scoreboard");
   board.replaceChildren(
@@ -420,6 +430,21 @@ function render() {
       el("span", { text: m.nickname }), el("strong", { text: String(m.score) }))))
   );
   renderBanner();
+}
+
+/** Who may watch: the host's switch, and the watch link while spectating is invite-only. */
+function renderWatch(room) {
+  const host = room.host === state.me?.id;
+  const invite = room.spectating === "invite";
+  $("#watch").hidden = $("#invite").hidden || !(host || (invite && state.watchKey));
+  $("#invite-only-row").hidden = !host;
+  $("#invite-only").checked = invite;
+  $("#watch-row").hidden = !(invite && state.watchKey);
+  if (state.watchKey) {
+    const url = new URL(`/r/${code}`, location.origin);
+    url.search = new URLSearchParams({ spectate: "1", watch: state.watchKey }).toString();
+    $("#watch-link").value = url.href;
+  }
 }
 
 // --- wiring -----------------------------------------------------------------------------------
@@ -436,6 +461,10 @@ async function main() {
     setTimeout(() => { $("#copy").textContent = t("copy"); }, 1500);
   });
   $("#ready").addEventListener("click", () => send({ type: "ready", ready: $("#ready").dataset.ready !== "1" }));
+  $("#invite-only").addEventListener("change", (ev) => send({ type: "spectating", mode: ev.target.checked ? "invite" : "open" }));
+  $("#copy-watch").addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText($("#watch-link").value); } catch { $("#watch-link").select(); }
+  });
   $("#leave").addEventListener("click", () => {
     send({ type: "leave" });
     state.done = true;
@@ -449,7 +478,7 @@ async function main() {
   try {
     await api(`/api/rooms/${encodeURIComponent(code)}`);
   } catch (e) {
-    showError(e.status === 404 ? t("no_room", { code }) : t("error", { message: e.message }), true);
+    showError(e.status === 404 ? t("no_room", { code }) : errorText(e), true);
     return;
   }
   state.seat = await resumeSeat();
