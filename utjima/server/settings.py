@@ -95,8 +95,8 @@ class Settings:
     predict_max_bytes: int = 8 * 1024 * 1024  # request body (all frames of a burst)
     predict_max_pixels: int = 2_100_000  # per frame, read from the header before decoding
     predict_max_frames: int = 32  # frames in one burst
-    predict_rate_per_s: float = 5.0  # requests per address
-    predict_burst: int = 10
+    predict_rate_per_s: float = 15.0  # requests per address (a camera's rate)
+    predict_burst: int = 30
     clock: Callable[[], float] = monotonic_ms  # the game clock, injectable for tests
 
     def __post_init__(self) -> None:
