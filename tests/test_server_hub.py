@@ -9,8 +9,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import FakeClock, fake_model_dir
-from starlette.websockets import WebSocketDisconnect
+from server_helpers import FakeClock, closed_with, fake_model_dir, hello, receive_until
 
 from utjima.server.app import create_app
 from utjima.server.hub import Observer, ignore
@@ -47,29 +46,6 @@ def join(c: TestClient, code: str, nick: str, role: str = "player", **more) -> d
     r = c.post(f"/api/rooms/{code}/join", json={"nickname": nick, "role": role, **more})
     assert r.status_code == 200, r.text
     return r.json()
-
-
-def receive_until(ws, mtype: str, limit: int = 50) -> dict:
-    for _ in range(limit):
-        msg = ws.receive_json()
-        if msg["type"] == mtype:
-            return msg
-    raise AssertionError(f"no {mtype!r} message in {limit}")
-
-
-def hello(ws, token: str) -> dict:
-    ws.send_json({"type": "hello", "token": token})
-    return receive_until(ws, "welcome")
-
-
-def closed_with(ws) -> tuple[list[dict], int]:
-    """Messages until the server closes the socket, and the close code."""
-    msgs = []
-    try:
-        while True:
-            msgs.append(ws.receive_json())
-    except WebSocketDisconnect as e:
-        return msgs, e.code
 
 
 # --- HTTP rooms ---------------------------------------------------------------------------

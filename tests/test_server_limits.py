@@ -10,11 +10,18 @@ import json
 import logging
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import FakeClock, addressed, fake_model_dir
-from starlette.websockets import WebSocketDisconnect
+from server_helpers import (
+    FakeClock,
+    addressed,
+    closed_with,
+    fake_model_dir,
+    hello,
+    receive_until,
+)
 
 from utjima.server.app import create_app
 from utjima.server.settings import Settings
@@ -56,26 +63,14 @@ def join(c: TestClient, code: str, nick: str, role: str = "player", addr: str = 
     return r.json()
 
 
-def hello(ws, token: str) -> dict:
-    ws.send_json({"type": "hello", "token": token})
-    return until(ws, "welcome")
-
-
-def until(ws, mtype: str, limit: int = 60) -> dict:
-    for _ in range(limit):
-        msg = ws.receive_json()
-        if msg["type"] == mtype:
-            return msg
-    raise AssertionError(f"no {mtype!r} message in {limit}")
-
-
-def closed_with(ws) -> tuple[list[dict], int]:
-    msgs = []
-    try:
-        while True:
-            msgs.append(ws.receive_json())
-    except WebSocketDisconnect as e:
-        return msgs, e.code
+@contextmanager
+def two_players(c: TestClient, addr: str = "10.0.0.1"):
+    """A new room with Ana and Bo connected (from `addr`): (code, [(seat, socket, welcome)])."""
+    code = new_room(c)
+    seats = [join(c, code, n) for n in ("Ana", "Bo")]
+    with c.websocket_connect(f"/ws/rooms/{code}", headers=at(addr)) as wa, \
+            c.websocket_connect(f"/ws/rooms/{code}", headers=at(addr)) as wb:
+        yield code, [(s, ws, hello(ws, s["token"])) for s, ws in zip(seats, (wa, wb), strict=True)]
 
 
 def wait_for(cond, timeout_s: float = 5.0) -> None:
@@ -152,10 +147,10 @@ def test_a_lone_surrogate_nickname_is_refused_and_leaves_no_ghost_seat(make_clie
         with c.websocket_connect(f"/ws/rooms/{code}") as ws:
             hello(ws, a["token"])
             ws.send_text('{"type": "signal", "to": "m\\udfff", "kind": "ice"}')
-            err = until(ws, "error")
+            err = receive_until(ws, "error")
             assert err["code"] == "bad_message" and "Unicode" in err["message"]
             ws.send_text('{"type": "ready", "\\ud800": 1}')  # in a key too
-            err = until(ws, "error")
+            err = receive_until(ws, "error")
             assert err["code"] == "bad_message" and "Unicode" in err["message"]
 
 
@@ -176,13 +171,13 @@ def test_deep_json_and_huge_integers_are_bad_messages_on_the_websocket(make_clie
         with c.websocket_connect(f"/ws/rooms/{code}") as ws:
             hello(ws, a["token"])
             ws.send_text("[" * 30_000 + "]" * 30_000)
-            err = until(ws, "error")
+            err = receive_until(ws, "error")
             assert err["code"] == "bad_message" and "nested too deeply" in err["message"]
             ws.send_text('{"type": "score", "t_ms": ' + "9" * 5000 + ', "face": false}')
-            err = until(ws, "error")
+            err = receive_until(ws, "error")
             assert err["code"] == "bad_message" and "not JSON" in err["message"]
             ws.send_json({"type": "ready"})  # still connected
-            until(ws, "room")
+            receive_until(ws, "room")
 
 
 def test_deep_json_huge_integers_and_chunked_bodies_over_http(make_client):
@@ -215,7 +210,7 @@ def test_reconnecting_does_not_refill_a_seats_message_budget(make_client):
             hello(ws, a["token"])
             for _ in range(8):
                 ws.send_json({"type": "ready", "ready": False})
-            until(ws, "room")
+            receive_until(ws, "room")
         with c.websocket_connect(f"/ws/rooms/{code}") as ws:  # the same seat, a new socket
             hello(ws, a["token"])
             for _ in range(8):
@@ -227,14 +222,10 @@ def test_reconnecting_does_not_refill_a_seats_message_budget(make_client):
 def test_an_address_has_one_budget_for_all_its_seats(make_client):
     with make_client(msg_rate_per_s=0.01, msg_burst=10, addr_msg_rate_per_s=0.01,
                      addr_msg_burst=14) as c:
-        code = new_room(c)
-        a, b = join(c, code, "Ana"), join(c, code, "Bo")
-        with c.websocket_connect(f"/ws/rooms/{code}", headers=at("10.0.0.1")) as wa, \
-                c.websocket_connect(f"/ws/rooms/{code}", headers=at("10.0.0.1")) as wb:
-            hello(wa, a["token"]), hello(wb, b["token"])  # 2 of the address's 14
+        with two_players(c) as (_, [(_, wa, _), (_, wb, _)]):  # 2 hellos of the address's 14
             for _ in range(6):
                 wa.send_json({"type": "ready", "ready": False})
-            until(wa, "room")
+            receive_until(wa, "room")
             for _ in range(8):  # within Bo's own 10, past the address's 14
                 wb.send_json({"type": "ready", "ready": False})
             msgs, close = closed_with(wb)
@@ -266,17 +257,14 @@ def test_room_lookups_failed_joins_and_hellos_are_throttled_per_address(make_cli
 
 def test_the_host_can_make_spectating_invite_only(make_client):
     with make_client() as c:
-        code = new_room(c)
-        ana, bo = join(c, code, "Ana"), join(c, code, "Bo")
-        with c.websocket_connect(f"/ws/rooms/{code}") as wa, \
-                c.websocket_connect(f"/ws/rooms/{code}") as wb:
-            watch_key = hello(wa, ana["token"])["watch_key"]
-            assert watch_key and hello(wb, bo["token"])["watch_key"] == watch_key
+        with two_players(c) as (code, [(ana, wa, welcome_a), (_, wb, welcome_b)]):
+            watch_key = welcome_a["watch_key"]
+            assert watch_key and welcome_b["watch_key"] == watch_key
             wb.send_json({"type": "spectating", "mode": "invite"})
-            err = until(wb, "error")
+            err = receive_until(wb, "error")
             assert err["code"] == "forbidden" and "host" in err["message"]
             wa.send_json({"type": "spectating", "mode": "invite"})
-            while (room := until(wa, "room")["room"])["spectating"] != "invite":
+            while (room := receive_until(wa, "room")["room"])["spectating"] != "invite":
                 pass
             assert room["host"] == ana["id"]
         info = c.get(f"/api/rooms/{code}").json()
@@ -296,11 +284,7 @@ def test_the_host_can_make_spectating_invite_only(make_client):
 
 def test_a_signal_is_relayed_at_its_own_size_not_escaped(make_client):
     with make_client() as c:
-        code = new_room(c)
-        a, b = join(c, code, "Ana"), join(c, code, "Bo")
-        with c.websocket_connect(f"/ws/rooms/{code}") as wa, \
-                c.websocket_connect(f"/ws/rooms/{code}") as wb:
-            hello(wa, a["token"]), hello(wb, b["token"])
+        with two_players(c) as (_, [(a, wa, _), (_, wb, _)]):
             sdp = "é" * 30_000  # 60,000 bytes of UTF-8; "\\u00e9" each would be 180,000
             sent = json.dumps({"type": "signal", "to": a["id"], "kind": "offer", "sdp": sdp},
                               ensure_ascii=False)
@@ -315,20 +299,16 @@ def test_a_signal_is_relayed_at_its_own_size_not_escaped(make_client):
 
 def test_a_socket_that_answers_no_ping_is_closed(make_client, clock):
     with make_client(pong_timeout_ms=10_000.0) as c:
-        code = new_room(c)
-        a, b = join(c, code, "Ana"), join(c, code, "Bo")
-        with c.websocket_connect(f"/ws/rooms/{code}") as wa, \
-                c.websocket_connect(f"/ws/rooms/{code}") as wb:
-            hello(wa, a["token"]), hello(wb, b["token"])
+        with two_players(c) as (_, [(_, wa, _), (_, wb, _)]):
             for _ in range(3):  # Bo answers every ping; Ana never does
                 clock.advance(4_000)
-                ping = until(wb, "ping")
+                ping = receive_until(wb, "ping")
                 wb.send_json({"type": "pong", "server_ms": ping["server_ms"], "t_ms": 1.0})
                 time.sleep(0.05)
             msgs, close = closed_with(wa)
             assert close == 4410 and msgs[-1]["code"] == "no_pong"
             wb.send_json({"type": "ready"})
-            until(wb, "room")  # still there
+            receive_until(wb, "room")  # still there
 
 
 @pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
