@@ -216,3 +216,41 @@ def load(root: str | Path, split: str = "train", cache: str | Path | None = None
                    info={"subjects": list(subjects),
                          "emotion": {r["sequence_id"]: EMOTION_NAMES[r["emotion"]] for r in rows},
                          "fps": FPS, "neutral_frames": NEUTRAL_FRAMES, "apex_frames": APEX_FRAMES})
+
+
+# --- webcam-like videos ------------------------------------------------------------------
+
+HOLD_NEUTRAL_MS = 1000.0  # a rendered video first holds the neutral frame this long ...
+HOLD_APEX_MS = 1000.0     # ... and ends holding the apex this long (CK+ stops at the apex)
+CANVAS = (640, 480)       # (w, h) of a rendered frame: a laptop webcam's 4:3
+FACE_SCALE = 1.5          # the 192 px sequence crop is drawn 288 px tall (a face ~200 px wide)
+
+
+def raw_frames(root: str | Path, sequence_id: str) -> np.ndarray:
+    """The archive's frames of one sequence, (N, 192, 192) uint8 grey, in order."""
+    folder = Path(root) / sequence_id
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png") if folder.is_dir() else []
+    if not files:
+        raise DatasetError(f"{folder}: no frames (is {sequence_id!r} a sequence of labels.csv?)")
+    return np.stack([read_image(p, color=False) for p in files])
+
+
+def webcam_video(frames: np.ndarray, fps: float = FPS) -> tuple[np.ndarray, float]:
+    """A sequence as a webcam would film it: RGB (M, h, w, 3) frames at `fps` holding the
+    neutral frame for HOLD_NEUTRAL_MS, then the sequence at 30 fps, then the apex for
+    HOLD_APEX_MS; the face centred on a mid-grey `CANVAS`. Returns (frames, apex_ms): the
+    time the apex frame first shows."""
+    import cv2
+
+    w, h = CANVAS
+    side = round(frames.shape[1] * FACE_SCALE)
+    x0, y0 = (w - side) // 2, (h - side) // 2
+    pre, post = round(HOLD_NEUTRAL_MS * fps / 1000), round(HOLD_APEX_MS * fps / 1000)
+    order = [0] * pre + list(range(len(frames))) + [len(frames) - 1] * post
+    drawn = []
+    for f in frames:
+        canvas = np.full((h, w), 128, np.uint8)
+        canvas[y0:y0 + side, x0:x0 + side] = cv2.resize(f, (side, side), interpolation=cv2.INTER_LINEAR)
+        drawn.append(np.repeat(canvas[:, :, None], 3, axis=2))
+    apex_index = pre + len(frames) - 1
+    return np.stack([drawn[i] for i in order]), apex_index * 1000.0 / fps
