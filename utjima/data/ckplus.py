@@ -13,7 +13,9 @@ Specs (`ckplus[:SPLIT]`), always whole subjects, never a sequence or a frame apa
   run on them;
 - `ckplus:all`: every subject;
 - `ckplus:test=K/N` / `ckplus:train=K/N`: subject fold K (1..N) of N over all 10 subjects, and
-  the other N-1 folds: cross-validation for a model that never saw CK+ (`subject_folds`).
+  the other N-1 folds: cross-validation for a model that never saw CK+ (`subject_folds`);
+- `ckplus:val=K/N` / `ckplus:fit=K/N`: the same within `TRAIN_SUBJECTS` only, for choices made
+  while the held-out subjects stay untouched.
 
 Per-frame labels (the onset is not annotated, so only what the protocol guarantees is
 labelled; everything else is masked, never guessed):
@@ -61,7 +63,7 @@ EMOTION_NAMES = {"happy": "happy", "surprise": "surprise", "disgust": "disgust",
 # 3 disgust, 3 surprise, 1 fear sequences) are held out; the other six may be trained on.
 TEST_SUBJECTS = ("S055", "S106", "S113", "S130")
 TRAIN_SUBJECTS = ("S052", "S074", "S111", "S124", "S125", "S132")
-SPLITS = ("train", "test", "all", "train=K/N", "test=K/N")
+SPLITS = ("train", "test", "all", "train=K/N", "test=K/N", "fit=K/N", "val=K/N")
 
 
 def parse_split(arg: str) -> tuple[str, int, int]:
@@ -71,9 +73,10 @@ def parse_split(arg: str) -> tuple[str, int, int]:
         return arg, 0, 0
     side, eq, fold = arg.partition("=")
     k, slash, n = fold.partition("/")
-    if side in ("train", "test") and eq and slash and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n) >= 2:
+    if side in ("train", "test", "fit", "val") and eq and slash and k.isdigit() and n.isdigit() \
+            and 1 <= int(k) <= int(n) and int(n) >= 2:
         return side, int(k), int(n)
-    raise DatasetError(f"unknown CK+ split {arg!r}; valid: train, test, all, train=K/N, test=K/N "
+    raise DatasetError(f"unknown CK+ split {arg!r}; valid: {', '.join(SPLITS)} "
                        f"(subject fold K of N, 1 <= K <= N, N >= 2)")
 
 
@@ -110,9 +113,10 @@ def split_subjects(rows: list[dict], split: str, k: int = 0, n: int = 0) -> tupl
     """The subjects of a parsed split (see the module doc)."""
     everyone = sorted({r["subject_id"] for r in rows})
     if n:
-        folds = subject_folds(everyone, n, [r["subject_id"] for r in rows if r["emotion"] == "happy"])
+        pool = everyone if split in ("train", "test") else sorted(TRAIN_SUBJECTS)
+        folds = subject_folds(pool, n, [r["subject_id"] for r in rows if r["emotion"] == "happy"])
         test = folds[k - 1]
-        return test if split == "test" else tuple(s for s in everyone if s not in test)
+        return test if split in ("test", "val") else tuple(s for s in pool if s not in test)
     if split == "all":
         return tuple(everyone)
     return TEST_SUBJECTS if split == "test" else TRAIN_SUBJECTS
