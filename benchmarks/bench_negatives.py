@@ -13,7 +13,8 @@ Two measurements, both at the model's own threshold (model.json, chosen on valid
    laughs reported on every non-happy sequence (want none), and on every happy one whether a
    laugh starts before the apex frame shows (want all) and by how much.
 
-    .venv/bin/python benchmarks/bench_negatives.py [--model DIR] [--int8] [--ckplus test|all] [--fer test|valid]
+    .venv/bin/python benchmarks/bench_negatives.py [--model DIR] [--int8]
+        [--ckplus test|all|...] [--fer test|valid]
 
 A human table, then one JSON line last.
 """
@@ -56,11 +57,17 @@ def fer_negatives(model, split: str = "test") -> dict:
     from utjima.data.framing import canonical_set
 
     fs = load(f"ferplus:{split}")
-    fs = canonical_set(fs, model.policy, model.contract.channels, drop_missing=False,
-                       cache=cache_dir() / "framing", progress=False)
+    fs = canonical_set(
+        fs,
+        model.policy,
+        model.contract.channels,
+        drop_missing=False,
+        cache=cache_dir() / "framing",
+        progress=False,
+    )
     found = fs.info["framing"]["found_mask"]
     x = fs.images.astype(np.float32)[:, None] / 255  # (N, S, S) -> (N, 1, S, S)
-    smile = np.concatenate([model.score_crops(x[i:i + 256])[0] for i in range(0, len(x), 256)])
+    smile = np.concatenate([model.score_crops(x[i : i + 256])[0] for i in range(0, len(x), 256)])
     yes = smile >= model.contract.smile_threshold
     out: dict = {"split": f"ferplus:{split}", "classes": {}}
     for name in (*LAUGH_LIKE, "neutral", "happy"):
@@ -97,20 +104,35 @@ def ckplus_laughs(model, judge_cfg, split: str = "test") -> dict:
             res = predict_video(model, path, judge_cfg, "auto")
             probs = [f["smile_prob"] for f in res["frames"] if f["smile_prob"] is not None]
             first = min((s["start_ms"] for s in res["laughs"]), default=None)
-            seqs.append({"sequence": r["sequence_id"], "subject": r["subject_id"], "emotion": r["emotion"],
-                         "frames": len(res["frames"]), "face_frames": len(probs),
-                         "laughs": len(res["laughs"]), "first_laugh_ms": first, "apex_ms": round(apex_ms, 1),
-                         "lead_ms": None if first is None else round(apex_ms - first, 1),
-                         "max_prob": round(max(probs), 4) if probs else None})
+            seqs.append(
+                {
+                    "sequence": r["sequence_id"],
+                    "subject": r["subject_id"],
+                    "emotion": r["emotion"],
+                    "frames": len(res["frames"]),
+                    "face_frames": len(probs),
+                    "laughs": len(res["laughs"]),
+                    "first_laugh_ms": first,
+                    "apex_ms": round(apex_ms, 1),
+                    "lead_ms": None if first is None else round(apex_ms - first, 1),
+                    "max_prob": round(max(probs), 4) if probs else None,
+                }
+            )
     happy = [s for s in seqs if s["emotion"] == "happy"]
     other = [s for s in seqs if s["emotion"] != "happy"]
     before = [s for s in happy if s["lead_ms"] is not None and s["lead_ms"] > 0]
     leads = [s["lead_ms"] for s in happy if s["lead_ms"] is not None]
-    return {"split": f"ckplus:{split}", "subjects": list(subjects), "sequences": seqs,
-            "non_happy": len(other), "non_happy_with_laugh": sum(s["laughs"] > 0 for s in other),
-            "happy": len(happy), "happy_laugh_before_apex": len(before),
-            "happy_with_laugh": sum(s["laughs"] > 0 for s in happy),
-            "lead_ms_median": float(np.median(leads)) if leads else None}
+    return {
+        "split": f"ckplus:{split}",
+        "subjects": list(subjects),
+        "sequences": seqs,
+        "non_happy": len(other),
+        "non_happy_with_laugh": sum(s["laughs"] > 0 for s in other),
+        "happy": len(happy),
+        "happy_laugh_before_apex": len(before),
+        "happy_with_laugh": sum(s["laughs"] > 0 for s in happy),
+        "lead_ms_median": float(np.median(leads)) if leads else None,
+    }
 
 
 def pct(r: dict) -> str:
@@ -123,9 +145,17 @@ def main(argv=None) -> dict:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder (default: the bundled model)")
-    ap.add_argument("--int8", action="store_true", help="score with the int8 encoder the browser runs")
-    ap.add_argument("--fer", default="test", choices=["test", "valid"], help="FER+ split (valid: for selection)")
-    ap.add_argument("--ckplus", default="test", help="CK+ split: test (held-out subjects), train, all, test=K/N ...")
+    ap.add_argument(
+        "--int8", action="store_true", help="score with the int8 encoder the browser runs"
+    )
+    ap.add_argument(
+        "--fer", default="test", choices=["test", "valid"], help="FER+ split (valid: for selection)"
+    )
+    ap.add_argument(
+        "--ckplus",
+        default="test",
+        help="CK+ split: test (held-out subjects), train, all, test=K/N ...",
+    )
     args = ap.parse_args(argv)
     model = SmileModel(args.model, int8=args.int8)
     thr = model.contract.smile_threshold
@@ -133,26 +163,48 @@ def main(argv=None) -> dict:
     fer = fer_negatives(model, args.fer)
     ck = ckplus_laughs(model, judge_cfg, args.ckplus)
 
-    print(f"model: {model.contract.dir}{' (int8 encoder)' if args.int8 else ''}   threshold {thr:.4f}")
+    print(
+        f"model: {model.contract.dir}{' (int8 encoder)' if args.int8 else ''}   threshold {thr:.4f}"
+    )
     print(f"\n{fer['split']}: faces scored as smiling, by majority class (% [Wilson 95 % CI])")
     print("| class | n | smiling | rate % |\n|---|---|---|---|")
     for name, r in fer["classes"].items():
-        print(f"| {name}{'' if name in LAUGH_LIKE else ' (for scale)'} | {r['n']} | {r['k']} | {pct(r)} |")
+        print(
+            f"| {name}{'' if name in LAUGH_LIKE else ' (for scale)'} | {r['n']} | {r['k']} "
+            f"| {pct(r)} |"
+        )
     p, pf = fer["pooled"], fer["pooled_face_found"]
     print(f"| **laugh-like pooled** | {p['n']} | {p['k']} | {pct(p)} |")
     print(f"| laugh-like, face found by BlazeFace | {pf['n']} | {pf['k']} | {pct(pf)} |")
-    print(f"\n{ck['split']} ({', '.join(ck['subjects'])}): rendered videos through `utjima predict`")
-    print("| sequence | emotion | frames (face) | laughs | first laugh ms | apex ms | lead ms | max smile_prob |")
+    print(
+        f"\n{ck['split']} ({', '.join(ck['subjects'])}): rendered videos through `utjima predict`"
+    )
+    print(
+        "| sequence | emotion | frames (face) | laughs | first laugh ms | apex ms | lead ms "
+        "| max smile_prob |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for s in ck["sequences"]:
-        print(f"| {s['sequence']} | {s['emotion']} | {s['frames']} ({s['face_frames']}) | {s['laughs']} | "
-              f"{s['first_laugh_ms'] if s['first_laugh_ms'] is not None else '-'} | {s['apex_ms']} | "
-              f"{s['lead_ms'] if s['lead_ms'] is not None else '-'} | {s['max_prob']} |")
-    print(f"non-happy sequences with a laugh: {ck['non_happy_with_laugh']} of {ck['non_happy']} (want 0); "
-          f"happy sequences with a laugh starting before the apex: {ck['happy_laugh_before_apex']} of "
-          f"{ck['happy']} (want all); median lead {ck['lead_ms_median']} ms")
-    result = {"model": str(model.contract.dir), "int8_encoder": args.int8, "threshold": thr,
-              "ferplus": fer, "ckplus": ck}
+        print(
+            f"| {s['sequence']} | {s['emotion']} | {s['frames']} ({s['face_frames']}) "
+            f"| {s['laughs']} | "
+            f"{s['first_laugh_ms'] if s['first_laugh_ms'] is not None else '-'} | {s['apex_ms']} | "
+            f"{s['lead_ms'] if s['lead_ms'] is not None else '-'} | {s['max_prob']} |"
+        )
+    print(
+        f"non-happy sequences with a laugh: {ck['non_happy_with_laugh']} of {ck['non_happy']} "
+        f"(want 0); "
+        f"happy sequences with a laugh starting before the apex: "
+        f"{ck['happy_laugh_before_apex']} of "
+        f"{ck['happy']} (want all); median lead {ck['lead_ms_median']} ms"
+    )
+    result = {
+        "model": str(model.contract.dir),
+        "int8_encoder": args.int8,
+        "threshold": thr,
+        "ferplus": fer,
+        "ckplus": ck,
+    }
     print(json.dumps(result))
     return result
 

@@ -106,12 +106,16 @@ def test_bad_inputs():
 def test_dim_room_darkens_and_adds_noise_and_distance_blurs():
     img = _face()
     plain = make_clip(img, 3, 64, 1, None, strength=0)
-    base = AugmentConfig(dim_p=0, lowres_p=0, noise_p=0, blur_p=0, jitter_blur_p=0, occlude_p=0, jpeg_p=0)
+    base = AugmentConfig(dim_p=0, lowres_p=0, noise_p=0, blur_p=0, jitter_blur_p=0, occlude_p=0,
+                         jpeg_p=0)
     clean = [make_clip(img, 3, 64, 1, np.random.default_rng(s), cfg=base) for s in range(10)]
-    dim = [make_clip(img, 3, 64, 1, np.random.default_rng(s), cfg=replace(base, dim_p=1.0)) for s in range(10)]
-    sharp = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8), (0, 0), 1)
+    dim = [make_clip(img, 3, 64, 1, np.random.default_rng(s), cfg=replace(base, dim_p=1.0))
+           for s in range(10)]
+    noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    sharp = cv2.GaussianBlur(noise, (0, 0), 1)
     near = [make_clip(sharp, 3, 64, 1, np.random.default_rng(s), cfg=base) for s in range(10)]
-    far = [make_clip(sharp, 3, 64, 1, np.random.default_rng(s), cfg=replace(base, lowres_p=1.0)) for s in range(10)]
+    far = [make_clip(sharp, 3, 64, 1, np.random.default_rng(s), cfg=replace(base, lowres_p=1.0))
+           for s in range(10)]
     assert np.mean([c.mean() for c in dim]) < 0.7 * np.mean([c.mean() for c in clean])
     # noise: frames of a dim clip differ pixel by pixel far more than the jitter alone makes them
     jitter = np.mean([np.abs(np.diff(c, axis=0)).mean() / c.mean() for c in clean])

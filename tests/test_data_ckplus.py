@@ -57,9 +57,18 @@ def test_load_real_sequences(ck_root):
     assert {c.subject for c in train.clips} == set(ckplus.TRAIN_SUBJECTS)
     assert len(test) + len(train) == len(rows) == 40
     emotions = {test.info["emotion"][c.id] for c in test.clips}
-    assert emotions == {"happy", "sad", "angry", "disgust", "surprise", "fear"}  # every emotion held out
+    assert emotions == {
+        "happy",
+        "sad",
+        "angry",
+        "disgust",
+        "surprise",
+        "fear",
+    }  # every emotion held out
     c = test.clips[0]
-    assert c.frames.shape[1:] == (ckplus.CROP_SIZE, ckplus.CROP_SIZE, 3) and c.frames.dtype == np.uint8
+    assert (
+        c.frames.shape[1:] == (ckplus.CROP_SIZE, ckplus.CROP_SIZE, 3) and c.frames.dtype == np.uint8
+    )
     assert np.allclose(np.diff(c.times_ms), 1000 / 30)
     # subject folds over everyone: each subject in exactly one test fold, train = the rest
     seen = []
@@ -72,14 +81,21 @@ def test_load_real_sequences(ck_root):
     assert sorted(seen) == sorted({r["subject_id"] for r in rows})
     # validation folds stay inside the training subjects
     for k in range(1, 4):
-        assert {c.subject for c in ckplus.load(ck_root, f"val={k}/3").clips} <= set(ckplus.TRAIN_SUBJECTS)
+        assert {c.subject for c in ckplus.load(ck_root, f"val={k}/3").clips} <= set(
+            ckplus.TRAIN_SUBJECTS
+        )
 
 
 def test_webcam_video_holds_neutral_and_apex(ck_root):
     frames = ckplus.raw_frames(ck_root, "S106_006")
     video, apex_ms = ckplus.webcam_video(frames)
     pre = round(ckplus.HOLD_NEUTRAL_MS * ckplus.FPS / 1000)
-    assert video.shape == (pre + len(frames) - 1 + round(ckplus.HOLD_APEX_MS * ckplus.FPS / 1000) + 1, 480, 640, 3)
+    assert video.shape == (
+        pre + len(frames) - 1 + round(ckplus.HOLD_APEX_MS * ckplus.FPS / 1000) + 1,
+        480,
+        640,
+        3,
+    )
     assert np.array_equal(video[0], video[pre])  # the neutral frame is held
     assert np.array_equal(video[-1], video[round(apex_ms * ckplus.FPS / 1000)])  # so is the apex
     with pytest.raises(DatasetError, match="no frames"):

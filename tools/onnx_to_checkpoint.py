@@ -8,7 +8,8 @@ ONNX files compute (the script checks it on real validation crops and fails othe
 fine-tuning it, keep the trunk's BatchNorm layers in eval mode (`freeze_trunk`, or `.eval()` on
 them): batch statistics of the folded activations are not what the layers were trained with.
 
-    .venv/bin/python tools/onnx_to_checkpoint.py [--model utjima/models] --out utjima/models/torch/shipped.pt
+    .venv/bin/python tools/onnx_to_checkpoint.py [--model utjima/models] \
+        --out utjima/models/torch/shipped.pt
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _initializers(path: Path) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
 
 def _lstm_gates(a: np.ndarray, h: int) -> np.ndarray:
     """ONNX LSTM gate blocks (i, o, f, c) -> torch's (i, f, g, o), along axis 0."""
-    i, o, f, c = (a[k * h:(k + 1) * h] for k in range(4))
+    i, o, f, c = (a[k * h : (k + 1) * h] for k in range(4))
     return np.concatenate([i, f, c, o])
 
 
@@ -44,14 +45,20 @@ def rebuild(model_dir: Path) -> DualHeadSmileDetector:
     model = DualHeadSmileDetector(cfg).eval()
     sd = model.state_dict()
 
-    # encoder: named initializers (SE convs, projection) by name; folded Conv+BN pairs in graph order
+    # encoder: named initializers (SE convs, projection) by name; folded Conv+BN pairs in order
     enc, w = _initializers(contract.path("encoder"))
     folded = [[x for x in n.input if x in w] for n in enc.graph.node if n.op_type == "Conv"]
     folded = [ws for ws in folded if ws[0].startswith("onnx::")]
-    convbn = [m for m in model.trunk.modules()
-              if isinstance(m, nn.Sequential) and len(m) >= 2 and isinstance(m[1], nn.BatchNorm2d)]
+    convbn = [
+        m
+        for m in model.trunk.modules()
+        if isinstance(m, nn.Sequential) and len(m) >= 2 and isinstance(m[1], nn.BatchNorm2d)
+    ]
     if len(convbn) != len(folded):
-        raise SystemExit(f"{len(folded)} folded convolutions in the ONNX encoder, {len(convbn)} Conv+BN in the model")
+        raise SystemExit(
+            f"{len(folded)} folded convolutions in the ONNX encoder, "
+            f"{len(convbn)} Conv+BN in the model"
+        )
     with torch.no_grad():
         for mod, (wk, bk) in zip(convbn, folded, strict=True):
             conv, bn = mod[0], mod[1]
@@ -73,8 +80,8 @@ def rebuild(model_dir: Path) -> DualHeadSmileDetector:
         h = cfg.lstm_hidden
         model.lstm.weight_ih_l0.copy_(torch.from_numpy(_lstm_gates(wi[0], h)))
         model.lstm.weight_hh_l0.copy_(torch.from_numpy(_lstm_gates(ri[0], h)))
-        model.lstm.bias_ih_l0.copy_(torch.from_numpy(_lstm_gates(bi[0, :4 * h], h)))
-        model.lstm.bias_hh_l0.copy_(torch.from_numpy(_lstm_gates(bi[0, 4 * h:], h)))
+        model.lstm.bias_ih_l0.copy_(torch.from_numpy(_lstm_gates(bi[0, : 4 * h], h)))
+        model.lstm.bias_hh_l0.copy_(torch.from_numpy(_lstm_gates(bi[0, 4 * h :], h)))
     return model
 
 
@@ -85,17 +92,21 @@ def check(model: DualHeadSmileDetector, model_dir: Path) -> dict:
 
     crops = validation_crops(model.cfg)
     if crops is None:
-        crops = np.random.default_rng(0).random((64, model.cfg.in_chans, model.cfg.img_size, model.cfg.img_size),
-                                                dtype=np.float32)
+        crops = np.random.default_rng(0).random(
+            (64, model.cfg.in_chans, model.cfg.img_size, model.cfg.img_size), dtype=np.float32
+        )
     onnx_model = SmileModel(model_dir)
     with torch.no_grad():
         f = model.encode(torch.from_numpy(crops))
         s, e = model.step(f[:, None].expand(-1, model.cfg.n_frames, -1))
     of = onnx_model.encode(crops)
     os_, oe = onnx_model.step(np.repeat(of[:, None], model.cfg.n_frames, 1))
-    return {"features": float(np.abs(f.numpy() - of).max()),
-            "smile_prob": float(np.abs(torch.sigmoid(s).numpy() - os_).max()),
-            "emotion_logits": float(np.abs(e.numpy() - oe).max()), "n_crops": len(crops)}
+    return {
+        "features": float(np.abs(f.numpy() - of).max()),
+        "smile_prob": float(np.abs(torch.sigmoid(s).numpy() - os_).max()),
+        "emotion_logits": float(np.abs(e.numpy() - oe).max()),
+        "n_crops": len(crops),
+    }
 
 
 def main(argv=None) -> None:
@@ -111,11 +122,20 @@ def main(argv=None) -> None:
     data = json.loads((model_dir / "model.json").read_text())
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model_config": model.cfg.to_dict(), "model": model.state_dict(),
-                "provenance": {**data.get("provenance", {}), "rebuilt_from": "encoder.onnx + step.onnx (BatchNorm folded)",
-                               "onnx_sha256": {k: data["files"][k]["sha256"] for k in ("encoder", "step")},
-                               "max_abs_diff_vs_onnx": diff},
-                "val": {"threshold": data["thresholds"]["smile"]}}, out)
+    torch.save(
+        {
+            "model_config": model.cfg.to_dict(),
+            "model": model.state_dict(),
+            "provenance": {
+                **data.get("provenance", {}),
+                "rebuilt_from": "encoder.onnx + step.onnx (BatchNorm folded)",
+                "onnx_sha256": {k: data["files"][k]["sha256"] for k in ("encoder", "step")},
+                "max_abs_diff_vs_onnx": diff,
+            },
+            "val": {"threshold": data["thresholds"]["smile"]},
+        },
+        out,
+    )
     print(json.dumps({"out": str(out), "bytes": out.stat().st_size, "max_abs_diff_vs_onnx": diff}))
 
 

@@ -227,7 +227,8 @@ def _augment(
     base_lut = ((_RAMP ** gamma - 0.5) * contrast + (0.5 + bright)) * 255  # (256,)
     dim = u[24] < cfg.dim_p * s
     if dim:  # a dim room: the whole range squeezed towards black (uint8 keeps the coarse levels)
-        base_lut = np.clip(base_lut, 0, 255) * (cfg.dim_gain[0] + u[25] * (cfg.dim_gain[1] - cfg.dim_gain[0]))
+        lo, hi = cfg.dim_gain
+        base_lut = np.clip(base_lut, 0, 255) * (lo + u[25] * (hi - lo))
     gains = 1 + j[:, 3] * (cfg.jitter_brightness * s)  # (T,)
     luts = np.clip(np.outer(gains, base_lut) + 0.5, 0, 255).astype(np.uint8)  # (T, 256)
     # Temporal sharpness change: a light 3x3 blur on some frames.

@@ -53,10 +53,18 @@ from utjima.data.faceset import read_image
 FPS = 30.0
 NEUTRAL_FRAMES = 1
 APEX_FRAMES = 3
-CROP_SIZE = 128  # crop side stored in the clips; 0.86x the face box (~120 px here), so nothing is lost
+CROP_SIZE = (
+    128  # crop side stored in the clips; 0.86x the face box (~120 px here), so nothing is lost
+)
 # CK+ (EmoPy) emotion names -> utjima.EMOTIONS
-EMOTION_NAMES = {"happy": "happy", "surprise": "surprise", "disgust": "disgust", "fear": "fear",
-                 "sadness": "sad", "anger": "angry"}
+EMOTION_NAMES = {
+    "happy": "happy",
+    "surprise": "surprise",
+    "disgust": "disgust",
+    "fear": "fear",
+    "sadness": "sad",
+    "anger": "angry",
+}
 
 # The fixed split of the shipped model, chosen from labels.csv alone before any model was run
 # on CK+: the four subjects that together cover every emotion (3 happy, 3 sad, 3 angry,
@@ -73,11 +81,20 @@ def parse_split(arg: str) -> tuple[str, int, int]:
         return arg, 0, 0
     side, eq, fold = arg.partition("=")
     k, slash, n = fold.partition("/")
-    if side in ("train", "test", "fit", "val") and eq and slash and k.isdigit() and n.isdigit() \
-            and 1 <= int(k) <= int(n) and int(n) >= 2:
+    if (
+        side in ("train", "test", "fit", "val")
+        and eq
+        and slash
+        and k.isdigit()
+        and n.isdigit()
+        and 1 <= int(k) <= int(n)
+        and int(n) >= 2
+    ):
         return side, int(k), int(n)
-    raise DatasetError(f"unknown CK+ split {arg!r}; valid: {', '.join(SPLITS)} "
-                       f"(subject fold K of N, 1 <= K <= N, N >= 2)")
+    raise DatasetError(
+        f"unknown CK+ split {arg!r}; valid: {', '.join(SPLITS)} "
+        f"(subject fold K of N, 1 <= K <= N, N >= 2)"
+    )
 
 
 def read_labels(root: Path) -> list[dict]:
@@ -89,12 +106,16 @@ def read_labels(root: Path) -> list[dict]:
         rows = list(csv.DictReader(f))
     for r in rows:
         if r.get("emotion") not in EMOTION_NAMES:
-            raise DatasetError(f"{path}: sequence {r.get('sequence_id')!r} has emotion {r.get('emotion')!r}; "
-                               f"known: {sorted(EMOTION_NAMES)}")
+            raise DatasetError(
+                f"{path}: sequence {r.get('sequence_id')!r} has emotion {r.get('emotion')!r}; "
+                f"known: {sorted(EMOTION_NAMES)}"
+            )
     return rows
 
 
-def subject_folds(subjects: Sequence[str], n: int, smile_subjects: Sequence[str] = ()) -> list[tuple[str, ...]]:
+def subject_folds(
+    subjects: Sequence[str], n: int, smile_subjects: Sequence[str] = ()
+) -> list[tuple[str, ...]]:
     """Subjects -> n folds (lists of subjects), deterministic and stratified by smile: subjects
     with a happy sequence are dealt round-robin first (sorted), then the others, so every fold
     gets smile sequences while there are enough. Every subject is in exactly one fold."""
@@ -122,8 +143,12 @@ def split_subjects(rows: list[dict], split: str, k: int = 0, n: int = 0) -> tupl
     return TEST_SUBJECTS if split == "test" else TRAIN_SUBJECTS
 
 
-def frame_labels(emotion: str, n_frames: int, neutral_frames: int = NEUTRAL_FRAMES,
-                 apex_frames: int = APEX_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+def frame_labels(
+    emotion: str,
+    n_frames: int,
+    neutral_frames: int = NEUTRAL_FRAMES,
+    apex_frames: int = APEX_FRAMES,
+) -> tuple[np.ndarray, np.ndarray]:
     """(smile, emotion_label) per frame, int8, -1 = masked (see the module doc)."""
     happy = emotion == "happy"
     smile = np.full(n_frames, -1 if happy else 0, np.int8)
@@ -159,15 +184,22 @@ def _face_crops(frames: list[np.ndarray], size: int) -> tuple[np.ndarray, int]:
     return np.stack(out), held
 
 
-def _sequence_crops(root: Path, rows: list[dict], size: int, cache: Path | None, progress: bool
-                    ) -> dict[str, np.ndarray]:
+def _sequence_crops(
+    root: Path, rows: list[dict], size: int, cache: Path | None, progress: bool
+) -> dict[str, np.ndarray]:
     """sequence id -> (N, S, S, 3) uint8 crops, cached per archive and crop size."""
     from utjima.data.framing import policy_key
     from utjima.faces import CropPolicy
 
-    marker = (root / ".utjima-prepared")
-    tag = hashlib.sha256((marker.read_text() if marker.is_file() else str(root.resolve())).encode()).hexdigest()[:8]
-    path = None if cache is None else Path(cache) / f"ckplus.{tag}.{policy_key(CropPolicy.default(size=size), 'rgb')}.npz"
+    marker = root / ".utjima-prepared"
+    tag = hashlib.sha256(
+        (marker.read_text() if marker.is_file() else str(root.resolve())).encode()
+    ).hexdigest()[:8]
+    path = (
+        None
+        if cache is None
+        else Path(cache) / f"ckplus.{tag}.{policy_key(CropPolicy.default(size=size), 'rgb')}.npz"
+    )
     if path is not None and path.is_file():
         with np.load(path) as z:
             have = {k: z[k] for k in z.files}
@@ -182,7 +214,11 @@ def _sequence_crops(root: Path, rows: list[dict], size: int, cache: Path | None,
     for r in it:
         seq = r["sequence_id"]
         folder = root / seq
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png") if folder.is_dir() else []
+        files = (
+            sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png")
+            if folder.is_dir()
+            else []
+        )
         if len(files) != int(r["n_frames"]):
             raise DatasetError(f"{folder}: {len(files)} frames, labels.csv says {r['n_frames']}")
         crops, n_held = _face_crops([read_image(p, color=False) for p in files], size)
@@ -197,8 +233,13 @@ def _sequence_crops(root: Path, rows: list[dict], size: int, cache: Path | None,
     return out
 
 
-def load(root: str | Path, split: str = "train", cache: str | Path | None = None, size: int = CROP_SIZE,
-         progress: bool = False) -> ClipSet:
+def load(
+    root: str | Path,
+    split: str = "train",
+    cache: str | Path | None = None,
+    size: int = CROP_SIZE,
+    progress: bool = False,
+) -> ClipSet:
     """The sequences of a split's subjects as face-crop clips with per-frame labels."""
     root = Path(root)
     side, k, n = parse_split(split)
@@ -211,29 +252,48 @@ def load(root: str | Path, split: str = "train", cache: str | Path | None = None
         seq, emotion = r["sequence_id"], r["emotion"]
         frames = crops[seq]
         smile, emo = frame_labels(emotion, len(frames))
-        clip_list.append(Clip(
-            id=seq, frames=frames, times_ms=np.arange(len(frames)) * (1000.0 / FPS), smile=smile,
-            emotion_label=emo, clip_smile=int(emotion == "happy"), subject=r["subject_id"],
-            split="test" if r["subject_id"] in TEST_SUBJECTS else "train"))
+        clip_list.append(
+            Clip(
+                id=seq,
+                frames=frames,
+                times_ms=np.arange(len(frames)) * (1000.0 / FPS),
+                smile=smile,
+                emotion_label=emo,
+                clip_smile=int(emotion == "happy"),
+                subject=r["subject_id"],
+                split="test" if r["subject_id"] in TEST_SUBJECTS else "train",
+            )
+        )
     name = f"ckplus:{split or 'train'}"
-    return ClipSet(source=name, clips=clip_list, crop="face", test_only=(side, n) == ("test", 0),
-                   info={"subjects": list(subjects),
-                         "emotion": {r["sequence_id"]: EMOTION_NAMES[r["emotion"]] for r in rows},
-                         "fps": FPS, "neutral_frames": NEUTRAL_FRAMES, "apex_frames": APEX_FRAMES})
+    return ClipSet(
+        source=name,
+        clips=clip_list,
+        crop="face",
+        test_only=(side, n) == ("test", 0),
+        info={
+            "subjects": list(subjects),
+            "emotion": {r["sequence_id"]: EMOTION_NAMES[r["emotion"]] for r in rows},
+            "fps": FPS,
+            "neutral_frames": NEUTRAL_FRAMES,
+            "apex_frames": APEX_FRAMES,
+        },
+    )
 
 
 # --- webcam-like videos ------------------------------------------------------------------
 
 HOLD_NEUTRAL_MS = 1000.0  # a rendered video first holds the neutral frame this long ...
-HOLD_APEX_MS = 1000.0     # ... and ends holding the apex this long (CK+ stops at the apex)
-CANVAS = (640, 480)       # (w, h) of a rendered frame: a laptop webcam's 4:3
-FACE_SCALE = 1.5          # the 192 px sequence crop is drawn 288 px tall (a face ~200 px wide)
+HOLD_APEX_MS = 1000.0  # ... and ends holding the apex this long (CK+ stops at the apex)
+CANVAS = (640, 480)  # (w, h) of a rendered frame: a laptop webcam's 4:3
+FACE_SCALE = 1.5  # the 192 px sequence crop is drawn 288 px tall (a face ~200 px wide)
 
 
 def raw_frames(root: str | Path, sequence_id: str) -> np.ndarray:
     """The archive's frames of one sequence, (N, 192, 192) uint8 grey, in order."""
     folder = Path(root) / sequence_id
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png") if folder.is_dir() else []
+    files = (
+        sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png") if folder.is_dir() else []
+    )
     if not files:
         raise DatasetError(f"{folder}: no frames (is {sequence_id!r} a sequence of labels.csv?)")
     return np.stack([read_image(p, color=False) for p in files])
@@ -254,7 +314,9 @@ def webcam_video(frames: np.ndarray, fps: float = FPS) -> tuple[np.ndarray, floa
     drawn = []
     for f in frames:
         canvas = np.full((h, w), 128, np.uint8)
-        canvas[y0:y0 + side, x0:x0 + side] = cv2.resize(f, (side, side), interpolation=cv2.INTER_LINEAR)
+        canvas[y0 : y0 + side, x0 : x0 + side] = cv2.resize(
+            f, (side, side), interpolation=cv2.INTER_LINEAR
+        )
         drawn.append(np.repeat(canvas[:, :, None], 3, axis=2))
     apex_index = pre + len(frames) - 1
     return np.stack([drawn[i] for i in order]), apex_index * 1000.0 / fps

@@ -43,7 +43,8 @@ def _counts(name: str, root, cache_arg) -> list[str]:
                      f"({info['conflict_groups_dropped']} conflicting groups dropped whole, "
                      f"{info['redundant_copies_dropped']} redundant copies dropped)")
     elif name == "ckplus":
-        lines.append(f"    subjects held out (test): {', '.join(ckplus.TEST_SUBJECTS)}; split by subject only")
+        held = ", ".join(ckplus.TEST_SUBJECTS)
+        lines.append(f"    subjects held out (test): {held}; split by subject only")
     elif name == "ferplus":
         t = info["twins_removed"]
         lines.append(f"    cleaning: removed {t['valid']} Valid images with a twin in Train and "
