@@ -368,13 +368,9 @@ def teacher_targets(teacher: DualHeadSmileDetector,
     return smile, emo, mask
 
 
-# expressions the judge must never call a laugh
-LAUGH_LIKE = ("sad", "fear", "surprise", "disgust", "angry")
-
-
 def hard_negative_weights(ds, weight: float) -> np.ndarray:
     """(N,) smile-loss weights: `weight` for non-smiles whose (majority) emotion is laugh-like."""
-    from utjima import EMOTIONS
+    from utjima import EMOTIONS, LAUGH_LIKE
 
     hard = (ds.smile == 0) & np.isin(ds.emotion_label, [EMOTIONS.index(e) for e in LAUGH_LIKE])
     return np.where(hard, weight, 1.0).astype(np.float32)
