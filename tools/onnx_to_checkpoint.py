@@ -64,17 +64,17 @@ def rebuild(model_dir: Path) -> DualHeadSmileDetector:
             conv, bn = mod[0], mod[1]
             conv.weight.copy_(torch.from_numpy(w[wk].copy()))
             bn.weight.fill_(1.0)
-            bn.bias.copy_(torch.from_numpy(w[bk]))
+            bn.bias.copy_(torch.from_numpy(w[bk].copy()))
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)
         for name, t in sd.items():
             if f"m.{name}" in w:
-                t.copy_(torch.from_numpy(w[f"m.{name}"]))
+                t.copy_(torch.from_numpy(w[f"m.{name}"].copy()))
         # step: heads by name, the LSTM from the ONNX node's W, R, B
         step, s = _initializers(contract.path("step"))
         for name, t in sd.items():
             if f"m.{name}" in s:
-                t.copy_(torch.from_numpy(s[f"m.{name}"]))
+                t.copy_(torch.from_numpy(s[f"m.{name}"].copy()))
         node = next(n for n in step.graph.node if n.op_type == "LSTM")
         wi, ri, bi = (s[x] for x in node.input[1:4])
         h = cfg.lstm_hidden
@@ -122,20 +122,16 @@ def main(argv=None) -> None:
     data = json.loads((model_dir / "model.json").read_text())
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "model_config": model.cfg.to_dict(),
-            "model": model.state_dict(),
-            "provenance": {
-                **data.get("provenance", {}),
-                "rebuilt_from": "encoder.onnx + step.onnx (BatchNorm folded)",
-                "onnx_sha256": {k: data["files"][k]["sha256"] for k in ("encoder", "step")},
-                "max_abs_diff_vs_onnx": diff,
-            },
-            "val": {"threshold": data["thresholds"]["smile"]},
-        },
-        out,
-    )
+    prov = data.get("provenance", {})
+    rebuilt = {"from": "encoder.onnx + step.onnx (BatchNorm folded)",
+               "onnx_sha256": {k: data["files"][k]["sha256"] for k in ("encoder", "step")},
+               "max_abs_diff_vs_onnx": diff}
+    torch.save({"model_config": model.cfg.to_dict(), "model": model.state_dict(),
+                # what `utjima export` reads back: the original training config and provenance
+                "train_config": prov.get("train_config", {}), "epoch": prov.get("epoch", 0) - 1,
+                "provenance": {k: v for k, v in prov.items()
+                               if k not in ("train_config", "checkpoint", "epoch")}
+                | {"rebuilt": rebuilt}}, out)
     print(json.dumps({"out": str(out), "bytes": out.stat().st_size, "max_abs_diff_vs_onnx": diff}))
 
 
