@@ -199,3 +199,27 @@ def test_bad_inputs_fail_with_one_clear_message(capsys, tmp_path, exported_model
     code, _, err = run(capsys, str(FIXTURES / "astronaut.jpg"), "--model",
                        str(tmp_path / "nowhere"))
     assert code == 2 and "does not exist" in err
+
+
+@pytest.mark.slow
+def test_no_laugh_on_held_out_laugh_like_ckplus_videos(capsys, tmp_path, dataset_cache):
+    """Issue 11's promise on real video: `utjima predict` on a webcam-like rendering of every
+    non-happy CK+ sequence of the held-out subjects (anger, disgust, fear, sadness, surprise;
+    the shipped model never trained on them) reports no laugh, and finds the face throughout."""
+    from utjima.data import ckplus
+
+    root = dataset_cache("ckplus")
+    rows = [r for r in ckplus.read_labels(root)
+            if r["subject_id"] in ckplus.TEST_SUBJECTS and r["emotion"] != "happy"]
+    paths = []
+    for r in rows:
+        video, _ = ckplus.webcam_video(ckplus.raw_frames(root, r["sequence_id"]))
+        paths.append(tmp_path / f"{r['sequence_id']}.mp4")
+        write_video(paths[-1], video, fps=ckplus.FPS)
+    code, out, _ = run(capsys, *map(str, paths), "--json")
+    assert code == 0
+    results = [json.loads(line) for line in out.splitlines()]
+    assert len(results) == len(rows) == 13
+    for r in results:
+        assert all(f["face"] for f in r["frames"]), r["path"]
+        assert r["laughs"] == [], f"{r['path']}: {r['laughs']}"
