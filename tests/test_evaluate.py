@@ -59,7 +59,8 @@ def test_laugh_like_rule_raises_youden_until_few_laugh_like_faces_smile(tmp_path
     assert t["selected"] == max(t["youden"], ll["cap"]) >= t["youden"]
     assert ll["n"] > 50 and ll["fpr_at_selected"] <= MAX_LAUGH_LIKE_FPR
     with pytest.raises(ValueError, match="emotion labels"):
-        select_threshold(["smilesmiled:val"], scorer, "youden_laugh_like", limit=100, progress=False)
+        select_threshold(["smilesmiled:val"], scorer, "youden_laugh_like", limit=100,
+                         progress=False)
     with pytest.raises(ValueError, match="held-out test set"):
         select_threshold(["ckplus:test"], scorer, "youden", limit=None, progress=False)
 
