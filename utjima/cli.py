@@ -249,8 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     p.add_argument("--select-threshold", default=None, metavar="SPEC[,SPEC]",
                    help="choose the smile threshold on these validation specs (never a test set)")
-    p.add_argument("--threshold-rule", choices=["youden", "best_f1"], default="youden",
-                   help="which validation threshold becomes the selected one (default youden)")
+    p.add_argument("--threshold-rule", choices=["youden", "best_f1", "youden_laugh_like"],
+                   default="youden",
+                   help="which validation threshold becomes the selected one (default youden; "
+                        "youden_laugh_like: raised until <= 3%% of laugh-like faces smile)")
     p.add_argument("--bootstrap", type=int, default=1000,
                    help="bootstrap resamples for 95%% intervals")
     p.add_argument("--limit", type=int, default=None, help="at most this many samples per source")
