@@ -42,6 +42,19 @@ def launch_args(fake_video: str | Path | None = None) -> list[str]:
     return args
 
 
+def remote_args(cert: str | Path | None, host: str = "utjima.test") -> list[str]:
+    """Flags that make this machine's server look like another computer's: `host` resolves
+    to 127.0.0.1 (a name that is not loopback, so http:// there is not a secure context),
+    and, for https, exactly this server's certificate (`cert`, PEM) is trusted, by its
+    public-key pin, as a friend's browser trusts it after accepting the warning."""
+    args = [f"--host-resolver-rules=MAP {host} 127.0.0.1"]
+    if cert is not None:
+        from utjima.server.tls import spki_sha256
+
+        args.append(f"--ignore-certificate-errors-spki-list={spki_sha256(cert)}")
+    return args
+
+
 def launch(playwright, fake_video: str | Path | None = None, **kwargs):
     """A headless Browser (Playwright's sync API) on Debian's Chromium."""
     return playwright.chromium.launch(executable_path=str(ensure_chromium()), headless=True,

@@ -29,15 +29,13 @@ import pytest
 from utjima.contract import sha256_file
 
 from .fakecam import pick_faces, write_y4m
-from .support import CHROMIUM_ARGS, Server
+from .support import CHROMIUM_ARGS, Server, assert_no_media
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STUB = Path(__file__).with_name("stub_detector.js").read_text()
 SERVER_ENV = dict(rounds_to_win=2, calib_ms=4000, countdown_ms=2000, verdict_ms=3000,
                   grace_ms=30000, round_ms=60000)
-MAX_WS_BYTES = {"hello": 200, "score": 200, "pong": 200, "ready": 100, "leave": 100,
-                "signal": 16384}  # an SDP offer is a few KiB; a video frame would not fit
 
 
 LAUGHED = '.tile.me .meter[data-laugh="laughed"]'
@@ -198,27 +196,9 @@ def check_stored_and_private(server: Server, result: dict) -> None:
     detail = server.get(f"/api/matches/{m['id']}")
     assert [r["losers"] for r in detail["rounds"]] == [["Bo"], ["Bo"]]
     assert all(r["reason"] == "laugh" for r in detail["rounds"])
-    # no media reached the server: every websocket message was small JSON of a known
-    # type, no binary frame, and no HTTP request carried a body of any size
-    records = server.traffic_records()
-    ws = [r for r in records if r["kind"] == "ws"]
-    assert ws and not [r for r in ws if r["binary"]]
-    for r in ws:
-        assert r["type"] in MAX_WS_BYTES, r
-        assert r["bytes"] <= MAX_WS_BYTES[r["type"]], r
-    bodies = [r for r in records if r["kind"] == "http" and r["bytes"]]
-    assert all(r["bytes"] < 512 and r["content_type"].startswith("application/json")
-               for r in bodies), bodies
-    assert sum(r["bytes"] for r in ws if r["type"] == "score") / max(1, len(
-        [r for r in ws if r["type"] == "score"])) < 120  # {t_ms, face, smile_prob} only
-    # the pages talked to our origin only
-    foreign = [u for u in result["requests"]
-               if not (u.startswith(server.base) or u.startswith(("data:", "blob:")))]
-    assert not foreign, foreign
-    summary = {"ws_messages": len(ws), "ws_bytes": sum(r["bytes"] for r in ws),
-               "by_type": {t: sum(1 for r in ws if r["type"] == t) for t in MAX_WS_BYTES},
-               "http_bodies": len(bodies), **result["timings"]}
-    print("traffic:", json.dumps(summary))
+    # no media reached the server, and the pages talked to our origin only
+    summary = assert_no_media(server, result["requests"], (server.base,))
+    print("traffic:", json.dumps({**summary, **result["timings"]}))
 
 
 def test_match_scripted_detector(chromium, serve, shots):
