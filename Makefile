@@ -15,16 +15,19 @@ HOST   ?= 127.0.0.1
 TLS    ?=
 ARGS   ?=
 
-.PHONY: setup run train test test-fast web-deps system-deps lint bench clean
+.PHONY: setup serve-deps run train test test-fast web-deps system-deps lint bench clean
 
 setup: $(DEV) web-deps
+
+# what `make run` installs, without starting the server (docs/deploy.md)
+serve-deps: $(BASE) web-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # -qq: errors only (serving's first start should print little)
 $(BASE): pyproject.toml | $(PY)
-	@echo "installing utjima (serving only) into $(VENV) ..."
+	@echo "installing utjima and what the server needs into $(VENV) (once) ..."
 	@$(PIP) -qq -e .
 	@touch $@
 
@@ -59,7 +62,7 @@ system-deps:
 	fi
 
 # make run [HOST=0.0.0.0] [PORT=8000] [TLS=1] [ARGS="--rounds-to-win 2 ..."]
-run: $(BASE) web-deps
+run: serve-deps
 	@$(VENV)/bin/utjima serve --host $(HOST) --port $(PORT) \
 	  $(if $(filter 1 yes true,$(TLS)),--tls) $(ARGS)
 
