@@ -289,8 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SQLAlchemy URL, e.g. postgresql+psycopg://...")
     game = p.add_argument_group("game (defaults for every room)")
     game.add_argument("--rounds-to-win", type=int, default=None, metavar="N",
-                      help=f"round wins that take the match (default {_serve_default('rounds_to_win')}"
-                           "; env UTJIMA_ROUNDS_TO_WIN)")
+                      help="round wins that take the match (default "
+                           f"{_serve_default('rounds_to_win')}; env UTJIMA_ROUNDS_TO_WIN)")
     game.add_argument("--round-seconds", type=float, default=None, metavar="S",
                       help="a round's time limit; nobody laughed by then = a draw (default "
                            f"{_serve_default('round_ms') / 1000:g}; env UTJIMA_ROUND_MS, in ms)")

@@ -63,7 +63,9 @@ SELECTED_PAIRS = """async () => {
     const stats = await pc.getStats();
     let pair = null;
     stats.forEach((s) => {
-      if (s.type === "transport" && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+      if (s.type === "transport" && s.selectedCandidatePairId) {
+        pair = stats.get(s.selectedCandidatePairId);
+      }
     });
     const local = pair && stats.get(pair.localCandidateId);
     const remote = pair && stats.get(pair.remoteCandidateId);
@@ -83,6 +85,9 @@ def _selected_pairs(page, min_bytes: int, timeout_s: float) -> list[dict]:
         if any(p["bytes_received"] >= min_bytes for p in pairs) or time.monotonic() > deadline:
             return pairs
         time.sleep(0.5)
+
+
+QR_LOADED = "() => document.querySelector('#invite-qr').naturalWidth > 0"
 
 
 def phase(page, name: str, timeout_s: float) -> None:
@@ -155,7 +160,7 @@ def create_room(m: Match) -> None:
     m.code = a.text_content("#created-code")
     m.invite = a.input_value("#invite-link")
     assert m.invite == f"{m.origin}/r/{m.code}"
-    a.wait_for_function("() => document.querySelector('#invite-qr').naturalWidth > 0")
+    a.wait_for_function(QR_LOADED)
     a.click("#enter")
     a.wait_for_selector(".tile.me")
     m.ids["a"] = a.get_attribute(".tile.me", "data-id")
@@ -218,7 +223,7 @@ def b_laughs(round_no: int, final: bool = False) -> Callable[[Match], None]:
     """A step: in round `round_no` B smiles and loses it; then B keeps a straight face."""
 
     def step(m: Match) -> None:
-        a, b = m.pages["a"], m.pages["b"]
+        a = m.pages["a"]
         if round_no > 1:
             phase(a, "round", 30)
         time.sleep(1.0)
@@ -327,6 +332,16 @@ def _post(server: Server, path: str) -> dict:
 # --- the invite block --------------------------------------------------------------------
 
 
+def decode_qr(png: bytes) -> str:
+    """The text of the QR code in a screenshot (OpenCV's detector, as a phone camera)."""
+    import cv2
+    import numpy as np
+
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(img)
+    return text
+
+
 def test_invite_block(chromium, serve, shots):
     """The invite block on the landing page and in the room's lobby, over HTTPS on a
     network name: the link and QR code use that name; Share appears only where the browser
@@ -353,13 +368,15 @@ def test_invite_block(chromium, serve, shots):
                     page.wait_for_selector("#created:not([hidden])")
                     code = page.text_content("#created-code")
                     assert page.input_value("#invite-link") == f"{base}/r/{code}"
-                    page.wait_for_function("() => document.querySelector('#invite-qr').naturalWidth > 0")
+                    page.wait_for_function(QR_LOADED)
                     assert page.is_hidden("#share")
+                    assert decode_qr(page.locator("#invite-qr").screenshot()) == \
+                        f"{base}/r/{code}"  # what a phone camera reads from the screen
                     page.locator("#created").scroll_into_view_if_needed()
                     page.screenshot(path=str(shots / f"reach-invite-landing-{lang}-{size}.png"))
                     page.click("#enter")
                     page.wait_for_selector("#invite:not([hidden])")
-                    page.wait_for_function("() => document.querySelector('#invite-qr').naturalWidth > 0")
+                    page.wait_for_function(QR_LOADED)
                     page.locator("#invite").scroll_into_view_if_needed()
                     page.screenshot(path=str(shots / f"reach-invite-room-{lang}-{size}.png"))
                     ctx.close()
@@ -371,6 +388,9 @@ def test_invite_block(chromium, serve, shots):
             page.fill("#nickname", "Ana")
             page.click("#create")
             page.wait_for_selector("#share:not([hidden])")
+            page.wait_for_function(QR_LOADED)
+            page.locator("#created").scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / "reach-invite-landing-share-en-phone.png"))
             page.click("#share")
             shared = page.evaluate("window.__shared")
             assert shared["url"] == page.input_value("#invite-link")
