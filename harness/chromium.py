@@ -17,17 +17,23 @@ class ChromiumMissing(RuntimeError):
     """No Chromium binary and no way to install one here."""
 
 
-def ensure_chromium(install: bool = True) -> Path:
-    """The Chromium binary; installs Debian's package when missing and we are root."""
-    if CHROMIUM.is_file():
-        return CHROMIUM
+def debian_binary(path: Path, package: str, install: bool = True) -> bool:
+    """Whether `path` exists, after installing Debian's `package` when it is missing and we
+    are root (as `make system-deps` does)."""
+    if path.is_file():
+        return True
     if install and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env,
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env,
                        stdout=subprocess.DEVNULL)
-        if CHROMIUM.is_file():
-            return CHROMIUM
+    return path.is_file()
+
+
+def ensure_chromium(install: bool = True) -> Path:
+    """The Chromium binary; installs Debian's package when missing and we are root."""
+    if debian_binary(CHROMIUM, "chromium", install):
+        return CHROMIUM
     raise ChromiumMissing(f"no Chromium at {CHROMIUM}; install it with "
                           "`apt-get install -y chromium` (or `make system-deps`)")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import socket
 import struct
 import subprocess
@@ -24,6 +23,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.chromium import debian_binary
+from harness.server import stop_process
 
 TURNSERVER = Path(os.environ.get("UTJIMA_TURNSERVER", "/usr/bin/turnserver"))
 REALM = "utjima.test"
@@ -48,15 +50,8 @@ class Coturn:
 
 def ensure_turnserver(install: bool = True) -> Path:
     """The turnserver binary; installs Debian's coturn when missing and we are root."""
-    if TURNSERVER.is_file():
+    if debian_binary(TURNSERVER, "coturn", install):
         return TURNSERVER
-    if install and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "coturn"], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
-        if TURNSERVER.is_file():
-            return TURNSERVER
     raise CoturnMissing(f"no TURN server at {TURNSERVER}; install it with "
                         "`apt-get install -y coturn` (or `make system-deps`)")
 
@@ -142,9 +137,4 @@ def running_coturn(secret: str | None = None) -> Iterator[Coturn]:
                 time.sleep(0.1)
             yield turn
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.server import stop_process
+
 from .support import CHROMIUM, REPO_ROOT, SHOTS, Server, free_port
 
 
@@ -94,8 +96,4 @@ def serve(tmp_path):
 
     yield start
     for srv in started:
-        srv.proc.terminate()
-        try:
-            srv.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            srv.proc.kill()
+        stop_process(srv.proc)

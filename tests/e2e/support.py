@@ -24,7 +24,7 @@ CHROMIUM_ARGS = [
     "--disable-backgrounding-occluded-windows",
 ]
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "MAX_WS_BYTES", "REPO_ROOT", "SHOTS", "Server",
-           "assert_no_media", "free_port"]
+           "assert_no_media", "free_port", "phase", "scores"]
 
 
 # Largest message of each type a page may send; an SDP offer is a few KiB, a video frame
@@ -88,3 +88,15 @@ def assert_no_media(server: Server, requests: list[str], origins: tuple[str, ...
             "http_bodies": len(bodies)}
 
 
+
+
+def phase(page, name: str, timeout_s: float) -> None:
+    """Wait until the room page shows phase `name` (body[data-phase])."""
+    page.wait_for_selector(f'body[data-phase="{name}"]', timeout=timeout_s * 1000)
+
+
+def scores(page) -> dict[str, int]:
+    """The room page's scoreboard: nickname -> points."""
+    return page.evaluate("""() => Object.fromEntries(
+        [...document.querySelectorAll('#scoreboard li')].map(li => [
+            li.querySelector('span').textContent, +li.querySelector('strong').textContent]))""")

@@ -29,7 +29,7 @@ import pytest
 from utjima.contract import sha256_file
 
 from .fakecam import pick_faces, write_y4m
-from .support import CHROMIUM_ARGS, Server, assert_no_media
+from .support import CHROMIUM_ARGS, Server, assert_no_media, phase, scores
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,16 +39,6 @@ SERVER_ENV = dict(rounds_to_win=2, calib_ms=4000, countdown_ms=2000, verdict_ms=
 
 
 LAUGHED = '.tile.me .meter[data-laugh="laughed"]'
-
-
-def phase(page, name: str, timeout_s: float) -> None:
-    page.wait_for_selector(f'body[data-phase="{name}"]', timeout=timeout_s * 1000)
-
-
-def scores(page) -> dict[str, int]:
-    return page.evaluate("""() => Object.fromEntries(
-        [...document.querySelectorAll('#scoreboard li')].map(li => [
-            li.querySelector('span').textContent, +li.querySelector('strong').textContent]))""")
 
 
 def videos_playing(page) -> list[int]:

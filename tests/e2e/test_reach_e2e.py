@@ -30,7 +30,7 @@ import pytest
 
 from harness.chromium import remote_args
 
-from .support import CHROMIUM_ARGS, Server, assert_no_media
+from .support import CHROMIUM_ARGS, Server, assert_no_media, phase, scores
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -88,16 +88,6 @@ def _selected_pairs(page, min_bytes: int, timeout_s: float) -> list[dict]:
 
 
 QR_LOADED = "() => document.querySelector('#invite-qr').naturalWidth > 0"
-
-
-def phase(page, name: str, timeout_s: float) -> None:
-    page.wait_for_selector(f'body[data-phase="{name}"]', timeout=timeout_s * 1000)
-
-
-def scores(page) -> dict[str, int]:
-    return page.evaluate("""() => Object.fromEntries(
-        [...document.querySelectorAll('#scoreboard li')].map(li => [
-            li.querySelector('span').textContent, +li.querySelector('strong').textContent]))""")
 
 
 @dataclass
