@@ -1,6 +1,6 @@
 // Why the camera is blocked, when it is: browsers expose navigator.mediaDevices only in a
 // secure context (https://, or http:// on localhost). A friend's device that opened the
-// game at http://192.168.x.x:8000/ has no camera API at all; instead of a JS error, the
+// game over http:// at a network address has no camera API at all; instead of a JS error, the
 // pages that need the camera say why, in the player's language, and what to do.
 
 /** True when this page cannot ask for the camera at all (not a secure context). */
