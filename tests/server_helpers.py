@@ -76,6 +76,26 @@ class TrafficLog:
         self.close()
 
 
+# The largest message of each type a page sends: an SDP offer is a few KiB; a video frame
+# would not fit in most, and no type carries binary data.
+MAX_WS_BYTES = {"hello": 200, "score": 200, "pong": 200, "ready": 100, "leave": 100,
+                "signal": 16384}
+
+
+def audit_no_media(records: list[dict[str, Any]]) -> None:
+    """No media reached the server: every websocket message was JSON text of a known type
+    within its size, no frame was binary, and no HTTP request carried more than a small
+    JSON body."""
+    ws = [r for r in records if r["kind"] == "ws"]
+    assert ws and not [r for r in ws if r["binary"]]
+    for r in ws:
+        assert r["type"] in MAX_WS_BYTES, r
+        assert r["bytes"] <= MAX_WS_BYTES[r["type"]], r
+    bodies = [r for r in records if r["kind"] == "http" and r["bytes"]]
+    assert all(r["bytes"] < 512 and r["content_type"].startswith("application/json")
+               for r in bodies), bodies
+
+
 def serve_audited(argv: list[str] | None = None) -> None:
     """`utjima serve` (the same flags, settings and startup: TLS, URLs) with a TrafficLog
     listening; --traffic-log FILE comes first."""

@@ -1,6 +1,5 @@
 """What the game's end-to-end tests share: where Chromium is, the flags its browsers launch
-with, a handle on a running `utjima serve` (its URLs, certificate and traffic log), and the
-traffic audit (no media reached the server)."""
+with, and a handle on a running `utjima serve` (its URLs, certificate and traffic log)."""
 
 from __future__ import annotations
 
@@ -23,14 +22,7 @@ CHROMIUM_ARGS = [
     "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
 ]
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "MAX_WS_BYTES", "REPO_ROOT", "SHOTS", "Server",
-           "assert_no_media", "free_port", "phase", "scores"]
-
-
-# Largest message of each type a page may send; an SDP offer is a few KiB, a video frame
-# would not fit.
-MAX_WS_BYTES = {"hello": 200, "score": 200, "pong": 200, "ready": 100, "leave": 100,
-                "signal": 16384}
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "REPO_ROOT", "SHOTS", "Server", "free_port"]
 
 
 @dataclass
@@ -65,38 +57,3 @@ class Server:
                                     context=self.ssl_context()) as r:
             return json.loads(r.read())
 
-
-def assert_no_media(server: Server, requests: list[str], origins: tuple[str, ...]) -> dict:
-    """The traffic audit: every websocket message the server received was small JSON of a
-    known type, none binary, no HTTP request carried more than a small JSON body, and the
-    pages (`requests`: every URL they asked for) talked to `origins` only. Returns counts."""
-    records = server.traffic_records()
-    ws = [r for r in records if r["kind"] == "ws"]
-    assert ws and not [r for r in ws if r["binary"]]
-    for r in ws:
-        assert r["type"] in MAX_WS_BYTES, r
-        assert r["bytes"] <= MAX_WS_BYTES[r["type"]], r
-    bodies = [r for r in records if r["kind"] == "http" and r["bytes"]]
-    assert all(r["bytes"] < 512 and r["content_type"].startswith("application/json")
-               for r in bodies), bodies
-    assert sum(r["bytes"] for r in ws if r["type"] == "score") / max(1, len(
-        [r for r in ws if r["type"] == "score"])) < 120  # {t_ms, face, smile_prob} only
-    foreign = [u for u in requests if not u.startswith((*origins, "data:", "blob:"))]
-    assert not foreign, foreign
-    return {"ws_messages": len(ws), "ws_bytes": sum(r["bytes"] for r in ws),
-            "by_type": {t: sum(1 for r in ws if r["type"] == t) for t in MAX_WS_BYTES},
-            "http_bodies": len(bodies)}
-
-
-
-
-def phase(page, name: str, timeout_s: float) -> None:
-    """Wait until the room page shows phase `name` (body[data-phase])."""
-    page.wait_for_selector(f'body[data-phase="{name}"]', timeout=timeout_s * 1000)
-
-
-def scores(page) -> dict[str, int]:
-    """The room page's scoreboard: nickname -> points."""
-    return page.evaluate("""() => Object.fromEntries(
-        [...document.querySelectorAll('#scoreboard li')].map(li => [
-            li.querySelector('span').textContent, +li.querySelector('strong').textContent]))""")

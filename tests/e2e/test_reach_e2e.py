@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from server_helpers import audit_no_media
 
 from harness.chromium import remote_args
 
-from .support import CHROMIUM_ARGS, Server, assert_no_media, phase, scores
+from .support import CHROMIUM_ARGS, Server
+from .test_game_e2e import phase, scores
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -256,8 +258,13 @@ def test_match_over_https_through_turn(chromium, serve, coturn, shots):
             step(m)
             m.facts[f"{step.__name__}_s"] = round(time.monotonic() - t0, 1)
         assert not m.errors, m.errors
-    summary = assert_no_media(server, m.requests, (m.origin,))
-    print("reach:", json.dumps({**summary, **m.facts}))
+    records = server.traffic_records()
+    audit_no_media(records)  # no media reached the server ...
+    foreign = [u for u in m.requests if not u.startswith((m.origin, "data:", "blob:"))]
+    assert not foreign, foreign  # ... and the pages talked to its origin only
+    ws = [r for r in records if r["kind"] == "ws"]
+    print("reach:", json.dumps({"ws_messages": len(ws), "ws_bytes": sum(r["bytes"] for r in ws),
+                                "signals": sum(r["type"] == "signal" for r in ws), **m.facts}))
 
 
 # --- plain http:// on a network name ----------------------------------------------------
