@@ -82,13 +82,15 @@ async def upload(request: Request):
     try:
         col = _collection(request)
         _limited(request)
-        _authorised(request)
-        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if ctype not in ZIP_TYPES:
-            raise CollectError(415, "not_zip", f"uploads are zip files ({ZIP_TYPES[0]}), "
-                               f"not {ctype or 'an untyped body'}")
         async with request.app.state.collect_slot:  # one upload in memory at a time
+            # read the body (bounded by BodyLimit) before any answer: a client that sends
+            # it all before reading (urllib, curl) then hears the answer, not a reset
             data = await request.body()
+            _authorised(request)
+            ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if ctype not in ZIP_TYPES:
+                raise CollectError(415, "not_zip", f"uploads are zip files ({ZIP_TYPES[0]}), "
+                                   f"not {ctype or 'an untyped body'}")
             up = await asyncio.to_thread(check_upload, data, col.limits)
             del data
             receipt = await asyncio.to_thread(col.store, up,
