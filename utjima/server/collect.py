@@ -426,7 +426,13 @@ class Collection:
 
     def _participant(self, pid: str) -> dict | None:
         path = self.root / pid / PARTICIPANT
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise CollectError(500, "collect_dir", f"{path} is unreadable ({e}): the operator "
+                               "must repair or remove it") from None
 
     def _owner(self, pid: str, token: str | None) -> dict:
         meta = self._participant(pid)
@@ -509,10 +515,10 @@ class Collection:
             gone = len(self.entries) - len(keep)
             self._write_manifest(keep)
             trash = self.incoming / f"deleted-{secrets.token_hex(8)}"
-            os.replace(self.root / pid, trash)
+            os.replace(self.root / pid, trash)  # the folder holds participant.json: it exists
             freed = _dir_bytes(trash)
             shutil.rmtree(trash)
-            self.total_bytes -= freed
+            self.total_bytes = max(0, self.total_bytes - freed)
         return {"participant": pid, "deleted_clips": gone}
 
 

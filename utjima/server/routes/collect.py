@@ -100,23 +100,22 @@ async def upload(request: Request):
     return JSONResponse(receipt, status_code=201)
 
 
-@router.get("/participants/{pid}")
-async def mine(pid: str, request: Request):
+async def _as_owner(request: Request, pid: str, action: str):
+    """`Collection.<action>(pid, participant token)` in a worker thread, or the error."""
     try:
         col = _collection(request)
         _limited(request)
-        return await asyncio.to_thread(col.clips_of, _participant_id(pid),
+        return await asyncio.to_thread(getattr(col, action), _participant_id(pid),
                                        request.headers.get("x-participant-token"))
     except CollectError as e:
         return _answer(e)
+
+
+@router.get("/participants/{pid}")
+async def mine(pid: str, request: Request):
+    return await _as_owner(request, pid, "clips_of")
 
 
 @router.delete("/participants/{pid}")
 async def delete(pid: str, request: Request):
-    try:
-        col = _collection(request)
-        _limited(request)
-        return await asyncio.to_thread(col.delete, _participant_id(pid),
-                                       request.headers.get("x-participant-token"))
-    except CollectError as e:
-        return _answer(e)
+    return await _as_owner(request, pid, "delete")
