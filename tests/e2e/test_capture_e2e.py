@@ -21,26 +21,22 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
 import re
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from harness import fakecam
+from harness.capture import Serving, consent, serving, wait_done, with_scale, write_face_camera
 from utjima.data import clips as clipfmt
 
-from .support import CHROMIUM_ARGS, REPO_ROOT, free_port
+from .support import CHROMIUM_ARGS, REPO_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -54,81 +50,28 @@ PHONE, LAPTOP = {"width": 390, "height": 844}, {"width": 1280, "height": 800}
 # --- fake cameras and the server ---------------------------------------------------------------
 
 
-def _camera(path: Path, brightness: float = 1.0, fps: int = 15, seconds: float = 4.0) -> Path:
-    """The fixture's face, centred in 640x480 with slight motion; `brightness` scales it."""
-    face = fakecam.astronaut_face()
-    frames = []
-    for i in range(round(seconds * fps)):
-        dx, dy = fakecam.drift(i, fps)
-        f = fakecam.compose(face, fakecam.FRAME_W / 2 + dx, fakecam.FRAME_H / 2 + dy)
-        frames.append(np.clip(f * brightness, 0, 255).astype(np.uint8))
-    return fakecam.write_y4m(path, frames, fps=fps)
-
-
 @pytest.fixture(scope="module")
 def camera(tmp_path_factory) -> Path:
-    return _camera(tmp_path_factory.mktemp("cam") / "face.y4m")
+    return write_face_camera(tmp_path_factory.mktemp("cam") / "face.y4m")
 
 
 @pytest.fixture(scope="module")
 def dark_camera(tmp_path_factory) -> Path:
-    return _camera(tmp_path_factory.mktemp("cam") / "dark.y4m", brightness=0.25)
-
-
-@dataclass
-class Serving:
-    base: str
-    link: str  # the link `serve` printed for participants
-    collect_dir: Path | None
-
-    def stored(self) -> list[str]:
-        """Every file in the collection but the lock (and the empty staging folder)."""
-        root = self.collect_dir
-        return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                      if p.is_file() and p.name != ".lock")
-
-
-def _serve(tmp_path: Path, collect: bool) -> Iterator[Serving]:
-    port = free_port()
-    log = tmp_path / "serve.log"
-    cmd = [sys.executable, "-m", "utjima", "serve", "--port", str(port),
-           "--data-dir", str(tmp_path / "data")]
-    if collect:
-        cmd += ["--collect", str(tmp_path / "clips"), "--collect-token", TOKEN]
-    env = {**os.environ, "UTJIMA_COLLECT_MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(base + "/capture", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"utjima serve did not start:\n{log.read_text()}")
-                time.sleep(0.2)
-        printed = log.read_text()
-        link = re.search(r"http://\S+/capture#token=\S+", printed)
-        assert (link is not None) == collect, printed
-        yield Serving(base, link.group(0) if link else "", tmp_path / "clips" if collect else None)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    return write_face_camera(tmp_path_factory.mktemp("cam") / "dark.y4m", brightness=0.25)
 
 
 @pytest.fixture
 def collecting(tmp_path) -> Iterator[Serving]:
-    yield from _serve(tmp_path, collect=True)
+    with serving(tmp_path, TOKEN, {"UTJIMA_COLLECT_MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}) as srv:
+        assert srv.link == f"{srv.base}/capture#token={TOKEN}", srv.log.read_text()
+        yield srv
 
 
 @pytest.fixture
 def plain_server(tmp_path) -> Iterator[Serving]:
-    yield from _serve(tmp_path, collect=False)
+    with serving(tmp_path) as srv:
+        assert srv.link == "" and "collecting" not in srv.log.read_text()
+        yield srv
 
 
 def _post(base: str, body: bytes | int, token: str | None = TOKEN) -> tuple[int, dict]:
@@ -160,20 +103,6 @@ def _browser(pw, chromium: Path, cam: Path):
                               args=CHROMIUM_ARGS + [f"--use-file-for-fake-video-capture={cam}"])
 
 
-def _with_scale(link: str, scale: float) -> str:
-    url, _, frag = link.partition("#")
-    return f"{url}?scale={scale}#{frag}"
-
-
-def _consent_and_check(page, participant: str, lighting: str = "bright", notes: str = "") -> None:
-    page.check("#agree")
-    page.fill("#participant", participant)
-    page.select_option("#lighting", lighting)
-    page.fill("#notes", notes)
-    page.click("#continue")
-    page.wait_for_selector("#start:not([disabled])", timeout=30_000)
-
-
 # --- the participant's session -----------------------------------------------------------------
 
 
@@ -191,7 +120,6 @@ def test_a_participant_records_and_uploads(chromium, camera, collecting, tmp_pat
     from playwright.sync_api import sync_playwright
 
     srv = collecting
-    assert srv.link == f"{srv.base}/capture#token={TOKEN}"
     errors: list[str] = []
     with sync_playwright() as pw:
         browser = _browser(pw, chromium, camera)
@@ -201,7 +129,7 @@ def test_a_participant_records_and_uploads(chromium, camera, collecting, tmp_pat
             page = ctx.new_page()
             page.on("pageerror", lambda e: errors.append(str(e)))
             # a link with a wrong token: said at once, and kept out of the address bar
-            page.goto(_with_scale(f"{srv.base}/capture#token=wrong-token-0123456789", SCALE))
+            page.goto(with_scale(f"{srv.base}/capture#token=wrong-token-0123456789", SCALE))
             page.wait_for_selector("#error:not([hidden])")
             assert "token is wrong" in page.text_content("#error")
             assert "#token" not in page.url
@@ -209,12 +137,12 @@ def test_a_participant_records_and_uploads(chromium, camera, collecting, tmp_pat
             page.click("#continue")
             assert "agree" in page.text_content("#consent-error")
             assert page.is_hidden("#stage")
-            _consent_and_check(page, "p-e2e01", "dim", "fake camera, astronaut photo")
+            consent(page, "p-e2e01", "dim", "fake camera, astronaut photo")
             page.wait_for_selector(".q-chip.ok", timeout=90_000)  # the live detector sees a face
             page.click("#start")
             page.wait_for_selector('body[data-phase="record"]')
             assert page.is_visible(".rec")
-            page.wait_for_selector('body[data-step="done"]', timeout=180_000)
+            wait_done(page)
             rows = page.locator("#summary tbody tr")
             assert rows.count() == len(PROTOCOL["prompts"])
             # download: the zip made in the browser is a clip folder
@@ -418,17 +346,17 @@ def test_capture_screenshots(chromium, dark_camera, collecting, shots):
                         taken.append(path)
                     page.set_viewport_size(LAPTOP)
 
-                page.goto(_with_scale(srv.link, 0.3))
+                page.goto(with_scale(srv.link, 0.3))
                 page.wait_for_selector('body[data-step="consent"]')
                 page.fill("#participant", f"p-shots-{lang}")
                 shot("1-consent", full=True)
-                _consent_and_check(page, f"p-shots-{lang}", "dim")
+                consent(page, f"p-shots-{lang}", "dim")
                 page.click("#start")
                 page.wait_for_selector('body[data-prompt="talking"][data-phase="record"]')
                 page.wait_for_selector('.q-chip.warn[data-warning="dark"]')
                 assert page.is_visible("#prompt-say")
                 shot("2-prompt", full=False)
-                page.wait_for_selector('body[data-step="done"]', timeout=180_000)
+                wait_done(page)
                 page.click("#upload")
                 page.wait_for_selector("#receipt:not([hidden])", timeout=60_000)
                 shot("3-done", full=True)
