@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import fakecam
-from harness.server import REPO_ROOT, free_port
+from harness.server import REPO_ROOT, free_port, stop_process
 
 START_TIMEOUT_S = 60.0
 
@@ -83,12 +83,7 @@ def serving(folder: Path, token: str | None = None,
         yield Serving(base, link.group(0) if link else "", folder / "clips" if token else None,
                       log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def with_scale(link: str, scale: float) -> str:

@@ -63,7 +63,8 @@ def dark_camera(tmp_path_factory) -> Path:
 @pytest.fixture
 def collecting(tmp_path) -> Iterator[Serving]:
     with serving(tmp_path, TOKEN, {"UTJIMA_COLLECT_MAX_UPLOAD_BYTES": str(MAX_UPLOAD)}) as srv:
-        assert srv.link == f"{srv.base}/capture#token={TOKEN}", srv.log.read_text()
+        port = urllib.parse.urlsplit(srv.base).port
+        assert srv.link == f"http://localhost:{port}/capture#token={TOKEN}", srv.log.read_text()
         yield srv
 
 
