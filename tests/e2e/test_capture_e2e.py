@@ -9,6 +9,8 @@
   uploads made from that real zip (over the limit, wrong token, overlapping segments, a
   clip without frames) each get one clear error and change nothing; last, the participant
   deletes their clips from the page.
+- `test_a_participant_on_another_device_uploads_over_https`: the same over HTTPS on a name
+  that is not loopback (`serve --tls --collect`), phone-sized, checked by the traffic log.
 - `test_the_game_never_records`: the landing page's camera check and a room with the live
   detector never construct a MediaRecorder, encode a canvas or touch the capture routes.
 - `test_capture_screenshots`: the consent, a prompt with its countdown and a quality
@@ -34,6 +36,7 @@ import pytest
 
 from harness import fakecam
 from harness.capture import Serving, consent, serving, wait_done, with_scale, write_face_camera
+from harness.chromium import remote_args
 from utjima.data import clips as clipfmt
 
 from .support import CHROMIUM_ARGS, REPO_ROOT
@@ -264,6 +267,41 @@ def _bad_uploads_change_nothing(srv: Serving, zpath: Path) -> None:
         assert set(answer) == {"detail"} and words in answer["detail"]["message"], (what, answer)
         assert srv.stored() == before, what
         assert (srv.collect_dir / "manifest.json").read_bytes() == manifest_before, what
+
+
+def test_a_participant_on_another_device_uploads_over_https(chromium, camera, serve, tmp_path):
+    """The participant's own device: `serve --tls --collect` behind a name that is not
+    loopback (https://utjima.test), the link it prints, a secure context with a camera,
+    the whole (shortened) protocol, the upload; the traffic log shows that the upload was
+    the only body of any size the server received."""
+    from playwright.sync_api import sync_playwright
+
+    host = "utjima.test"
+    srv = serve("--tls", "--collect", str(tmp_path / "clips"), "--collect-token", TOKEN,
+                public_host=host)
+    link = re.search(r"https://\S+/capture#token=\S+", srv.log.read_text()).group(0)
+    assert link == f"{srv.url(host)}/capture#token={TOKEN}"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS + [
+            f"--use-file-for-fake-video-capture={camera}", *remote_args(srv.cert, host)])
+        try:
+            page = browser.new_page(viewport=PHONE)
+            page.set_default_timeout(60_000)
+            page.goto(with_scale(link, 0.1))
+            assert page.evaluate("isSecureContext && crossOriginIsolated")
+            consent(page, "p-phone01")
+            page.click("#start")
+            wait_done(page)
+            page.click("#upload")
+            page.wait_for_selector("#receipt:not([hidden])")
+        finally:
+            browser.close()
+    cs = clipfmt.load(tmp_path / "clips")
+    assert len(cs.clips) == len(PROTOCOL["prompts"])
+    assert {c.subject for c in cs.clips} == {"p-phone01"}
+    bodies = [r for r in srv.traffic_records() if r.get("kind") == "http" and r["bytes"] > 16384]
+    assert [(r["method"], r["path"], r["content_type"]) for r in bodies] == [
+        ("POST", "/api/collect/uploads", "application/zip")]
 
 
 # --- the game never records ---------------------------------------------------------------------
