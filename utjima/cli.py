@@ -159,7 +159,8 @@ def serve_options(a: argparse.Namespace) -> dict:
         public_url=a.public_url, turn_urls=a.turn_url, stun_urls=a.stun_url,
         turn_secret=a.turn_secret, ice_transport_policy="relay" if a.relay_only else None,
         rounds_to_win=a.rounds_to_win,
-        round_ms=None if a.round_seconds is None else a.round_seconds * 1000.0)
+        round_ms=None if a.round_seconds is None else a.round_seconds * 1000.0,
+        collect_dir=a.collect, collect_token=a.collect_token)
 
 
 def _serve(a: argparse.Namespace) -> int:
@@ -317,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--relay-only", action="store_true",
                      help="send all video through the TURN server, so players never see "
                           "each other's IP address")
+    col = p.add_argument_group("collecting clips (docs/capture.md)")
+    col.add_argument("--collect", default=None, metavar="DIR",
+                      help="accept clips recorded on /capture and store them in DIR "
+                           "(docs/capture.md); without it uploads are refused")
+    col.add_argument("--collect-token", default=None, metavar="TOKEN",
+                      help="the token uploads must carry (default: $UTJIMA_COLLECT_TOKEN, "
+                           "else a random one, printed in the link to share)")
     return parser
 
 
