@@ -219,7 +219,7 @@ def test_out_being_a_file_is_refused_before_any_work(command, tmp_path, capsys):
 def test_set_values_are_checked_against_the_config_types(capsys):
     assert parse_set(["epochs=3", "lr=1e-3", "teacher=runs/t.pt", "data=[\"ferplus\"]",
                       "model.width_mult=0.75", "max_steps=null"]) == {
-        "epochs": 3, "lr": 1e-3, "teacher": "runs/t.pt", "data": ("ferplus",),
+        "epochs": 3, "lr": 1e-3, "teacher": "runs/t.pt", "data": ["ferplus"],
         "model": {"width_mult": 0.75}, "max_steps": None}
     for item, message in [
         ("epochs=abc", 'epochs takes an integer, got "abc"'),

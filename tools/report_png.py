@@ -36,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if not a.html.is_file():
         ap.error(f"{a.html}: not found")
-    facts = shoot(a.html, a.out, name=a.name, hide_research=a.public, until=a.until,
-                  view=not a.full_only)
+    try:
+        facts = shoot(a.html, a.out, name=a.name, hide_research=a.public, until=a.until,
+                      view=not a.full_only)
+    except ValueError as e:  # --until matches nothing
+        ap.error(str(e))
     for f in facts.pop("files"):
         print(f"wrote {f}")
     if facts["requests"] or facts["broken"]:

@@ -379,8 +379,6 @@ def parse_set(items: list[str]) -> dict:
                 val = SET_CHECKS[key](val)
             except argparse.ArgumentTypeError as e:
                 raise CLIError(f"--set {item}: {e}") from None
-        if isinstance(val, list):
-            val = tuple(val)
         if key.startswith("model."):
             out.setdefault("model", {})[field] = val
         else:
