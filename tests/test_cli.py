@@ -266,9 +266,10 @@ def test_data_specs_fail_in_under_a_second_listing_the_valid_ones(tmp_path):
         out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         times.append(time.perf_counter() - t0)
         assert out.returncode == 2 and out.stdout == ""
-        assert out.stderr == ("utjima evaluate: error: unknown data spec 'bogus'; valid: "
-                              "smilesmiled[:train|val|test|all], ferplus[:train|valid|test], "
-                              "genki4k[:all], clips:DIR, images:DIR\n"), out.stderr
+        assert out.stderr.startswith("utjima evaluate: error: unknown data spec 'bogus'; "
+                                     "valid: smilesmiled[:train|val|test|all], "
+                                     "ferplus[:train|valid|test], genki4k"), out.stderr
+        assert out.stderr.endswith(", clips:DIR, images:DIR\n") and out.stderr.count("\n") == 1
     assert min(times) < 1.0, times
     assert not (tmp_path / "rep").exists()
 

@@ -339,8 +339,7 @@ def _rel(path) -> str:
 def _threshold_text(thr: dict) -> str:
     where = thr.get("selected_on")
     if isinstance(where, list):
-        return (f"{RULES.get(thr.get('rule'), thr.get('rule'))} on {' + '.join(where)} "
-                f"({thr.get('n', 0):,} validation faces)")
+        return f"rule {thr.get('rule')} on {' + '.join(where)}"
     return f"from {where}"
 
 
