@@ -159,19 +159,13 @@ def check_inputs(specs: list[str], out: str | Path, *, model_dir=None, checkpoin
     beyond model.json): each spec parses and its data is there, the selection specs are
     validation data, the rule exists, `out` is not a file, the model folder or checkpoint
     is there. Raises a UtjimaError naming the valid choices."""
-    from utjima.data import check_spec, held_out
+    from utjima.data import check_spec
 
     if not specs:
         raise EvaluateError("nothing to evaluate: give at least one --data SPEC")
     for spec in [*specs, *(select_on or [])]:
         check_spec(spec)
-    bad = [s for s in select_on or [] if held_out(s)]
-    if bad:
-        raise EvaluateError(f"{', '.join(bad)}: a held-out test set; thresholds are chosen on "
-                            "validation data, never on a test set (use e.g. smilesmiled:val, "
-                            "ferplus:valid)")
-    if rule not in RULES:
-        raise EvaluateError(f"unknown threshold rule {rule!r}; valid: {', '.join(RULES)}")
+    _check_selection(select_on or [], rule)
     if Path(out).exists() and not Path(out).is_dir():
         raise EvaluateError(f"--out {out} is a file; give a folder for the report")
     if checkpoint is not None:
@@ -183,9 +177,9 @@ def check_inputs(specs: list[str], out: str | Path, *, model_dir=None, checkpoin
         load_contract(model_dir)
 
 
-def select_threshold(specs: list[str], scorer: Scorer, rule: str, limit, progress) -> dict:
+def _check_selection(specs: list[str], rule: str) -> None:
+    """Thresholds come from validation data by a known rule."""
     from utjima.data import held_out
-    from utjima.metrics import capped_fpr_threshold, select_thresholds
 
     bad = [s for s in specs if held_out(s)]
     if bad:
@@ -194,6 +188,12 @@ def select_threshold(specs: list[str], scorer: Scorer, rule: str, limit, progres
                             "ferplus:valid)")
     if rule not in RULES:
         raise EvaluateError(f"unknown threshold rule {rule!r}; valid: {', '.join(RULES)}")
+
+
+def select_threshold(specs: list[str], scorer: Scorer, rule: str, limit, progress) -> dict:
+    from utjima.metrics import capped_fpr_threshold, select_thresholds
+
+    _check_selection(specs, rule)
     ys, ps, hard = [], [], []
     for spec in specs:
         ds = _load(spec, scorer, limit, progress)
