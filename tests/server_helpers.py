@@ -3,11 +3,11 @@ websocket helpers (hello, receive_until, closed_with), client addresses for one
 TestClient, and the traffic audit (what reached the server, sizes and types only).
 
 Test modules import them (`from server_helpers import fake_model_dir`; pytest puts tests/
-on sys.path). Run as a script, this serves the real app under uvicorn like `utjima serve`,
-with the audit appending one JSON line per record the app observes to --traffic-log, so
-the browser tests can check that no media reached the server:
+on sys.path). Run as a script, this is `utjima serve` (any of its flags) with the audit
+appending one JSON line per record the app observes to --traffic-log, so the browser
+tests can check that no media reached the server:
 
-    python tests/server_helpers.py --traffic-log FILE --port N --data-dir DIR
+    python tests/server_helpers.py --traffic-log FILE --port N --data-dir DIR [--tls ...]
 """
 
 from __future__ import annotations
@@ -118,24 +118,38 @@ class TrafficLog:
         self.close()
 
 
-def serve_audited(argv: list[str] | None = None) -> None:
-    """The real app under uvicorn (Settings from these flags and UTJIMA_* as for `utjima
-    serve`), with a TrafficLog listening."""
-    import uvicorn
+# The largest message of each type a page sends: an SDP offer is a few KiB; a video frame
+# would not fit in most, and no type carries binary data.
+MAX_WS_BYTES = {"hello": 200, "score": 200, "pong": 200, "ready": 100, "leave": 100,
+                "signal": 16384}
 
-    from utjima.server.app import create_app
-    from utjima.server.settings import Settings
+
+def audit_no_media(records: list[dict[str, Any]]) -> None:
+    """No media reached the server: every websocket message was JSON text of a known type
+    within its size, no frame was binary, and no HTTP request carried more than a small
+    JSON body."""
+    ws = [r for r in records if r["kind"] == "ws"]
+    assert ws and not [r for r in ws if r["binary"]]
+    for r in ws:
+        assert r["type"] in MAX_WS_BYTES, r
+        assert r["bytes"] <= MAX_WS_BYTES[r["type"]], r
+    bodies = [r for r in records if r["kind"] == "http" and r["bytes"]]
+    assert all(r["bytes"] < 512 and r["content_type"].startswith("application/json")
+               for r in bodies), bodies
+
+
+def serve_audited(argv: list[str] | None = None) -> None:
+    """`utjima serve` (the same flags, settings and startup: TLS, URLs) with a TrafficLog
+    listening; --traffic-log FILE comes first."""
+    from utjima.cli import build_parser, serve_options
+    from utjima.server.main import serve
 
     ap = argparse.ArgumentParser(description=serve_audited.__doc__)
     ap.add_argument("--traffic-log", type=Path, required=True, help="JSON lines file to append")
-    ap.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    ap.add_argument("--port", type=int, required=True, help="TCP port")
-    ap.add_argument("--data-dir", type=Path, required=True, help="SQLite database folder")
-    a = ap.parse_args(argv)
-    settings = Settings.from_env(host=a.host, port=a.port, data_dir=a.data_dir)
+    a, rest = ap.parse_known_args(argv)
+    options = serve_options(build_parser().parse_args(["serve", *rest]))
     with TrafficLog(a.traffic_log) as log:
-        uvicorn.run(create_app(settings, observe=log), host=settings.host, port=settings.port,
-                    log_level="warning", ws_max_size=settings.max_signal_bytes + 1024)
+        serve(observe=log, **options)
 
 
 if __name__ == "__main__":

@@ -65,3 +65,19 @@ def test_settings_against_the_models_judge():
     Settings(calib_ms=1334).check_judge(cfg)
     with pytest.raises(SettingsError, match="too short to ever confirm a laugh"):
         Settings(round_ms=1000, allowed_delay_ms=800).check_judge(cfg)
+
+
+def test_tls_and_public_url_from_the_environment():
+    s = Settings.from_env({"UTJIMA_TLS": "yes", "UTJIMA_PUBLIC_URL": "https://play.lan:8443/"})
+    assert s.tls is True and s.public_url == "https://play.lan:8443"
+    s = Settings.from_env({"UTJIMA_CERT_FILE": "c.pem", "UTJIMA_KEY_FILE": "k.pem"})
+    assert s.tls is True and s.cert_file == Path("c.pem")  # a certificate implies TLS
+    with pytest.raises(SettingsError, match="UTJIMA_TLS='maybe' is not valid: expected one of"):
+        Settings.from_env({"UTJIMA_TLS": "maybe"})
+    with pytest.raises(SettingsError, match="--cert and --key go together"):
+        Settings(cert_file="c.pem")
+
+
+def test_rounds_to_win_above_max_rounds_names_the_variable():
+    with pytest.raises(SettingsError, match=r"max_rounds \(9; env UTJIMA_MAX_ROUNDS\) must be"):
+        Settings(rounds_to_win=10)

@@ -23,9 +23,10 @@ from utjima import __version__
 from utjima.contract import ContractError, load_contract
 from utjima.judge import JudgeConfig
 from utjima.server import schemas
+from utjima.server.collect import Collection, Limits
 from utjima.server.hub import Hub, Observer, ignore
 from utjima.server.ratelimit import KeyedBuckets
-from utjima.server.routes import history, pages, predict, rooms, ws
+from utjima.server.routes import collect, history, invite, pages, predict, rooms, ws
 from utjima.server.security import SecurityHeaders
 from utjima.server.settings import Settings
 from utjima.server.store import Store
@@ -47,11 +48,14 @@ def judge_config(contract, settings: Settings | None = None) -> JudgeConfig:
 
 
 class BodyLimit:
-    """Reads each request body whole before the app sees it: refuses one over its limit
-    with 413 (declared or chunked), one that is not JSON where JSON is expected with 400,
-    and tells `observe` the size and content type of every body that reached the server.
-    The limit is MAX_BODY_BYTES, or `limits[path]` for routes that take more (/api/predict).
-    """
+    """Refuses request bodies over MAX_BODY_BYTES, or `limits[path]` for the routes that
+    take more (clip uploads, /api/predict), with 413, declared or chunked, and tells
+    `observe` the size and content type of every request body that reached the server.
+
+    A body under the default limit is read whole here and refused with 400 when JSON is
+    expected and it is not JSON (nested too deeply, an integer of thousands of digits),
+    before FastAPI would turn that into a bare 400 or a traceback. The larger bodies of
+    `limits` routes are counted as the route reads them, never held here."""
 
     def __init__(self, app: ASGIApp, observe: Observer,
                  limits: dict[str, int] | None = None) -> None:
@@ -64,23 +68,33 @@ class BodyLimit:
         headers = Headers(scope=scope)
         ctype = headers.get("content-type", "")
         limit = self.limits.get(scope["path"], MAX_BODY_BYTES)
-        seen, body, more = 0, [], True
         try:
             declared = int(headers.get("content-length", "0") or 0)
         except ValueError:
             declared = 0  # h11 refuses a malformed Content-Length before we see it
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge()
+            return msg
+
         try:
             if declared > limit:
                 raise _TooLarge()
+            if scope["path"] in self.limits:
+                await self.app(scope, counted, send)
+                return
+            body, more = [], True
             while more:
-                msg = await receive()
+                msg = await counted()
                 if msg["type"] != "http.request":
                     return  # the client went away
-                chunk = msg.get("body", b"")
-                seen += len(chunk)
-                if seen > limit:
-                    raise _TooLarge()
-                body.append(chunk)
+                body.append(msg.get("body", b""))
                 more = msg.get("more_body", False)
         except _TooLarge:
             await _problem(413, "too_large", f"request bodies are limited to {limit} bytes")(
@@ -90,11 +104,9 @@ class BodyLimit:
             self.observe({"kind": "http", "method": scope["method"], "path": scope["path"],
                           "bytes": max(seen, declared), "content_type": ctype})
         data = b"".join(body)
-        if data and limit == MAX_BODY_BYTES and _is_json(ctype):
-            problem = _json_problem(data)
-            if problem:
-                await _problem(400, "bad_request", problem)(scope, receive, send)
-                return
+        if data and _is_json(ctype) and (problem := _json_problem(data)):
+            await _problem(400, "bad_request", problem)(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -135,9 +147,11 @@ def _json_problem(data: bytes) -> str | None:
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None,
-               observe: Observer = ignore, predictor: Any = None) -> FastAPI:
-    """The app. `store` and `predictor` (inference.Predictor, for --predict) may be made
-    by the caller (`serve` opens them before announcing the port); else lifespan does."""
+               observe: Observer = ignore, collection: Collection | None = None,
+               predictor: Any = None) -> FastAPI:
+    """The app. `store`, `collection` (for --collect) and `predictor` (an
+    inference.Predictor, for --predict) may be opened by the caller (`serve` opens them
+    before announcing the port); else lifespan opens them."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -156,6 +170,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
             from utjima.server.inference import Predictor  # onnxruntime: only when asked
 
             app.state.predictor = await asyncio.to_thread(Predictor, settings)
+        app.state.collection = collection
+        if collection is None and settings.collect_dir is not None:
+            app.state.collection = Collection(settings.collect_dir, Limits.from_settings(settings))
+        app.state.collect_buckets = KeyedBuckets(settings.collect_uploads_per_hour / 3600.0,
+                                                 settings.collect_burst)
+        app.state.collect_slot = asyncio.Semaphore(1)
         app.state.hub.start()
         try:
             yield
@@ -163,6 +183,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
             await app.state.hub.stop()
             if store is None:
                 app.state.store.close()
+            if collection is None and app.state.collection is not None:
+                app.state.collection.close()
             if predictor is None and app.state.predictor is not None:
                 app.state.predictor.close()
 
@@ -176,10 +198,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         return JSONResponse({"detail": {"code": "bad_request", "message": message}}, 422)
 
     app.add_middleware(BodyLimit, observe=observe,
-                       limits={"/api/predict": settings.predict_max_bytes})
+                       limits={"/api/collect/uploads": settings.collect_max_upload_bytes,
+                               "/api/predict": settings.predict_max_bytes})
     app.add_middleware(SecurityHeaders)
     app.include_router(rooms.router)
+    app.include_router(invite.router)
     app.include_router(history.router)
+    app.include_router(collect.router)
     app.include_router(predict.router)
     app.include_router(ws.router)
     pages.mount(app, settings)

@@ -19,6 +19,7 @@ from utjima.server.game import RoomError
 from utjima.server.hub import Hub
 from utjima.server.ratelimit import address_key
 from utjima.server.routes.deps import get_hub, get_store
+from utjima.server.routes.invite import invite_url
 from utjima.server.store import Store
 
 router = APIRouter(prefix="/api/rooms", tags=["rooms"])
@@ -53,7 +54,8 @@ async def create_room(request: Request, hub: HubDep, body: schemas.CreateRoomIn 
         room = hub.create_room(client(request))
     except RoomError as e:
         return error(e.status, e.code, e.message)
-    return schemas.RoomCreated(code=room.code, invite_path=f"/r/{room.code}")
+    return schemas.RoomCreated(code=room.code, invite_path=f"/r/{room.code}",
+                               invite_url=invite_url(request, room.code))
 
 
 @router.get("/{code}", response_model=schemas.RoomInfo)

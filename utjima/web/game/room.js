@@ -7,8 +7,10 @@
 
 import { $, Meter, api, deviceKey, el, errorText, nickname, openCamera, pct, seats, showError as showErrorLine, startDetector, takeNickname } from "./common.js";
 import { apply, t, wireSwitch } from "./i18n.js";
+import { showInvite, wireInvite } from "./invite.js";
 import { LocalJudge } from "./local_judge.js";
 import { Mesh } from "./rtc.js";
+import { CameraBlockedError, cameraBlocked, showBlocked } from "./secure.js";
 
 // Scores go out at the server's limits.score_hz (every other frame of a 30 fps camera at
 // 15 Hz); frame times jitter by a fraction of a millisecond, hence the slack.
@@ -102,7 +104,8 @@ async function enter() {
     try {
       state.stream = await openCamera();
     } catch (e) {
-      showError(`${t("camera_failed", { error: e.message })} ${t("camera_needed")}`, true);
+      if (e instanceof CameraBlockedError) explainBlocked();
+      else showError(`${t("camera_failed", { error: e.message })} ${t("camera_needed")}`, true);
     }
     if (state.stream) startDetectorLater();
   }
@@ -200,6 +203,7 @@ function onMessage(msg) {
       state.mesh = new Mesh({
         role: state.me.role,
         iceServers: msg.ice_servers,
+        iceTransportPolicy: msg.ice_transport_policy,
         stream: state.stream,
         send: (to, m) => send({ type: "signal", to, ...m }),
         onstream: (id, stream) => { state.streams.set(id, stream); render(); },
@@ -449,17 +453,20 @@ function renderWatch(room) {
 
 // --- wiring -----------------------------------------------------------------------------------
 
+/** Over http:// from another device there is no camera API: say why, above everything. */
+function explainBlocked() {
+  showBlocked(document.body, t, $("#join-panel"));
+}
+
 async function main() {
   apply();
+  const blocked = cameraBlocked();
   const title = () => { $("#room-title").textContent = t("room_title", { code }); };
-  wireSwitch($("#lang"), () => { title(); render(); });
+  wireSwitch($("#lang"), () => { title(); render(); if (blocked) explainBlocked(); });
   title();
-  $("#invite-link").value = new URL(`/r/${code}`, location.origin).href;
-  $("#copy").addEventListener("click", async () => {
-    try { await navigator.clipboard.writeText($("#invite-link").value); } catch { $("#invite-link").select(); }
-    $("#copy").textContent = t("copied");
-    setTimeout(() => { $("#copy").textContent = t("copy"); }, 1500);
-  });
+  if (blocked) explainBlocked();
+  $("#join-player").disabled = blocked; // watching needs no camera
+  wireInvite();
   $("#ready").addEventListener("click", () => send({ type: "ready", ready: $("#ready").dataset.ready !== "1" }));
   $("#invite-only").addEventListener("change", (ev) => send({ type: "spectating", mode: ev.target.checked ? "invite" : "open" }));
   $("#copy-watch").addEventListener("click", async () => {
@@ -477,6 +484,7 @@ async function main() {
 
   try {
     await api(`/api/rooms/${encodeURIComponent(code)}`);
+    showInvite(code).catch((e) => console.warn("invite", e));
   } catch (e) {
     showError(e.status === 404 ? t("no_room", { code }) : errorText(e), true);
     return;
@@ -489,7 +497,8 @@ async function main() {
   $("#nickname").value = nickname.get();
   $("#join-panel").hidden = false;
   document.body.dataset.phase = "join";
-  if (params.get("auto") === "1" && nickname.get()) await join(params.get("spectate") === "1" ? "spectator" : "player");
+  const spectate = params.get("spectate") === "1";
+  if (params.get("auto") === "1" && nickname.get() && (spectate || !blocked)) await join(spectate ? "spectator" : "player");
 }
 
 main();
