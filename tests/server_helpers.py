@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,13 +59,14 @@ class FakeClock:
 
 class TrafficLog:
     """An observer for `create_app(observe=...)` that appends each record to a file as one
-    JSON line (line-buffered: a test can read it while the server runs)."""
+    JSON line, with the wall-clock time it arrived (`t`, s) so a test can look at a window
+    (line-buffered: a test can read it while the server runs)."""
 
     def __init__(self, path: Path) -> None:
         self.f = open(path, "a", buffering=1)  # noqa: SIM115 (closed by close / the with block)
 
     def __call__(self, record: dict[str, Any]) -> None:
-        self.f.write(json.dumps(record) + "\n")
+        self.f.write(json.dumps({**record, "t": time.time()}) + "\n")
 
     def close(self) -> None:
         self.f.close()
@@ -74,6 +76,26 @@ class TrafficLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# The largest message of each type a page sends: an SDP offer is a few KiB; a video frame
+# (or a replay clip's JPEG) would not fit in most, and no type carries binary data.
+MAX_WS_BYTES = {"hello": 200, "score": 200, "pong": 200, "ready": 100, "leave": 100,
+                "signal": 16384, "rules": 120, "kick": 100, "media": 120, "react": 100}
+
+
+def audit_no_media(records: list[dict[str, Any]]) -> None:
+    """No media reached the server: every websocket message was JSON text of a known type
+    within its size, no frame was binary, and no HTTP request carried more than a small
+    JSON body."""
+    ws = [r for r in records if r["kind"] == "ws"]
+    assert ws and not [r for r in ws if r["binary"]]
+    for r in ws:
+        assert r["type"] in MAX_WS_BYTES, r
+        assert r["bytes"] <= MAX_WS_BYTES[r["type"]], r
+    bodies = [r for r in records if r["kind"] == "http" and r["bytes"]]
+    assert all(r["bytes"] < 512 and r["content_type"].startswith("application/json")
+               for r in bodies), bodies
 
 
 def serve_audited(argv: list[str] | None = None) -> None:

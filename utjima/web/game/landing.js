@@ -1,8 +1,11 @@
-// The landing page: nickname, create a room (code + invite link) or join one, and a
-// camera check with the on-device detector ("we can see you").
+// The landing page: nickname, create a room (code + invite link) or join one, a camera
+// check with the on-device detector ("we can see you"), and how to play.
 
-import { $, Meter, api, nickname, openCamera, showError, startDetector, takeNickname } from "./common.js";
-import { apply, t, wireSwitch } from "./i18n.js";
+import { $, Meter, api, cameraError, nickname, openCamera, showError, startDetector, takeNickname } from "./common.js";
+import { errorText, t } from "./i18n.js";
+import { chrome, howTo } from "./ui.js";
+
+const CODE = /^[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{6}$/; // schemas.ROOM_CODE_ALPHABET, 6 long
 
 const nick = $("#nickname");
 const codeInput = $("#code");
@@ -18,19 +21,24 @@ async function create() {
     $("#enter").href = `${room.invite_path}?auto=1`;
     $("#created").hidden = false;
   } catch (e) {
-    showError(t("error", { message: e.message }));
+    showError(errorText(e.code, e.message));
   }
 }
 
 async function go(spectate) {
   showError("");
-  if (!takeNickname(nick)) return;
   const code = codeInput.value.trim().toUpperCase();
+  if (!code || !CODE.test(code)) { // say what a code is, before asking the server anything
+    showError(t(code ? "bad_code" : "need_code"));
+    codeInput.focus();
+    return;
+  }
+  if (!takeNickname(nick)) return;
   try {
     await api(`/api/rooms/${encodeURIComponent(code)}`);
     location.href = `/r/${code}?auto=1${spectate ? "&spectate=1" : ""}`;
   } catch (e) {
-    showError(e.status === 404 ? t("no_room", { code }) : t("error", { message: e.message }));
+    showError(e.status === 404 ? t("no_room", { code }) : errorText(e.code, e.message));
   }
 }
 
@@ -57,7 +65,7 @@ async function toggleCamera() {
   try {
     camera = await openCamera();
   } catch (e) {
-    face.textContent = t("camera_failed", { error: e.message });
+    face.textContent = t(`camera_err_${cameraError(e)}`);
     return;
   }
   video.srcObject = camera;
@@ -81,8 +89,8 @@ async function toggleCamera() {
 
 // --- wiring -----------------------------------------------------------------------------------
 
-apply();
-wireSwitch($("#lang"));
+$("#how-slot").replaceWith(howTo());
+chrome();
 nick.value = nickname.get();
 $("#create").addEventListener("click", create);
 $("#join").addEventListener("click", () => go(false));
