@@ -129,6 +129,7 @@ def test_every_screen_while_playing_a_match(chromium, serve):
         # a host alone sees the invite block, whatever the screen
         for w, h in SIZES:
             a.set_viewport_size({"width": w, "height": h})
+            a.wait_for_timeout(150)
             assert a.is_visible("#invite-link") and in_view(a, "#invite-link"), (w, h)
             assert in_view(a, "#ready")
         a.set_viewport_size({"width": 1280, "height": 800})
@@ -139,7 +140,7 @@ def test_every_screen_while_playing_a_match(chromium, serve):
         bo.wait_for_selector("#join-panel:not([hidden])")
         bo.wait_for_function("() => document.querySelector('#join-preview').videoWidth > 0")
         assert bo.text_content("#invited-title") == "Ana invited you to play"
-        assert "first to 3" in bo.text_content("#invite-rules")
+        assert bo.text_content("#invite-rules") == "first to 3 · 60 s rounds · 1 player in the room"
         box = bo.locator(".join-card").bounding_box()
         assert abs(box["x"] + box["width"] / 2 - 640) < 2, "the join panel is centred"
         shoot(bo, "invite-join", room=False)
@@ -188,7 +189,7 @@ def test_every_screen_while_playing_a_match(chromium, serve):
         clip_seen = time.time()
         received = a.evaluate("() => utjimaReplay.received")
         sent = bo.evaluate("() => utjimaReplay.sent")
-        assert received and received[0]["n"] >= 10 and received[0]["bytes"] > 20_000, received
+        assert received and received[0]["n"] >= 5 and received[0]["bytes"] > 5_000, received
         assert sent[0]["bytes"] == received[0]["bytes"] and len(sent[0]["to"]) == 2, sent
         assert {"beep", "go", "buzzer"} <= set(sounds(a)), sounds(a)
         shoot(a, "verdict-replay")

@@ -37,6 +37,7 @@ async function fillRounds(box, id) {
 
 function render() {
   const box = $("#matches");
+  const open = new Set([...box.querySelectorAll("details[open]")].map((d) => d.id));
   if (!matches.length) {
     box.replaceChildren(el("p", { class: "muted", text: t("no_matches") }));
     return;
@@ -52,6 +53,7 @@ function render() {
           m.rounds_to_win > 0 ? t("first_to", { n: m.rounds_to_win }) : ""].filter(Boolean).join(" · ") })),
       rounds);
     details.addEventListener("toggle", () => { if (details.open) fillRounds(rounds, m.id).catch(failed); });
+    details.open = open.has(details.id); // a language switch keeps what was open
     return details;
   }));
   const target = location.hash.match(/^#m(\d+)$/);

@@ -118,7 +118,7 @@ const DICT = {
     invited_by: "{name} invited you to play",
     invited: "You're invited to play",
     invite_what: "Don't Laugh is a try-not-to-laugh video battle: keep a straight face while your friends try to crack you up.",
-    rules_line: "{rules} · {s} s rounds · {n} in the room",
+    rules_line: "{rules} · {s} s rounds · {n}",
     preview_hint: "This is you. Face the camera with light in front of you.",
     preview_start: "Show my camera",
     camera_problem: "Your camera isn't working",
@@ -184,7 +184,8 @@ const DICT = {
     you_win: "You win!",
     play_again: "Rematch",
     go_history: "See the history",
-    n_players: "{n} players",
+    n_players: "{n} players in the room",
+    n_player: "1 player in the room",
     lang: "한국어",
   },
   ko: {
@@ -368,7 +369,8 @@ const DICT = {
     you_win: "내가 이겼어요!",
     play_again: "다시 하기",
     go_history: "기록 보기",
-    n_players: "{n}명",
+    n_players: "{n}명 참가 중",
+    n_player: "1명 참가 중",
     lang: "English",
   },
 };

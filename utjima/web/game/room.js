@@ -122,7 +122,7 @@ async function showJoinPanel() {
   const n = info.players.length;
   $("#invite-rules").textContent = t("rules_line", {
     rules: t("first_to", { n: info.rounds_to_win }), s: Math.round(info.round_ms / 1000),
-    n: t("n_players", { n }) });
+    n: t(n === 1 ? "n_player" : "n_players", { n }) });
   $("#nickname").value = nickname.get();
   $("#join-panel").hidden = false;
   document.body.dataset.phase = "join";
@@ -710,7 +710,7 @@ function render() {
       chips.push(room.not_straight.includes(m.id) ? chip("😐 …", "wait") : chip("😐 ✓", "ok"));
     }
     tile.chips.replaceChildren(...chips);
-    tile.kick.hidden = !(isHost && m.id !== state.me.id);
+    tile.kick.hidden = !(isHost && m.id !== state.me.id && BETWEEN.has(room.phase));
     tile.kick.title = t("kick");
     tile.initial.textContent = [...m.nickname.trim()][0]?.toUpperCase() ?? "?";
     tile.node.classList.toggle("away", !m.connected);

@@ -32,7 +32,7 @@ export function chrome({ onlang = () => {}, extra = null } = {}) {
   const langButton = el("button", { type: "button", id: "lang", class: "link" });
   top.replaceChildren(
     wordmark(),
-    extra,
+    ...(extra ? [extra] : []),
     el("nav", {},
       ...NAV.filter(([href]) => href !== here).map(([href, key]) =>
         el("a", { href, "data-i18n": key, class: href === "/" ? "nav-play" : "" })),
