@@ -274,3 +274,53 @@ def audit_replay_window(server: Server, t0: float, t1: float, clip_bytes: int) -
     assert got < clip_bytes / 5, (got, clip_bytes)
     return {"clip_bytes": clip_bytes, "server_bytes_meanwhile": got, "messages": len(window),
             "seconds": round(t1 - t0 + 1, 1)}
+
+
+def test_a_player_without_a_camera_is_told_why_and_does_not_block_the_room(chromium, serve):
+    """Item 2: the camera fails (this browser has none): a lasting message in the player's
+    language, everyone sees why that seat is not ready, and the host can remove it. The
+    mute switch is remembered across a reload."""
+    from playwright.sync_api import sync_playwright
+
+    server: Server = serve(**SERVER_ENV)
+    with sync_playwright() as pw, ExitStack() as stack:
+        b = Browsers(pw, stack, chromium)
+        a = b.page("a")
+        a.goto(server.base + "/")
+        a.fill("#nickname", "Ana")
+        a.click("#create")
+        a.wait_for_selector("#created:not([hidden])")
+        invite = a.input_value("#invite-link")
+        a.click("#enter")
+        a.wait_for_selector(".tile.me")
+        # Bo's browser has no (fake) camera at all: getUserMedia fails with NotFoundError
+        browser = pw.chromium.launch(executable_path=str(chromium), args=[
+            a for a in CHROMIUM_ARGS if "fake-ui" not in a and "fake-device" not in a])
+        stack.callback(browser.close)
+        ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="ko-KR")
+        bo = ctx.new_page()
+        bo.on("pageerror", lambda e: b.errors.append(f"bo: {e}"))
+        bo.goto(invite)
+        bo.wait_for_selector("#join-panel:not([hidden])")
+        bo.fill("#nickname", "Bo")
+        bo.click("#join-player")
+        bo.wait_for_selector("#camera-problem:not([hidden])")
+        time.sleep(2.0)  # welcome, room updates: the message stays
+        assert bo.is_visible("#camera-problem")
+        assert bo.text_content("#camera-problem-text").startswith("이 기기에서 카메라를 찾지 못했어요")
+        shoot(bo, "camera-problem")
+        bo_tile = f'.tile[data-id="{bo.get_attribute(".tile.me", "data-id")}"]'
+        a.wait_for_selector(f"{bo_tile} .chip.bad")
+        assert a.text_content(f"{bo_tile} .chip.bad") == "no camera"
+        assert "Bo has no working camera" in a.text_content("#phase-text")
+        # the host removes the seat; Bo is told who did it
+        a.once("dialog", lambda d: d.accept())
+        a.click(f"{bo_tile} .kick")
+        bo.wait_for_function("() => document.querySelector('#error').textContent.includes('Ana')")
+        a.wait_for_function("() => document.querySelectorAll('.tile').length === 1")
+        # the mute switch is remembered
+        a.click("#mute")
+        a.reload()
+        a.wait_for_selector(".tile.me")
+        assert a.get_attribute("#mute", "aria-pressed") == "true"
+        assert not b.errors, b.errors

@@ -59,7 +59,7 @@ class Settings:
     steady_max_ms: float = 15000.0
     countdown_ms: float = 3000.0  # "3, 2, 1" before each round (a smile sends it back)
     round_ms: float = 30000.0  # a round's time limit; nobody laughed by then = draw
-    verdict_ms: float = 4000.0  # the verdict banner stays this long before the next round
+    verdict_ms: float = 6000.0  # the verdict (and the laugh replay) stays this long
     rounds_to_win: int = 3  # first to this many round wins takes the match
     max_rounds: int = 9  # hard cap on rounds (draws); then the best score wins
     grace_ms: float = 30000.0  # a dropped player keeps seat and score this long
