@@ -308,6 +308,10 @@ def test_a_player_without_a_camera_is_told_why_and_does_not_block_the_room(chrom
         time.sleep(2.0)  # welcome, room updates: the message stays
         assert bo.is_visible("#camera-problem")
         assert bo.text_content("#camera-problem-text").startswith("이 기기에서 카메라를 찾지 못했어요")
+        for w, h in SIZES:
+            bo.set_viewport_size({"width": w, "height": h})
+            bo.wait_for_timeout(150)
+            assert in_view(bo, "#camera-problem"), (w, h)
         shoot(bo, "camera-problem")
         bo_tile = f'.tile[data-id="{bo.get_attribute(".tile.me", "data-id")}"]'
         a.wait_for_selector(f"{bo_tile} .chip.bad")
