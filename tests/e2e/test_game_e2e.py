@@ -25,8 +25,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-
 from server_helpers import MAX_WS_BYTES, audit_no_media
+
 from utjima.contract import sha256_file
 
 from .fakecam import pick_faces, write_y4m

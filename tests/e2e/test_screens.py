@@ -307,7 +307,8 @@ def test_a_player_without_a_camera_is_told_why_and_does_not_block_the_room(chrom
         bo.wait_for_selector("#camera-problem:not([hidden])")
         time.sleep(2.0)  # welcome, room updates: the message stays
         assert bo.is_visible("#camera-problem")
-        assert bo.text_content("#camera-problem-text").startswith("이 기기에서 카메라를 찾지 못했어요")
+        text = bo.text_content("#camera-problem-text")
+        assert text.startswith("이 기기에서 카메라를 찾지 못했어요"), text
         for w, h in SIZES:
             bo.set_viewport_size({"width": w, "height": h})
             bo.wait_for_timeout(150)

@@ -7,10 +7,10 @@ scripted score streams and hand-picked times.
 
 Phases (a match runs from calibrating to match_over):
 
-    lobby --all players ready (>= 2)--> calibrating --thresholds--> steady --> countdown --> round
-      ^          calibration failed: back to lobby <--'                ^  <--a smile--'        |
-      |                                                                |               verdict decided
-    match_over <--someone reached rounds_to_win (or max_rounds)-- verdict <-------------------'
+    lobby --all ready (>= 2)--> calibrating --thresholds--> steady --> countdown --> round
+      ^   calibration failed: back to lobby <--'              ^  <--a smile--'       |
+      |                                                       |              verdict decided
+    match_over <--someone reached rounds_to_win (or max_rounds)-- verdict <---------'
       `--all ready again (rematch)--> calibrating          paused <--a player is away--'
 
 - calibrating: each player's samples in [start, end] go to `judge.calibrate`, which sets
