@@ -163,6 +163,14 @@ def test_every_screen_while_playing_a_match(chromium, serve):
             p.wait_for_selector("#ready:not([disabled])", timeout=60_000)
         a.wait_for_function("() => [...document.querySelectorAll('.tile video')]"
                             ".every(v => v.videoWidth > 0)")
+        # mute the mic (item 11): the others see it on the seat, then unmute
+        ana_tile = f'.tile[data-id="{a.get_attribute(".tile.me", "data-id")}"]'
+        a.click("#mic")
+        bo.wait_for_selector(f"{ana_tile} .chip.muted-mic")
+        assert a.evaluate("() => document.querySelector('.tile.me video').srcObject"
+                          ".getAudioTracks().every(t => !t.enabled)")
+        a.click("#mic")
+        bo.wait_for_selector(f"{ana_tile} .chip.muted-mic", state="detached")
         shoot(a, "lobby")
         # --- calibration, round 1 with the "almost" cue ---
         a.click("#ready")

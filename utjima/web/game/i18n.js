@@ -2,7 +2,7 @@
 // default, a switch that remembers the choice. Elements carry data-i18n="key" (text) or
 // data-i18n-placeholder / data-i18n-title; code calls t("key", {name: ...}).
 
-const DICT = {
+export const DICT = {
   en: {
     app: "Don't Laugh",
     tagline: "A try-not-to-laugh video battle. The smile detector runs on your own device.",
