@@ -30,7 +30,7 @@ from server_helpers import MAX_WS_BYTES, audit_no_media
 from utjima.contract import sha256_file
 
 from .fakecam import pick_faces, write_y4m
-from .support import CHROMIUM_ARGS, Server
+from .support import CHROMIUM_ARGS, Server, create_room
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -98,10 +98,7 @@ def play_match(pw, chromium: Path, server: Server, shots: Path, tag: str,
         # A creates the room on the landing page
         a = b.page("a")
         a.goto(server.base + "/")
-        a.fill("#nickname", "Ana")
-        a.click("#create")
-        a.wait_for_selector("#created:not([hidden])")
-        invite = a.input_value("#invite-link")
+        invite = create_room(a, "Ana")
         code = a.text_content("#created-code")
         assert invite == f"{server.base}/r/{code}"
         shot(a, "1-landing")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import CHROMIUM_ARGS, REPO_ROOT, Server
+from .support import CHROMIUM_ARGS, REPO_ROOT, Server, create_room
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -119,10 +119,7 @@ def test_every_screen_while_playing_a_match(chromium, serve):
         assert a.text_content("#error") == "Type the 6-letter room code your friend sent you."
         a.locator("#how").scroll_into_view_if_needed()
         shoot(a, "howto", room=False)
-        a.fill("#nickname", "Ana")
-        a.click("#create")
-        a.wait_for_selector("#created:not([hidden])")
-        invite = a.input_value("#invite-link")
+        invite = create_room(a, "Ana")
         a.click("#enter")
         a.wait_for_selector(".tile.me")
         a.wait_for_selector("#ready:not([disabled])")
@@ -295,10 +292,7 @@ def test_a_player_without_a_camera_is_told_why_and_does_not_block_the_room(chrom
         b = Browsers(pw, stack, chromium)
         a = b.page("a")
         a.goto(server.base + "/")
-        a.fill("#nickname", "Ana")
-        a.click("#create")
-        a.wait_for_selector("#created:not([hidden])")
-        invite = a.input_value("#invite-link")
+        invite = create_room(a, "Ana")
         a.click("#enter")
         a.wait_for_selector(".tile.me")
         # Bo's browser has no (fake) camera at all: getUserMedia fails with NotFoundError
