@@ -764,7 +764,7 @@ function renderControls(room, me, isHost) {
     b.setAttribute("aria-label", t(`${key}_${on ? "on" : "off"}`));
   }
   if (!state.stream?.getAudioTracks().length) $("#mic").hidden = true;
-  $("#react-bar").hidden = isPlayer && !BETWEEN.has(room.phase) && room.phase !== "verdict";
+  $("#react-bar").hidden = isPlayer; // the audience reacts; players keep a straight face
   const nspec = room.members.filter((m) => m.role === "spectator").length;
   $("#spectators").textContent = nspec ? t("spectators", { n: nspec }) : "";
   document.body.classList.toggle("host", isHost);
