@@ -63,8 +63,9 @@ def check_one_screen(page, name: str) -> None:
         assert in_view(page, sel), (name, size, sel)
 
 
-def shoot(page, name: str, room: bool = True) -> None:
-    """Screenshots at both sizes in both languages; back to English at the first size."""
+def shoot(page, name: str, room: bool = True, focus: str | None = None) -> None:
+    """Screenshots at both sizes in both languages (scrolled to `focus`, if given); back to
+    English at the first size."""
     SCREENS.mkdir(exist_ok=True)
     start = page.viewport_size
     for lang in ("en", "ko"):
@@ -73,6 +74,8 @@ def shoot(page, name: str, room: bool = True) -> None:
         for w, h in SIZES:
             page.set_viewport_size({"width": w, "height": h})
             page.wait_for_timeout(150)
+            if focus:
+                page.locator(focus).scroll_into_view_if_needed()
             if room and page.evaluate("() => document.body.dataset.phase") in PLAY:
                 check_one_screen(page, name)
             page.screenshot(path=str(SCREENS / f"{name}-{lang}-{w}.png"))
@@ -117,8 +120,7 @@ def test_every_screen_while_playing_a_match(chromium, serve):
         shoot(a, "landing", room=False)
         a.click("#join")
         assert a.text_content("#error") == "Type the 6-letter room code your friend sent you."
-        a.locator("#how").scroll_into_view_if_needed()
-        shoot(a, "howto", room=False)
+        shoot(a, "howto", room=False, focus="#how")
         invite = create_room(a, "Ana")
         a.click("#enter")
         a.wait_for_selector(".tile.me")
