@@ -121,6 +121,9 @@ def test_every_screen_while_playing_a_match(chromium, serve):
         a.click("#join")
         assert a.text_content("#error") == "Type the 6-letter room code your friend sent you."
         shoot(a, "howto", room=False, focus="#how")
+        a.click("#lang")
+        assert a.text_content("#error") == "친구가 보낸 6자리 방 코드를 입력하세요."  # reworded
+        a.click("#lang")
         invite = create_room(a, "Ana")
         a.click("#enter")
         a.wait_for_selector(".tile.me")

@@ -7,12 +7,19 @@ import { chrome, howTo } from "./ui.js";
 
 const CODE = /^[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{6}$/; // schemas.ROOM_CODE_ALPHABET, 6 long
 
+// the error line, as a function of the language, so a language switch rewords it
+let errorLine = () => "";
+function say(line) {
+  errorLine = line;
+  showError(line());
+}
+
 const nick = $("#nickname");
 const codeInput = $("#code");
 
 async function create() {
-  showError("");
-  if (!takeNickname(nick)) return;
+  say(() => "");
+  if (!takeNickname(nick, () => say(() => t("need_nickname")))) return;
   try {
     const room = await api("/api/rooms", {});
     const link = new URL(room.invite_path, location.origin).href;
@@ -21,24 +28,24 @@ async function create() {
     $("#enter").href = `${room.invite_path}?auto=1`;
     $("#created").hidden = false;
   } catch (e) {
-    showError(errorText(e.code, e.message));
+    say(() => errorText(e.code, e.message));
   }
 }
 
 async function go(spectate) {
-  showError("");
+  say(() => "");
   const code = codeInput.value.trim().toUpperCase();
   if (!code || !CODE.test(code)) { // say what a code is, before asking the server anything
-    showError(t(code ? "bad_code" : "need_code"));
+    say(() => t(code ? "bad_code" : "need_code"));
     codeInput.focus();
     return;
   }
-  if (!takeNickname(nick)) return;
+  if (!takeNickname(nick, () => say(() => t("need_nickname")))) return;
   try {
     await api(`/api/rooms/${encodeURIComponent(code)}`);
     location.href = `/r/${code}?auto=1${spectate ? "&spectate=1" : ""}`;
   } catch (e) {
-    showError(e.status === 404 ? t("no_room", { code }) : errorText(e.code, e.message));
+    say(() => (e.status === 404 ? t("no_room", { code }) : errorText(e.code, e.message)));
   }
 }
 
@@ -90,7 +97,7 @@ async function toggleCamera() {
 // --- wiring -----------------------------------------------------------------------------------
 
 $("#how-slot").replaceWith(howTo());
-chrome();
+chrome({ onlang: () => showError(errorLine()) });
 nick.value = nickname.get();
 $("#create").addEventListener("click", create);
 $("#join").addEventListener("click", () => go(false));
