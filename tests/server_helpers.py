@@ -98,6 +98,21 @@ def audit_no_media(records: list[dict[str, Any]]) -> None:
                for r in bodies), bodies
 
 
+def audit_replay_window(records: list[dict[str, Any]], t0: float, t1: float,
+                        clip_bytes: int) -> dict[str, Any]:
+    """The laugh replay went browser to browser: between `t0` (the verdict, s) and `t1` (the
+    clip played on another page) the server received only the usual small messages, far
+    fewer bytes than the clip, and never a binary frame. Returns what it saw."""
+    audit_no_media(records)
+    window = [r for r in records if r["kind"] == "ws" and t0 - 1 <= r["t"] <= t1]
+    types = {r["type"] for r in window}
+    assert types <= {"score", "pong", "react", "media"}, types
+    got = sum(r["bytes"] for r in window)
+    assert got < clip_bytes / 5, (got, clip_bytes)
+    return {"clip_bytes": clip_bytes, "server_bytes_meanwhile": got, "messages": len(window),
+            "seconds": round(t1 - t0 + 1, 1)}
+
+
 def serve_audited(argv: list[str] | None = None) -> None:
     """The real app under uvicorn (Settings from these flags and UTJIMA_* as for `utjima
     serve`), with a TrafficLog listening."""

@@ -23,6 +23,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from server_helpers import audit_replay_window
 
 from .support import CHROMIUM_ARGS, REPO_ROOT, Server, create_room
 
@@ -266,73 +267,7 @@ def test_every_screen_while_playing_a_match(chromium, serve):
         assert demo.get_attribute("#back", "href") == "/"
         shoot(demo, "demo", room=False)
         assert not b.errors, b.errors
-    audit = audit_replay_window(server, verdict_seen, clip_seen, received[0]["bytes"])
+    audit = audit_replay_window(server.traffic_records(), verdict_seen, clip_seen,
+                                received[0]["bytes"])
     print("replay audit:", json.dumps(audit))
 
-
-def audit_replay_window(server: Server, t0: float, t1: float, clip_bytes: int) -> dict:
-    """The clip went browser to browser: while it was sent, the server received only the
-    usual small messages, nothing like its bytes, and never a binary frame."""
-    from server_helpers import audit_no_media
-
-    records = server.traffic_records()
-    audit_no_media(records)
-    window = [r for r in records if r["kind"] == "ws" and t0 - 1 <= r["t"] <= t1]
-    types = {r["type"] for r in window}
-    assert types <= {"score", "pong", "react", "media"}, types
-    got = sum(r["bytes"] for r in window)
-    assert got < clip_bytes / 5, (got, clip_bytes)
-    return {"clip_bytes": clip_bytes, "server_bytes_meanwhile": got, "messages": len(window),
-            "seconds": round(t1 - t0 + 1, 1)}
-
-
-def test_a_player_without_a_camera_is_told_why_and_does_not_block_the_room(chromium, serve):
-    """Item 2: the camera fails (this browser has none): a lasting message in the player's
-    language, everyone sees why that seat is not ready, and the host can remove it. The
-    mute switch is remembered across a reload."""
-    from playwright.sync_api import sync_playwright
-
-    server: Server = serve(**SERVER_ENV)
-    with sync_playwright() as pw, ExitStack() as stack:
-        b = Browsers(pw, stack, chromium)
-        a = b.page("a")
-        a.goto(server.base + "/")
-        invite = create_room(a, "Ana")
-        a.click("#enter")
-        a.wait_for_selector(".tile.me")
-        # Bo's browser has no (fake) camera at all: getUserMedia fails with NotFoundError
-        browser = pw.chromium.launch(executable_path=str(chromium), args=[
-            a for a in CHROMIUM_ARGS if "fake-ui" not in a and "fake-device" not in a])
-        stack.callback(browser.close)
-        ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="ko-KR")
-        bo = ctx.new_page()
-        bo.on("pageerror", lambda e: b.errors.append(f"bo: {e}"))
-        bo.goto(invite)
-        bo.wait_for_selector("#join-panel:not([hidden])")
-        bo.fill("#nickname", "Bo")
-        bo.click("#join-player")
-        bo.wait_for_selector("#camera-problem:not([hidden])")
-        time.sleep(2.0)  # welcome, room updates: the message stays
-        assert bo.is_visible("#camera-problem")
-        text = bo.text_content("#camera-problem-text")
-        assert text.startswith("이 기기에서 카메라를 찾지 못했어요"), text
-        for w, h in SIZES:
-            bo.set_viewport_size({"width": w, "height": h})
-            bo.wait_for_timeout(150)
-            assert in_view(bo, "#camera-problem"), (w, h)
-        shoot(bo, "camera-problem")
-        bo_tile = f'.tile[data-id="{bo.get_attribute(".tile.me", "data-id")}"]'
-        a.wait_for_selector(f"{bo_tile} .chip.bad")
-        assert a.text_content(f"{bo_tile} .chip.bad") == "no camera"
-        assert "Bo has no working camera" in a.text_content("#phase-text")
-        # the host removes the seat; Bo is told who did it
-        a.once("dialog", lambda d: d.accept())
-        a.click(f"{bo_tile} .kick")
-        bo.wait_for_function("() => document.querySelector('#error').textContent.includes('Ana')")
-        a.wait_for_function("() => document.querySelectorAll('.tile').length === 1")
-        # the mute switch is remembered
-        a.click("#mute")
-        a.reload()
-        a.wait_for_selector(".tile.me")
-        assert a.get_attribute("#mute", "aria-pressed") == "true"
-        assert not b.errors, b.errors
