@@ -2,11 +2,11 @@
 and the traffic audit (what reached the server, sizes and types only).
 
 Test modules import them (`from server_helpers import fake_model_dir`; pytest puts tests/
-on sys.path). Run as a script, this serves the real app under uvicorn like `utjima serve`,
-with the audit appending one JSON line per record the app observes to --traffic-log, so
-the browser tests can check that no media reached the server:
+on sys.path). Run as a script, this is `utjima serve` (any of its flags) with the audit
+appending one JSON line per record the app observes to --traffic-log, so the browser
+tests can check that no media reached the server:
 
-    python tests/server_helpers.py --traffic-log FILE --port N --data-dir DIR
+    python tests/server_helpers.py --traffic-log FILE --port N --data-dir DIR [--tls ...]
 """
 
 from __future__ import annotations
@@ -114,23 +114,17 @@ def audit_replay_window(records: list[dict[str, Any]], t0: float, t1: float,
 
 
 def serve_audited(argv: list[str] | None = None) -> None:
-    """The real app under uvicorn (Settings from these flags and UTJIMA_* as for `utjima
-    serve`), with a TrafficLog listening."""
-    import uvicorn
-
-    from utjima.server.app import create_app
-    from utjima.server.settings import Settings
+    """`utjima serve` (the same flags, settings and startup: TLS, URLs) with a TrafficLog
+    listening; --traffic-log FILE comes first."""
+    from utjima.cli import build_parser, serve_options
+    from utjima.server.main import serve
 
     ap = argparse.ArgumentParser(description=serve_audited.__doc__)
     ap.add_argument("--traffic-log", type=Path, required=True, help="JSON lines file to append")
-    ap.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    ap.add_argument("--port", type=int, required=True, help="TCP port")
-    ap.add_argument("--data-dir", type=Path, required=True, help="SQLite database folder")
-    a = ap.parse_args(argv)
-    settings = Settings.from_env(host=a.host, port=a.port, data_dir=a.data_dir)
+    a, rest = ap.parse_known_args(argv)
+    options = serve_options(build_parser().parse_args(["serve", *rest]))
     with TrafficLog(a.traffic_log) as log:
-        uvicorn.run(create_app(settings, observe=log), host=settings.host, port=settings.port,
-                    log_level="warning", ws_max_size=settings.max_signal_bytes + 1024)
+        serve(observe=log, **options)
 
 
 if __name__ == "__main__":

@@ -98,3 +98,32 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith(start) and err.count("\n") == 1, (argv, err)
+
+
+def test_serve_help_shows_the_game_settings_with_their_defaults(capsys):
+    """Issue 10: rounds to win and round length were only UTJIMA_* variables."""
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--rounds-to-win N round wins that take the match (default 3" in out
+    assert "--round-seconds S a round's time limit" in out and "(default 30;" in out
+    for flag in ("--tls", "--cert", "--key", "--public-url", "--turn-url", "--turn-secret",
+                 "--stun-url", "--relay-only"):
+        assert flag in out
+
+
+def test_serve_flags_become_settings():
+    from utjima.cli import build_parser, serve_options
+    from utjima.server.settings import Settings
+
+    a = build_parser().parse_args([
+        "serve", "--rounds-to-win", "2", "--round-seconds", "45", "--tls", "--public-url",
+        "https://play.example.org", "--turn-url", "turn:t:3478", "--turn-secret", "s",
+        "--relay-only"])
+    s = Settings.from_env({"UTJIMA_ROUND_MS": "20000"}, **serve_options(a))
+    assert (s.rounds_to_win, s.round_ms, s.tls) == (2, 45000.0, True)
+    assert s.public_url == "https://play.example.org" and s.turn_urls == ("turn:t:3478",)
+    assert s.ice_transport_policy == "relay"
+    s = Settings.from_env({"UTJIMA_ROUND_MS": "20000"},
+                          **serve_options(build_parser().parse_args(["serve"])))
+    assert (s.round_ms, s.tls, s.ice_transport_policy) == (20000.0, False, "all")  # env holds

@@ -48,6 +48,23 @@ def test_thresholds_never_come_from_a_test_set(tmp_path, exported_model, capsys)
     assert code == 2 and "never on a test set" in capsys.readouterr().err
 
 
+def test_laugh_like_rule_raises_youden_until_few_laugh_like_faces_smile(tmp_path, exported_model,
+                                                                       dataset_cache):
+    from utjima.evaluate import MAX_LAUGH_LIKE_FPR, Scorer, select_threshold
+
+    dataset_cache("ferplus")
+    scorer = Scorer(exported_model)
+    t = select_threshold(["ferplus:valid"], scorer, "youden_laugh_like", limit=400, progress=False)
+    ll = t["laugh_like"]
+    assert t["selected"] == max(t["youden"], ll["cap"]) >= t["youden"]
+    assert ll["n"] > 50 and ll["fpr_at_selected"] <= MAX_LAUGH_LIKE_FPR
+    with pytest.raises(ValueError, match="emotion labels"):
+        select_threshold(["smilesmiled:val"], scorer, "youden_laugh_like", limit=100,
+                         progress=False)
+    with pytest.raises(ValueError, match="held-out test set"):
+        select_threshold(["ckplus:test"], scorer, "youden", limit=None, progress=False)
+
+
 @pytest.mark.slow
 def test_evaluate_a_clip_folder(tmp_path, exported_model, dataset_cache):
     """Recorded clips (face crops, per-frame labels) are scored per frame and per clip."""

@@ -51,9 +51,10 @@ def write_video(path: Path, frames, fps: float = 15.0) -> None:
 
 @pytest.fixture(scope="module")
 def smile_faces(dataset_cache):
-    """Clearly neutral and clearly smiling FER+ test faces (>= 8 of 10 votes), RGB, among
-    those BlazeFace finds on their own (not every tight 48 px FER crop is findable; these
-    tests are about what happens after detection)."""
+    """Clearly neutral and clearly smiling FER+ test faces (>= 9 of 10 votes: the shipped
+    threshold, raised to keep laugh-like faces out, leaves some 8-of-10 smiles below it), RGB,
+    among those BlazeFace finds on their own (not every tight 48 px FER crop is findable;
+    these tests are about what happens after detection)."""
     from utjima.data import ferplus
     from utjima.faces import FaceDetector
 
@@ -67,7 +68,7 @@ def smile_faces(dataset_cache):
     fs = ferplus.load(dataset_cache("ferplus"), "test")
     votes = fs.emotion * 10  # soft labels back to vote shares
     rgb = lambda i: np.repeat(fs.images[i][:, :, None], 3, 2)  # noqa: E731
-    pick = lambda k: [f for f in map(rgb, np.flatnonzero(votes[:, k] >= 8)[:12])  # noqa: E731
+    pick = lambda k: [f for f in map(rgb, np.flatnonzero(votes[:, k] >= 9)[:12])  # noqa: E731
                       if findable(f)][:6]
     neutral, happy = pick(6), pick(3)
     assert len(neutral) == len(happy) == 6
@@ -199,3 +200,27 @@ def test_bad_inputs_fail_with_one_clear_message(capsys, tmp_path, exported_model
     code, _, err = run(capsys, str(FIXTURES / "astronaut.jpg"), "--model",
                        str(tmp_path / "nowhere"))
     assert code == 2 and "does not exist" in err
+
+
+@pytest.mark.slow
+def test_no_laugh_on_held_out_laugh_like_ckplus_videos(capsys, tmp_path, dataset_cache):
+    """Issue 11's promise on real video: `utjima predict` on a webcam-like rendering of every
+    non-happy CK+ sequence of the held-out subjects (anger, disgust, fear, sadness, surprise;
+    the shipped model never trained on them) reports no laugh, and finds the face throughout."""
+    from utjima.data import ckplus
+
+    root = dataset_cache("ckplus")
+    rows = [r for r in ckplus.read_labels(root)
+            if r["subject_id"] in ckplus.TEST_SUBJECTS and r["emotion"] != "happy"]
+    paths = []
+    for r in rows:
+        video, _ = ckplus.webcam_video(ckplus.raw_frames(root, r["sequence_id"]))
+        paths.append(tmp_path / f"{r['sequence_id']}.mp4")
+        write_video(paths[-1], video, fps=ckplus.FPS)
+    code, out, _ = run(capsys, *map(str, paths), "--json")
+    assert code == 0
+    results = [json.loads(line) for line in out.splitlines()]
+    assert len(results) == len(rows) == 13
+    for r in results:
+        assert all(f["face"] for f in r["frames"]), r["path"]
+        assert r["laughs"] == [], f"{r['path']}: {r['laughs']}"

@@ -150,11 +150,22 @@ def _data(a: argparse.Namespace) -> int:
     return 0
 
 
+def serve_options(a: argparse.Namespace) -> dict:
+    """`utjima serve` flags as keyword arguments of `utjima.server.main.serve` (None = not
+    given: the UTJIMA_* variable or the default holds)."""
+    return dict(
+        host=a.host, port=a.port, model_dir=a.model, data_dir=a.data_dir,
+        database_url=a.database_url, tls=a.tls or None, cert_file=a.cert, key_file=a.key,
+        public_url=a.public_url, turn_urls=a.turn_url, stun_urls=a.stun_url,
+        turn_secret=a.turn_secret, ice_transport_policy="relay" if a.relay_only else None,
+        rounds_to_win=a.rounds_to_win,
+        round_ms=None if a.round_seconds is None else a.round_seconds * 1000.0)
+
+
 def _serve(a: argparse.Namespace) -> int:
     from utjima.server.main import serve
 
-    serve(host=a.host, port=a.port, model_dir=a.model, data_dir=a.data_dir,
-          database_url=a.database_url)
+    serve(**serve_options(a))
     return 0
 
 
@@ -249,8 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     p.add_argument("--select-threshold", default=None, metavar="SPEC[,SPEC]",
                    help="choose the smile threshold on these validation specs (never a test set)")
-    p.add_argument("--threshold-rule", choices=["youden", "best_f1"], default="youden",
-                   help="which validation threshold becomes the selected one (default youden)")
+    p.add_argument("--threshold-rule", choices=["youden", "best_f1", "youden_laugh_like"],
+                   default="youden",
+                   help="which validation threshold becomes the selected one (default youden; "
+                        "youden_laugh_like: raised until <= 3%% of laugh-like faces smile)")
     p.add_argument("--bootstrap", type=int, default=1000,
                    help="bootstrap resamples for 95%% intervals")
     p.add_argument("--limit", type=int, default=None, help="at most this many samples per source")
@@ -274,7 +287,44 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the SQLite database lives (default: ./data)")
     p.add_argument("--database-url", default=None,
                    help="SQLAlchemy URL, e.g. postgresql+psycopg://...")
+    game = p.add_argument_group("game (defaults for every room)")
+    game.add_argument("--rounds-to-win", type=int, default=None, metavar="N",
+                      help="round wins that take the match (default "
+                           f"{_serve_default('rounds_to_win')}; env UTJIMA_ROUNDS_TO_WIN)")
+    game.add_argument("--round-seconds", type=float, default=None, metavar="S",
+                      help="a round's time limit; nobody laughed by then = a draw (default "
+                           f"{_serve_default('round_ms') / 1000:g}; env UTJIMA_ROUND_MS, in ms)")
+    net = p.add_argument_group("playing across devices (docs/deploy.md)")
+    net.add_argument("--tls", action="store_true",
+                     help="serve HTTPS with a self-signed certificate made on first run and "
+                          "kept in the data dir (browsers give other devices' pages the "
+                          "camera only over HTTPS)")
+    net.add_argument("--cert", default=None, metavar="PEM",
+                     help="certificate chain for HTTPS (implies --tls; with --key)")
+    net.add_argument("--key", default=None, metavar="PEM", help="the certificate's private key")
+    net.add_argument("--public-url", default=None, metavar="URL",
+                     help="the address friends open, when a domain or reverse proxy is in "
+                          "front (e.g. https://play.example.org): used in invite links")
+    net.add_argument("--turn-url", action="append", default=None, metavar="URL",
+                     help="TURN server for players behind NATs, repeatable "
+                          "(e.g. turn:turn.example.org:3478); needs --turn-secret")
+    net.add_argument("--turn-secret", default=None, metavar="SECRET",
+                     help="the TURN server's shared secret (coturn static-auth-secret): each "
+                          "player gets short-lived credentials; prefer env UTJIMA_TURN_SECRET, "
+                          "which other users cannot see in the process list")
+    net.add_argument("--stun-url", action="append", default=None, metavar="URL",
+                     help="STUN server, repeatable (e.g. stun:turn.example.org:3478)")
+    net.add_argument("--relay-only", action="store_true",
+                     help="send all video through the TURN server, so players never see "
+                          "each other's IP address")
     return parser
+
+
+def _serve_default(name: str):
+    """A Settings field's default, for `utjima serve --help` (one source of truth)."""
+    from utjima.server.settings import Settings
+
+    return Settings.__dataclass_fields__[name].default
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,8 +7,11 @@ report gives the detection rate too. Clip folders are scored per frame with the 
 window, and per clip by the judge (did the player laugh?).
 
 Thresholds are chosen only on validation specs (`--select-threshold`); test specs and
-GENKI-4K are refused there. The chosen threshold is what `utjima export --report` writes
-into model.json.
+GENKI-4K are refused there. Rules: `youden` (max TPR - FPR), `best_f1`, and
+`youden_laugh_like`: Youden's threshold, raised when needed so that at most
+MAX_LAUGH_LIKE_FPR of the validation faces whose majority emotion is laugh-like (sad, fear,
+surprise, disgust, angry: what the judge must never call a laugh) score as smiling. The
+chosen threshold is what `utjima export --report` writes into model.json.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from utjima import EMOTIONS
+from utjima import EMOTIONS, LAUGH_LIKE
 from utjima.data import ClipSet, FaceSet, load_canonical
 from utjima.utils import to_nchw
 
 TEST_SPECS = ("genki4k", "ferplus:test", "smilesmiled:test")
+THRESHOLD_RULES = ("youden", "best_f1", "youden_laugh_like")
+MAX_LAUGH_LIKE_FPR = 0.03  # the issue-11 target for false smiles on laugh-like faces
 
 
 class Scorer:
@@ -133,20 +138,38 @@ def _smile_scores(ds: FaceSet | ClipSet, scorer: Scorer):
 
 
 def select_threshold(specs: list[str], scorer: Scorer, rule: str, limit, progress) -> dict:
-    from utjima.metrics import select_thresholds
+    from utjima.metrics import capped_fpr_threshold, select_thresholds
 
     bad = [s for s in specs if s in TEST_SPECS or s.startswith("genki4k")]
     if bad:
         raise ValueError(f"{bad}: thresholds are chosen on validation data, never on a test set "
                          f"(use e.g. smilesmiled:val, ferplus:valid)")
-    ys, ps = [], []
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"threshold rule must be one of {', '.join(THRESHOLD_RULES)}, "
+                         f"got {rule!r}")
+    ys, ps, hard = [], [], []
     for spec in specs:
-        y, p, _, _, _ = _smile_scores(_load(spec, scorer, limit, progress), scorer)
+        ds = _load(spec, scorer, limit, progress)
+        if ds.test_only:
+            raise ValueError(f"{spec} is a held-out test set: thresholds are chosen on validation "
+                             f"data only")
+        y, p, _, _, _ = _smile_scores(ds, scorer)
         ys.append(y)
         ps.append(p)
+        if isinstance(ds, FaceSet):  # laugh-like faces: majority sad, fear, surprise, ...
+            like = np.isin(ds.emotion_label, [EMOTIONS.index(e) for e in LAUGH_LIKE])
+            hard.append(p[like[ds.smile >= 0] & ~y])
     t = select_thresholds(np.concatenate(ys), np.concatenate(ps))
-    if rule not in ("youden", "best_f1"):
-        raise ValueError(f"threshold rule must be youden or best_f1, got {rule!r}")
+    if rule == "youden_laugh_like":
+        hard_p = np.concatenate(hard) if hard else np.zeros(0)
+        if not len(hard_p):
+            raise ValueError(f"rule youden_laugh_like needs a validation spec with emotion labels "
+                             f"(e.g. ferplus:valid) among {specs}")
+        cap = capped_fpr_threshold(hard_p, MAX_LAUGH_LIKE_FPR)
+        t["youden_laugh_like"] = max(t["youden"], cap)
+        t["laugh_like"] = {"n": int(len(hard_p)), "max_fpr": MAX_LAUGH_LIKE_FPR, "cap": cap,
+                           "fpr_at_youden": float((hard_p >= t["youden"]).mean()),
+                           "fpr_at_selected": float((hard_p >= t["youden_laugh_like"]).mean())}
     t["rule"] = rule
     t["selected"] = t[rule]
     t["selected_on"] = specs

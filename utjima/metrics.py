@@ -104,6 +104,17 @@ def select_thresholds(y: np.ndarray, p: np.ndarray) -> dict:
             "best_f1_value": float(f1s[best])}
 
 
+def capped_fpr_threshold(p_negative: np.ndarray, max_fpr: float) -> float:
+    """The lowest threshold at which at most `max_fpr` of these negatives score >= it."""
+    s = np.sort(np.asarray(p_negative))[::-1]  # highest first, in the scores' own precision
+    k = int(np.floor(max_fpr * len(s)))  # this many may reach the threshold
+    if k >= len(s):
+        return 0.0
+    # just above the (k+1)-th highest score, representable in the scores' dtype (float32 scores
+    # compare against a Python float in float32)
+    return float(np.nextafter(s[k], s.dtype.type(np.inf)))
+
+
 def bootstrap_ci(fn, arrays: tuple[np.ndarray, ...], n: int = 1000, seed: int = 0,
                  alpha: float = 0.05) -> tuple[float, float]:
     """Percentile interval of fn(*resampled arrays) over n resamples of the rows."""

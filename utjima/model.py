@@ -321,17 +321,18 @@ def still_logits(model: DualHeadSmileDetector, images: np.ndarray, batch: int = 
     of another size are resized to the model's input (a teacher with a larger input)."""
     model.eval()
     c = model.cfg.in_chans
+    dev = next(model.parameters()).device  # results come back on the CPU from any device
     sl, el = [], []
     for i in range(0, len(images), batch):
-        x = torch.from_numpy(to_nchw(images[i : i + batch]))                  # (B, C, S, S)
+        x = torch.from_numpy(to_nchw(images[i : i + batch])).to(dev)          # (B, C, S, S)
         if x.shape[1] != c:
             raise ValueError(f"images have {x.shape[1]} channels, model wants {c}")
         if resize and x.shape[-1] != model.cfg.img_size:
             x = F.interpolate(x, size=model.cfg.img_size, mode="bilinear", align_corners=False)
         f = model.encode(x.contiguous(memory_format=torch.channels_last))     # (B, F)
         s, e = model.step(f[:, None].expand(-1, model.cfg.n_frames, -1))      # (B, T, F)
-        sl.append(s)
-        el.append(e)
+        sl.append(s.cpu())
+        el.append(e.cpu())
     if not sl:
         return torch.zeros(0), torch.zeros(0, model.cfg.n_emotions)
     return torch.cat(sl), torch.cat(el)

@@ -270,5 +270,8 @@ def test_match_real_detector(chromium, serve, shots, cameras):
         result = play_match(pw, chromium, server, shots, "real",
                             {"a": cameras["a"], "b": cameras["b"], "s": None},
                             stub=False, smile=lambda page: None,
-                            round_timeout_s=NEUTRAL_S + SMILE_S)
+                            # a smile that comes before the round holds it at "straight
+                            # face, please" until the file loops back to neutral: then a
+                            # whole neutral stretch passes before the smile that loses it
+                            round_timeout_s=2 * (NEUTRAL_S + SMILE_S))
     check_stored_and_private(server, result)

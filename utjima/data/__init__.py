@@ -12,6 +12,9 @@ Specs (`utjima train --data`, `utjima evaluate --data`):
 - `smilesmiled[:train|val|test|all]` (default train): grey 64x64, smile labels;
 - `ferplus[:train|valid|test]` (default train): grey 48x48, emotions + smile, twins removed;
 - `genki4k`: RGB 64x64, smile labels, held-out test set (never train or tune on it);
+- `ckplus[:train|test|all|train=K/N|test=K/N|fit=K/N|val=K/N]` (default train): CK+ neutral ->
+  apex sequences as face-crop clips, split by subject only (`utjima.data.ckplus`); `test` =
+  the subjects the shipped model never saw (test only);
 - `clips:DIR`: a clip folder (docs/clip_format.md);
 - `images:DIR`: face images in label sub-folders (`smile/`, `neutral/`, `happy/`, ...).
 The research archives are unpacked on first use (see `utjima.data.cache`).
@@ -34,6 +37,7 @@ SPECS: dict[str, tuple[str, ...] | None] = {
     "smilesmiled": ("train", "val", "test", "all"),
     "ferplus": ("train", "valid", "test"),
     "genki4k": ("all",),
+    "ckplus": ("train", "test", "all", "train=K/N", "test=K/N", "fit=K/N", "val=K/N"),
     "clips": None,
     "images": None,
 }
@@ -60,6 +64,10 @@ def parse_spec(spec: str) -> tuple[str, str]:
             raise DatasetError(f"data spec {spec!r} needs a folder: {name}:DIR")
         return name, arg
     arg = _ALIASES.get(name, {}).get(arg, arg) or splits[0]
+    if name == "ckplus":  # subject folds: the adapter checks K/N and lists the valid forms
+        from utjima.data.ckplus import parse_split
+        parse_split(arg)
+        return name, arg
     if arg not in splits:
         raise DatasetError(f"unknown split {arg!r} in {spec!r}; {name} has: {', '.join(splits)}")
     return name, arg
@@ -89,6 +97,9 @@ def load(
     elif name == "ferplus":
         from utjima.data import ferplus
         fs = ferplus.load(root, arg, cache=cache)
+    elif name == "ckplus":
+        from utjima.data import ckplus
+        return ckplus.load(root, arg, cache=cache).limit(limit, seed)
     else:
         from utjima.data import genki4k
         fs = genki4k.load(root, cache=cache)

@@ -22,7 +22,7 @@ from utjima.judge import JudgeConfig
 from utjima.server import schemas
 from utjima.server.hub import Hub, Observer, ignore
 from utjima.server.ratelimit import KeyedBuckets
-from utjima.server.routes import history, pages, rooms, ws
+from utjima.server.routes import history, invite, pages, rooms, ws
 from utjima.server.security import SecurityHeaders
 from utjima.server.settings import Settings
 from utjima.server.store import Store
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.add_middleware(BodyLimit, observe=observe)
     app.add_middleware(SecurityHeaders)
     app.include_router(rooms.router)
+    app.include_router(invite.router)
     app.include_router(history.router)
     app.include_router(ws.router)
     pages.mount(app, settings)

@@ -1,6 +1,7 @@
 """`Room`: the pure, time-explicit room and match state machine.
 
-No sockets, no clock, no database: every method takes `now_ms` (the server clock) and
+No sockets, no clock, no database: every method takes `now_ms` (the server clock; only
+TURN credentials in `welcome` read Settings.wall_clock, their expiry being unix time) and
 returns the messages to send (`Send`) or connections to close (`Close`); finished
 matches wait in `take_records()` for the hub to store. Tests drive a whole match with
 scripted score streams and hand-picked times.
@@ -40,7 +41,7 @@ from typing import Any
 
 from utjima import judge
 from utjima.judge import CalibrationError, JudgeConfig
-from utjima.server import schemas
+from utjima.server import ice, schemas
 from utjima.server.clock import ClockError, ClockSync
 from utjima.server.ratelimit import TokenBucket
 from utjima.server.records import EventRecord, MatchRecord, PlayerRecord, RoundRecord
@@ -265,7 +266,8 @@ class Room:
         self._out.append(Send((m.id,), schemas.Welcome(
             you=self._member_view(m, now_ms),
             peers=[self._peer(o) for o in self._connected() if o.id != m.id],
-            ice_servers=list(self.s.ice_servers), judge=self.cfg.to_dict(),
+            ice_servers=ice.ice_servers(self.s, m.id),
+            ice_transport_policy=self.s.ice_transport_policy, judge=self.cfg.to_dict(),
             limits={"max_msg_bytes": self.s.max_msg_bytes,
                     "max_signal_bytes": self.s.max_signal_bytes,
                     "msg_rate_per_s": self.s.msg_rate_per_s, "score_hz": 15.0})))

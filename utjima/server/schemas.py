@@ -106,7 +106,14 @@ class ResumeIn(In):
 
 class RoomCreated(Out):
     code: str  # short code to type or read aloud
-    invite_path: str  # "/r/CODE"; the page prefixes its own origin
+    invite_path: str  # "/r/CODE"
+    invite_url: str  # the whole link, at an address a friend can reach (routes/invite.py)
+
+
+class Invite(Out):
+    code: str
+    url: str  # the invite link, at an address a friend can reach
+    qr_svg: str  # path of a QR code of `url` (image/svg+xml)
 
 
 class Joined(Out):
@@ -364,7 +371,8 @@ class Welcome(Out):
     v: int = PROTOCOL_VERSION
     you: MemberView
     peers: list[PeerView]  # connected members now; the newcomer makes the WebRTC offers
-    ice_servers: list[dict[str, Any]]
+    ice_servers: list[dict[str, Any]]  # STUN, and TURN with this member's own credentials
+    ice_transport_policy: Literal["all", "relay"] = "all"  # "relay": TURN only
     judge: dict[str, Any]  # the judge rules (model.json `judge`), for the UI's meters
     limits: dict[str, float]  # max_msg_bytes, max_signal_bytes, msg_rate_per_s, score_hz
 

@@ -5,7 +5,8 @@
 // except same-origin model and onnxruntime files.
 
 import { createDetector } from "/static/detector/detector.js";
-import { lang as gameLang, t as gameT } from "/static/game/i18n.js";
+import { lang as gameLang, t as gameT, translate } from "/static/game/i18n.js";
+import { cameraBlocked, showBlocked } from "/static/game/secure.js";
 import { chrome } from "/static/game/ui.js";
 
 const HISTORY = 900; // results kept on window.utjimaDemo.results (~30 s at 30 fps)
@@ -15,7 +16,7 @@ const TEXT = {
   en: {
     title: "Live smile detector", privacy: "Your video never leaves this page: the detector runs in your browser.",
     loading: "Loading the model…", camera: "Waiting for the camera…", running: "", noface: "No face found",
-    denied: "Camera unavailable: {error}", failed: "The detector failed: {error}", start: "Start camera",
+    denied: "Camera unavailable: {error}", blocked: "No camera on this http:// page", failed: "The detector failed: {error}", start: "Start camera",
     smile: "Smile", emotions: "Emotions", performance: "Performance", fps: "frames / s", total: "per frame",
     stages: "detect · crop · enc · step", backend: "backend", smiling: "smiling", threads: "threads", thread: "thread",
     emotion: { angry: "angry", disgust: "disgust", fear: "fear", happy: "happy", sad: "sad", surprise: "surprise", neutral: "neutral" },
@@ -23,7 +24,7 @@ const TEXT = {
   ko: {
     title: "실시간 웃음 감지", privacy: "영상은 이 페이지 밖으로 나가지 않습니다. 감지는 브라우저 안에서 실행됩니다.",
     loading: "모델을 불러오는 중…", camera: "카메라를 기다리는 중…", running: "", noface: "얼굴을 찾지 못했습니다",
-    denied: "카메라를 쓸 수 없습니다: {error}", failed: "감지기 오류: {error}", start: "카메라 시작",
+    denied: "카메라를 쓸 수 없습니다: {error}", blocked: "이 http:// 페이지에서는 카메라를 쓸 수 없습니다", failed: "감지기 오류: {error}", start: "카메라 시작",
     smile: "웃음", emotions: "감정", performance: "성능", fps: "초당 프레임", total: "프레임당",
     stages: "검출 · 자르기 · 인코더 · 스텝", backend: "백엔드", smiling: "웃는 중", threads: "스레드", thread: "스레드",
     emotion: { angry: "화남", disgust: "혐오", fear: "두려움", happy: "행복", sad: "슬픔", surprise: "놀람", neutral: "무표정" },
@@ -56,6 +57,7 @@ function applyLanguage() {
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const li of $("emotions").children) li.querySelector(".name").textContent = TEXT[lang].emotion[li.dataset.name] ?? li.dataset.name;
   setStatus(statusKey, statusArgs);
+  if (cameraBlocked()) showBlocked(document.body, (k, p) => translate(lang, k, p), document.querySelector("main"), false);
   state.dirty = true;
 }
 
@@ -119,6 +121,11 @@ function onResult(r) {
 }
 
 async function startCamera() {
+  if (cameraBlocked()) { // http:// from another device: the card says why (applyLanguage)
+    setStatus("blocked");
+    document.body.dataset.state = "no-camera";
+    return;
+  }
   $("start").hidden = true;
   setStatus("camera");
   document.body.dataset.state = "camera";

@@ -1,6 +1,7 @@
 // Shared by the game pages: the JSON API, remembered seats, the camera, the smile meter.
 
 import { t } from "./i18n.js";
+import { CameraBlockedError, cameraBlocked } from "./secure.js";
 
 /** fetch JSON from our API; throws Error(message) with the server's clear message. */
 export async function api(path, body) {
@@ -87,6 +88,7 @@ export const seats = {
 // --- camera and detector ----------------------------------------------------------------------
 
 export async function openCamera() {
+  if (cameraBlocked()) throw new CameraBlockedError(t("camera_blocked_title"));
   const video = { width: { ideal: 640 }, height: { ideal: 480 }, facingMode: "user" };
   try {
     return await navigator.mediaDevices.getUserMedia({ video, audio: true });

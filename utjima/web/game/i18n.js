@@ -17,6 +17,15 @@ export const DICT = {
     invite: "Invite link",
     copy: "Copy",
     copied: "Copied!",
+    share: "Share",
+    share_text: "Play 웃지마게임 (Don't Laugh) with me: room {code}",
+    invite_qr: "QR code of the invite link {url}",
+    invite_http: "Friends on other devices get no camera on an http:// link: restart the server with HTTPS (make run HOST=0.0.0.0 TLS=1).",
+    camera_blocked_title: "Your browser blocks the camera on this page",
+    camera_blocked_why: "You opened {origin}, a plain http:// address on another computer. Browsers give the camera only to https:// pages, or to pages on the computer that runs the game.",
+    camera_blocked_fix: "To play, open the game's https:// address. Whoever runs the server starts it with {serve} (or {make}); it prints that address and a QR code.",
+    camera_blocked_watch: "You can still watch as a spectator.",
+    scan: "Scan with a phone camera to join",
     enter: "Enter the room",
     camera_check: "Check my camera",
     camera_off: "Camera off",
@@ -165,7 +174,6 @@ export const DICT = {
     almost_cue: "almost!",
     laughed_cue: "laughed!",
     react: "React",
-    share: "Share",
     room_code: "Room code",
     invite_alone: "You're the only one here. Send this link to a friend:",
     back_to_game: "Back to the game",
@@ -202,6 +210,15 @@ export const DICT = {
     invite: "초대 링크",
     copy: "복사",
     copied: "복사했어요!",
+    share: "공유",
+    share_text: "웃지마게임 같이 해요: {code} 방",
+    invite_qr: "초대 링크 {url}의 QR 코드",
+    invite_http: "다른 기기의 친구는 http:// 링크에서 카메라를 쓸 수 없어요. 서버를 HTTPS로 다시 시작하세요 (make run HOST=0.0.0.0 TLS=1).",
+    camera_blocked_title: "이 페이지에서는 브라우저가 카메라를 막고 있어요",
+    camera_blocked_why: "지금 연 주소({origin})는 다른 컴퓨터의 암호화되지 않은 http:// 주소예요. 브라우저는 https:// 페이지나, 게임을 실행하는 컴퓨터에서 연 페이지에만 카메라를 허용해요.",
+    camera_blocked_fix: "게임하려면 https:// 주소로 여세요. 서버를 실행하는 사람이 {serve} (또는 {make}) 로 시작하면 그 주소와 QR 코드가 나와요.",
+    camera_blocked_watch: "관전은 지금도 할 수 있어요.",
+    scan: "휴대폰 카메라로 찍으면 바로 참가해요",
     enter: "방으로 가기",
     camera_check: "카메라 확인",
     camera_off: "카메라 끄기",
@@ -350,7 +367,6 @@ export const DICT = {
     almost_cue: "웃을 뻔!",
     laughed_cue: "웃음!",
     react: "반응",
-    share: "공유",
     room_code: "방 코드",
     invite_alone: "아직 혼자예요. 친구에게 이 링크를 보내세요:",
     back_to_game: "게임으로 돌아가기",
@@ -385,7 +401,12 @@ export function lang() {
 }
 
 export function t(key, params = {}) {
-  const s = DICT[lang()][key] ?? DICT.en[key] ?? key;
+  return translate(lang(), key, params);
+}
+
+/** `t` in a given language (the demo page keeps its own choice). */
+export function translate(language, key, params = {}) {
+  const s = DICT[language]?.[key] ?? DICT.en[key] ?? key;
   return s.replace(/\{(\w+)\}/g, (_, k) => (k in params ? String(params[k]) : `{${k}}`));
 }
 

@@ -3,6 +3,8 @@
 
 import { $, Meter, api, cameraError, nickname, openCamera, showError, startDetector, takeNickname } from "./common.js";
 import { errorText, t } from "./i18n.js";
+import { showInvite, wireInvite } from "./invite.js";
+import { cameraBlocked, showBlocked } from "./secure.js";
 import { chrome, howTo } from "./ui.js";
 
 const CODE = /^[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{6}$/; // schemas.ROOM_CODE_ALPHABET, 6 long
@@ -22,9 +24,8 @@ async function create() {
   if (!takeNickname(nick, () => say(() => t("need_nickname")))) return;
   try {
     const room = await api("/api/rooms", {});
-    const link = new URL(room.invite_path, location.origin).href;
     $("#created-code").textContent = room.code;
-    $("#invite-link").value = link;
+    await showInvite(room.code);
     $("#enter").href = `${room.invite_path}?auto=1`;
     $("#created").hidden = false;
   } catch (e) {
@@ -96,22 +97,18 @@ async function toggleCamera() {
 
 // --- wiring -----------------------------------------------------------------------------------
 
+// over http:// from another device the camera API is missing: say why, up front
+const blocked = cameraBlocked();
+const explain = () => { if (blocked) showBlocked($("main .card").parentElement, t, $("main .card")); };
 $("#how-slot").replaceWith(howTo());
-chrome({ onlang: () => showError(errorLine()) });
+chrome({ onlang: () => { showError(errorLine()); explain(); } });
+explain();
+$("#camera").disabled = blocked;
 nick.value = nickname.get();
 $("#create").addEventListener("click", create);
 $("#join").addEventListener("click", () => go(false));
 $("#watch").addEventListener("click", () => go(true));
 codeInput.addEventListener("keydown", (e) => { if (e.key === "Enter") go(false); });
 $("#enter").addEventListener("click", () => nickname.set(nick.value.trim()));
-$("#copy").addEventListener("click", async () => {
-  const link = $("#invite-link");
-  try {
-    await navigator.clipboard.writeText(link.value);
-  } catch {
-    link.select(); // no clipboard permission: leave it selected for the user to copy
-  }
-  $("#copy").textContent = t("copied");
-  setTimeout(() => { $("#copy").textContent = t("copy"); }, 1500);
-});
+wireInvite();
 $("#camera").addEventListener("click", toggleCamera);

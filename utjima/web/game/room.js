@@ -8,9 +8,11 @@
 
 import { $, Meter, api, cameraError, el, nickname, openCamera, pct, seats, showError as showErrorLine, startDetector, takeNickname } from "./common.js";
 import { apply, errorText, t } from "./i18n.js";
+import { showInvite, wireInvite } from "./invite.js";
 import { LocalJudge, cueOf, laughAfter } from "./local_judge.js";
 import { ClipPlayer, ClipReceiver, ClipRecorder, replayPrefs, sendClip } from "./replay.js";
 import { Mesh } from "./rtc.js";
+import { cameraBlocked, showBlocked } from "./secure.js";
 import { sound } from "./sound.js";
 import { chrome } from "./ui.js";
 
@@ -22,6 +24,7 @@ const REACTIONS = ["😂", "😐", "🔥", "👏", "😱", "🤫"];
 const ROUND_LENGTHS_S = [15, 30, 45, 60];
 const BETWEEN = new Set(["lobby", "match_over"]); // phases where Ready and the settings count
 
+const blocked = cameraBlocked(); // http:// from another device: no camera API at all
 const code = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "").toUpperCase();
 const params = new URLSearchParams(location.search);
 
@@ -127,7 +130,7 @@ async function showJoinPanel() {
   $("#join-panel").hidden = false;
   document.body.dataset.phase = "join";
   if (params.get("spectate") === "1") $("#preview-start").hidden = false; // no camera to watch
-  else await preview();
+  else if (!blocked) await preview(); // blocked: the card above says why
 }
 
 async function preview() {
@@ -191,10 +194,11 @@ function startDetectorLater() {
 }
 
 /** A camera (or detector) that does not work: a lasting message in the player's language,
- *  and the others see why this seat is not ready (media message). */
+ *  and the others see why this seat is not ready (media message). Over http:// from
+ *  another device the blocked-camera card (secure.js) says it instead. */
 function renderCameraProblem() {
   const box = $("#camera-problem");
-  box.hidden = !state.cameraError || state.seat?.role !== "player";
+  box.hidden = !state.cameraError || state.seat?.role !== "player" || blocked;
   if (!box.hidden) $("#camera-problem-text").textContent = t(`camera_err_${state.cameraError}`);
   document.body.classList.toggle("no-camera", !box.hidden);
 }
@@ -293,6 +297,7 @@ function onMessage(msg) {
       state.mesh = new Mesh({
         role: state.me.role,
         iceServers: msg.ice_servers,
+        iceTransportPolicy: msg.ice_transport_policy,
         stream: state.stream,
         send: (to, m) => send({ type: "signal", to, ...m }),
         onstream: (id, stream) => { state.streams.set(id, stream); render(); },
@@ -790,14 +795,15 @@ function renderSide(room, isHost, players) {
 
 // --- wiring -----------------------------------------------------------------------------------
 
+/** Over http:// from another device there is no camera API: say why, above everything. */
+function explainBlocked() {
+  showBlocked(document.body, t, $("#join-panel"));
+}
+
 function wireControls() {
-  $("#invite-link").value = new URL(`/r/${code}`, location.origin).href;
   $("#invite-code").textContent = code;
-  $("#copy").addEventListener("click", async () => {
-    try { await navigator.clipboard.writeText($("#invite-link").value); } catch { $("#invite-link").select(); }
-    $("#copy").textContent = t("copied");
-    setTimeout(() => { $("#copy").textContent = t("copy"); }, 1500);
-  });
+  wireInvite(); // the link a friend can reach, Copy, Share, the QR code (invite.js)
+  $("#join-player").disabled = blocked; // watching needs no camera
   $("#ready").addEventListener("click", () => send({ type: "ready", ready: $("#ready").dataset.ready !== "1" }));
   $("#leave").addEventListener("click", () => {
     send({ type: "leave" });
@@ -866,15 +872,24 @@ async function main() {
   };
   chrome({
     extra: el("span", { id: "room-title", class: "room-title" }),
-    onlang: () => { title(); $("#room-title").textContent = t("room_title", { code }); renderCameraProblem(); if (state.info && !state.seat) showJoinPanel(); render(); },
+    onlang: () => {
+      title();
+      $("#room-title").textContent = t("room_title", { code });
+      renderCameraProblem();
+      if (blocked) explainBlocked();
+      if (state.info && !state.seat) showJoinPanel();
+      render();
+    },
   });
   $("#room-title").textContent = t("room_title", { code });
   wireControls();
   title();
+  if (blocked) explainBlocked();
   setInterval(renderBanner, 200);
 
   try {
     state.info = await api(`/api/rooms/${encodeURIComponent(code)}`);
+    showInvite(code).catch((e) => console.warn("invite", e));
   } catch (e) {
     showError(e.status === 404 ? t("no_room", { code }) : errorText(e.code, e.message), true);
     document.body.dataset.phase = "no-room";
@@ -885,9 +900,10 @@ async function main() {
     await enter();
     return;
   }
-  if (params.get("auto") === "1" && nickname.get()) {
+  const spectate = params.get("spectate") === "1";
+  if (params.get("auto") === "1" && nickname.get() && (spectate || !blocked)) {
     $("#nickname").value = nickname.get();
-    await join(params.get("spectate") === "1" ? "spectator" : "player");
+    await join(spectate ? "spectator" : "player");
     return;
   }
   await showJoinPanel();

@@ -13,7 +13,9 @@ export class Mesh {
   /**
    * @param {object} o
    * @param {string} o.role        "player" | "spectator" (this page)
-   * @param {RTCIceServer[]} o.iceServers  from the server's welcome (none on a LAN)
+   * @param {RTCIceServer[]} o.iceServers  from the server's welcome: STUN, and TURN with
+   *                                       this member's short-lived credentials
+   * @param {"all"|"relay"} [o.iceTransportPolicy]  "relay": only through TURN
    * @param {MediaStream|null} o.stream    this player's camera, null for spectators
    * @param {(to: string, msg: object) => void} o.send   send a signal via the server
    * @param {(id: string, stream: MediaStream) => void} o.onstream  a peer's video arrived
@@ -27,7 +29,10 @@ export class Mesh {
 
   _pc(id) {
     this.close(id);
-    const pc = new RTCPeerConnection({ iceServers: this.o.iceServers || [] });
+    const pc = new RTCPeerConnection({
+      iceServers: this.o.iceServers || [],
+      iceTransportPolicy: this.o.iceTransportPolicy || "all",
+    });
     const entry = { pc, pending: [], channel: null };
     this.pcs.set(id, entry);
     pc.onicecandidate = (ev) => {
