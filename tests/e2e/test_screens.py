@@ -27,7 +27,8 @@ from server_helpers import audit_replay_window
 
 from utjima.contract import default_model_dir
 
-from .support import CHROMIUM_ARGS, REPO_ROOT, Server, create_room, phase
+from .support import CHROMIUM_ARGS, REPO_ROOT, Server, create_room
+from .test_game_e2e import phase
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
