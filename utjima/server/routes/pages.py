@@ -86,6 +86,11 @@ def mount(app: FastAPI, settings: Settings) -> None:
     def demo() -> FileResponse:
         return _page(web / "demo.html")
 
+    @router.get("/capture", include_in_schema=False)
+    def capture() -> FileResponse:
+        # recording for the data set (docs/capture.md); uploads need `serve --collect`
+        return _page(web / "capture.html")
+
     @router.get("/favicon.ico", include_in_schema=False)
     def favicon() -> FileResponse:
         return _page_or_empty(web / "game" / "favicon.svg")

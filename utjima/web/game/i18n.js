@@ -410,6 +410,11 @@ export function translate(language, key, params = {}) {
   return s.replace(/\{(\w+)\}/g, (_, k) => (k in params ? String(params[k]) : `{${k}}`));
 }
 
+/** Add a page's own strings ({en: {...}, ko: {...}}), e.g. the capture page's. */
+export function extend(strings) {
+  for (const [l, d] of Object.entries(strings)) Object.assign(DICT[l], d);
+}
+
 /** Fill every data-i18n element under `root`; call again after switching. */
 export function apply(root = document) {
   document.documentElement.lang = lang();
