@@ -76,11 +76,6 @@ export function deviceKey() {
 }
 
 /** The server's error in the page's language when we have words for its code. */
-export function errorText(e) {
-  const known = e.code && t(`err_${e.code}`);
-  return known && known !== `err_${e.code}` ? known : t("error", { message: e.message });
-}
-
 // A seat ({token, role}) lives in sessionStorage (this tab: a reload rejoins), and the last
 // few are also kept in localStorage, so a closed tab reopened within the grace period can
 // take its seat back (the server only hands back a seat whose socket is gone, so a second
@@ -113,6 +108,18 @@ export async function openCamera() {
     return await navigator.mediaDevices.getUserMedia({ video, audio: true });
   } catch {
     return await navigator.mediaDevices.getUserMedia({ video, audio: false });
+  }
+}
+
+/** Why the camera failed, as a code the server relays and the pages word (i18n
+ *  camera_err_<code>): denied, not_found, in_use, insecure, unsupported, failed. */
+export function cameraError(e) {
+  if (!navigator.mediaDevices?.getUserMedia) return globalThis.isSecureContext === false ? "insecure" : "unsupported";
+  switch (e?.name) {
+    case "NotAllowedError": case "SecurityError": return "denied";
+    case "NotFoundError": case "OverconstrainedError": case "DevicesNotFoundError": return "not_found";
+    case "NotReadableError": case "AbortError": case "TrackStartError": return "in_use";
+    default: return "failed";
   }
 }
 
