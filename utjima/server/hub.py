@@ -14,7 +14,8 @@ Everything the game decides lives in `game.Room`; the hub only moves bytes:
   client never holds up the others: a socket that falls behind is closed (logged once);
 - a ticker calls `room.tick(now)` every `tick_ms`, stores finished matches, closes
   sockets that answer no ping within `pong_timeout_ms`, and drops rooms that have been
-  empty for a while (sooner when nobody ever joined);
+  empty for a while (sooner when nobody ever joined); how late each tick wakes is the
+  event loop's lag, kept for a minute (`health()`, `GET /api/health`);
 - `going_away()` (on SIGTERM, before uvicorn closes the sockets) tells every page the
   server is restarting and closes with 1001;
 - an optional observer (`create_app(observe=...)`) hears the size and type of every
@@ -28,6 +29,7 @@ import contextlib
 import json
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -50,6 +52,7 @@ SEND_QUEUE = 512  # messages queued for one client before it counts as too slow 
 # Settings.send_queue_bytes)
 CLOSE_TIMEOUT_S = 2.0  # a socket that cannot take its close frame is dropped after this
 SIGNAL_ENVELOPE_BYTES = 1024  # a relayed signal's JSON around its sdp/candidate
+LAG_KEPT_MS = 60_000.0  # how long the ticker's wake-up lags are kept (health())
 
 # websocket close codes (4000-4999 are the application's)
 CLOSE_BAD_MESSAGES = 4400
@@ -115,9 +118,23 @@ class Hub:
         self._closed: list[str] = []
         self._ticker: asyncio.Task | None = None
         self._closing: set[asyncio.Task] = set()
+        self.lags: deque[tuple[float, float]] = deque()  # (server ms, how late a tick woke)
 
     def now(self) -> float:
         return self.s.clock()
+
+    def health(self, window_s: float) -> dict[str, Any]:
+        """Rooms, sockets, and the event loop's lag over the last `window_s` seconds: how
+        late the ticker woke (ms), the time every room, socket and request waits too."""
+        since = self.now() - window_s * 1000.0
+        lags = sorted(lag for t, lag in self.lags if t >= since)
+
+        def q(p: float) -> float | None:
+            return round(lags[min(len(lags) - 1, round(p * (len(lags) - 1)))], 2) if lags else None
+
+        return {"rooms": len(self.rooms), "connections": len(self.conns),
+                "loop_lag_ms": {"window_s": window_s, "ticks": len(lags), "p50": q(0.5),
+                                "p99": q(0.99), "max": q(1.0)}}
 
     # --- rooms -------------------------------------------------------------------------------
 
@@ -443,8 +460,14 @@ class Hub:
                           len(opened), len(closed))
 
     async def run_ticker(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            due = loop.time() + self.s.tick_ms / 1000.0
             await asyncio.sleep(self.s.tick_ms / 1000.0)
+            now = self.now()
+            self.lags.append((now, max(0.0, (loop.time() - due) * 1000.0)))
+            while self.lags and self.lags[0][0] < now - LAG_KEPT_MS:
+                self.lags.popleft()
             try:
                 await self.tick()
             except Exception:  # keep ticking: one bad room must not stop every game

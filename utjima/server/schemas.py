@@ -192,6 +192,22 @@ class Joined(Out):
     nickname: str
 
 
+class LoopLag(Out):
+    window_s: float
+    ticks: int  # ticker wake-ups in the window (one every tick_ms)
+    p50: float | None  # ms late
+    p99: float | None
+    max: float | None
+
+
+class Health(Out):
+    """GET /api/health: this process is up, what it holds, and how late its loop runs."""
+
+    rooms: int
+    connections: int
+    loop_lag_ms: LoopLag
+
+
 class RoomInfo(Out):
     """GET /api/rooms/{code}: enough for the landing page to say whether joining works, and
     for the invite page to say who invited you and to what."""
