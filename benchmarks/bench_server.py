@@ -385,11 +385,25 @@ class Generator:
 # --- the server under test ----------------------------------------------------------------
 
 
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 class ServerProc:
-    """A fresh `utjima serve` on loopback, with its CPU time and RSS read from /proc."""
+    """A fresh `utjima serve` on loopback."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.dir = tempfile.TemporaryDirectory(prefix="utjima-bench-server-")
         self.log = open(Path(self.dir.name) / "serve.log", "w+")
         self.proc = subprocess.Popen(
@@ -398,30 +412,45 @@ class ServerProc:
             stderr=subprocess.STDOUT, env={**os.environ, **env})
         deadline = time.monotonic() + SERVER_START_S
         while time.monotonic() < deadline and self.proc.poll() is None:
-            if health(f"http://127.0.0.1:{self.port}") is not None:
+            if health(self.url) is not None:
                 return
             time.sleep(0.2)
+        self.log.seek(0)
+        tail = self.log.read()[-800:]
         self.stop()
-        raise RuntimeError(f"`utjima serve` did not start: {self.tail()}")
-
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def tail(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text()[-800:]
+        raise RuntimeError(f"`utjima serve` did not start: {tail}")
 
     def stop(self) -> None:
         stop_process(self.proc)
         self.log.close()
         self.dir.cleanup()
+
+
+@dataclass
+class Target:
+    """What the players connect to, and the server processes measured."""
+
+    url: str
+    pids: list[int]
+    node_urls: list[str]  # each process directly (its /api/health)
+
+
+def start_target(args: argparse.Namespace, env: dict[str, str],
+                 stack: contextlib.ExitStack) -> Target:
+    if args.url is not None:
+        return Target(args.url.rstrip("/"), [], [args.url.rstrip("/")])
+    if args.cluster:
+        try:
+            from harness.cluster import running_cluster
+        except ImportError as e:
+            raise RuntimeError(f"--cluster needs harness/cluster.py (the multi-process "
+                               f"setup): {e}") from None
+        c = stack.enter_context(running_cluster(args.cluster, env=env))
+        return Target(c.url, [n.proc.pid for n in c.nodes.values()],
+                      [n.url for n in c.nodes.values()])
+    server = ServerProc(env)
+    stack.callback(server.stop)
+    return Target(server.url, [server.proc.pid], [server.url])
 
 
 def health(url: str, window_s: float = 30.0) -> dict | None:
@@ -447,67 +476,72 @@ def room_sizes(players: int, rng: random.Random) -> list[int]:
     return sizes
 
 
-async def run_step(players: int, args: argparse.Namespace, url: str | None,
-                   rng: random.Random) -> dict:
+async def run_step(players: int, args: argparse.Namespace, rng: random.Random) -> dict:
     sizes = room_sizes(players, rng)
     env = {"UTJIMA_MAX_ROOMS": str(max(500, len(sizes)))}
-    server = ServerProc(env) if url is None else None
-    base = url or f"http://127.0.0.1:{server.port}"
-    parsed = urllib.parse.urlsplit(base)
-    gen = Generator(parsed.hostname, parsed.port or 80)
     load_before = os.getloadavg()
-    try:
-        t0 = time.perf_counter()
-        sem = asyncio.Semaphore(32)
+    with contextlib.ExitStack() as stack:
+        target = await asyncio.to_thread(start_target, args, env, stack)
+        parsed = urllib.parse.urlsplit(target.url)
+        gen = Generator(parsed.hostname, parsed.port or 80)
+        try:
+            return await measure(gen, target, sizes, args, load_before)
+        finally:
+            gen.close_all()
+            await asyncio.sleep(0.2)  # let the closes go out before the servers stop
 
-        async def add(k: int, size: int) -> None:
-            async with sem:
-                await gen.add_room(k, size)
 
-        await asyncio.wait_for(asyncio.gather(*(add(k, s) for k, s in enumerate(sizes))),
-                               args.setup_s)
-        setup_s = time.perf_counter() - t0
-        start = time.perf_counter()
-        measure_from = start + args.warmup
-        until = measure_from + args.seconds
-        sender = asyncio.create_task(gen.run_sender(until))
-        await asyncio.sleep(args.warmup)
-        cpu0, own0 = (server.cpu_s() if server else None), os.times()
-        wall0, rss = time.perf_counter(), []
-        late0 = len(gen.sender_late)
-        while time.perf_counter() < until:
-            if server:
-                rss.append(server.rss_mb())
-            await asyncio.sleep(min(1.0, max(0.0, until - time.perf_counter())))
-        await sender
-        wall = time.perf_counter() - wall0
-        own1 = os.times()
-        cpu = (server.cpu_s() - cpu0) / wall * 100 if server else None
-        own = ((own1.user - own0.user) + (own1.system - own0.system)) / wall * 100
-        h = await asyncio.to_thread(health, base, args.seconds)
-        lat = [d * 1000 for at, d in gen.verdicts if measure_from <= at < until]
-        late = [x * 1000 for x in gen.sender_late[late0:]]
-        return {
-            "players": players, "rooms": len(sizes), "setup_s": round(setup_s, 1),
-            "verdicts": len(lat),
-            "p50_ms": _r(pct(lat, 50)), "p99_ms": _r(pct(lat, 99)), "max_ms": _r(max(lat, default=None)),
-            "loop_lag_ms": (h or {}).get("loop_lag_ms"),
-            "server_cpu_pct": _r(cpu), "server_rss_mb": _r(max(rss, default=None)),
-            "generator_cpu_pct": _r(own), "sender_late_p99_ms": _r(pct(late, 99)),
-            "msgs_sent": gen.sent, "msgs_received": gen.received, "signals_received": gen.signals,
-            "errors": dict(gen.errors), "closes": dict(gen.closes),
-            "other_verdicts": dict(gen.other_verdicts),
-            "judge_confirmed_on_scripted_sample": gen.confirm_checks[True],
-            "judge_confirmed_elsewhere": gen.confirm_checks[False],
-            "load_before": [round(x, 2) for x in load_before],
-            "load_after": [round(x, 2) for x in os.getloadavg()],
-            "server_log_tail": (server.tail()[-300:] if server and server.proc.poll() is not None
-                                else None),
-        }
-    finally:
-        gen.close_all()
-        if server is not None:
-            await asyncio.to_thread(server.stop)
+async def measure(gen: Generator, target: Target, sizes: list[int], args: argparse.Namespace,
+                  load_before: tuple[float, ...]) -> dict:
+    t0 = time.perf_counter()
+    sem = asyncio.Semaphore(32)
+
+    async def add(k: int, size: int) -> None:
+        async with sem:
+            await gen.add_room(k, size)
+
+    await asyncio.wait_for(asyncio.gather(*(add(k, s) for k, s in enumerate(sizes))),
+                           args.setup_s)
+    setup_s = time.perf_counter() - t0
+    measure_from = time.perf_counter() + args.warmup
+    until = measure_from + args.seconds
+    sender = asyncio.create_task(gen.run_sender(until))
+    await asyncio.sleep(args.warmup)
+    cpu0, own0 = sum(map(proc_cpu_s, target.pids)), os.times()
+    wall0, rss = time.perf_counter(), []
+    late0 = len(gen.sender_late)
+    while time.perf_counter() < until:
+        rss.append(sum(map(proc_rss_mb, target.pids)))
+        await asyncio.sleep(min(1.0, max(0.0, until - time.perf_counter())))
+    await sender
+    wall = time.perf_counter() - wall0
+    own1 = os.times()
+    cpu = (sum(map(proc_cpu_s, target.pids)) - cpu0) / wall * 100 if target.pids else None
+    own = ((own1.user - own0.user) + (own1.system - own0.system)) / wall * 100
+    lags = [(await asyncio.to_thread(health, u, args.seconds) or {}).get("loop_lag_ms")
+            for u in target.node_urls]
+    lags = [x for x in lags if x]
+    lag = None
+    if lags:  # the worst process's
+        lag = {"p50": max(x["p50"] or 0 for x in lags), "p99": max(x["p99"] or 0 for x in lags),
+               "max": max(x["max"] or 0 for x in lags), "ticks": sum(x["ticks"] for x in lags)}
+    lat = [d * 1000 for at, d in gen.verdicts if measure_from <= at < until]
+    late = [x * 1000 for x in gen.sender_late[late0:]]
+    return {
+        "players": len(gen.players), "rooms": len(sizes), "processes": len(target.node_urls),
+        "setup_s": round(setup_s, 1), "verdicts": len(lat),
+        "p50_ms": _r(pct(lat, 50)), "p99_ms": _r(pct(lat, 99)),
+        "max_ms": _r(max(lat, default=None)), "loop_lag_ms": lag,
+        "server_cpu_pct": _r(cpu), "server_rss_mb": _r(max(rss, default=None)),
+        "generator_cpu_pct": _r(own), "sender_late_p99_ms": _r(pct(late, 99)),
+        "msgs_sent": gen.sent, "msgs_received": gen.received, "signals_received": gen.signals,
+        "errors": dict(gen.errors), "closes": {str(k): v for k, v in gen.closes.items()},
+        "other_verdicts": dict(gen.other_verdicts),
+        "judge_confirmed_on_scripted_sample": gen.confirm_checks[True],
+        "judge_confirmed_elsewhere": gen.confirm_checks[False],
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def _r(x: float | None, nd: int = 1) -> float | None:
@@ -518,7 +552,8 @@ def positive_ints(text: str) -> list[int]:
     try:
         out = [int(x) for x in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}") from None
     if not out or min(out) < 2 or max(out) > 5000:
         raise argparse.ArgumentTypeError(f"each step must be 2 to 5000 players, got {text!r}")
     return out
@@ -528,7 +563,7 @@ def seconds(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
     if not 1 <= v <= 600:
         raise argparse.ArgumentTypeError(f"expected 1 to 600 seconds, got {text!r}")
     return v
@@ -543,7 +578,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         lag = r["loop_lag_ms"] or {}
         errs = sum(r["errors"].values()) + sum(r["other_verdicts"].values()) + sum(
-            v for k, v in r["closes"].items() if k not in ("1000", "1001", 1000, 1001))
+            v for k, v in r["closes"].items() if k not in ("1000", "1001"))
         out.append(f"{r['players']:>7}  {r['rooms']:>5}  {r['verdicts']:>8}  "
                    f"{f(r['p50_ms'], '{:.1f}'):>6}  {f(r['p99_ms'], '{:.1f}'):>6}  "
                    f"{f(r['max_ms']):>6}  {f(lag.get('p99'), '{:.1f}'):>8} / "
@@ -564,8 +599,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="most seconds to create, join and connect a step's players")
     ap.add_argument("--url", help="measure this running server instead of starting one "
                                   "(no server CPU/RSS then)")
+    ap.add_argument("--cluster", type=int, default=0, metavar="N",
+                    help="N processes behind HAProxy with Redis and PostgreSQL "
+                         "(harness/cluster.py) instead of one process")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if not 0 <= args.cluster <= 8:
+        ap.error(f"--cluster must be 0 (one process) to 8, got {args.cluster}")
     if args.url is not None:
         u = urllib.parse.urlsplit(args.url)
         if u.scheme != "http" or not u.hostname:
@@ -579,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for n in args.players:
         try:
-            row = asyncio.run(run_step(n, args, args.url, rng))
+            row = asyncio.run(run_step(n, args, rng))
         except (RuntimeError, OSError, asyncio.TimeoutError) as e:
             print(f"bench_server: {n} players: {e or type(e).__name__}", file=sys.stderr)
             row = {"players": n, "failed": str(e or type(e).__name__)}
@@ -592,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(ok))
     met = [r for r in ok if r["p99_ms"] is not None and r["p99_ms"] <= TARGET_P99_MS
            and not r["errors"] and not r["other_verdicts"]]
-    summary = {"bench": "server", "processes": 1, "hz": HZ, "seconds": args.seconds,
+    summary = {"bench": "server", "processes": args.cluster or 1, "hz": HZ, "seconds": args.seconds,
                "warmup": args.warmup, "cores": os.cpu_count(),
                "addresses": f"loopback sources, {ROOMS_PER_ADDR} rooms each",
                "target": {"players": TARGET_PLAYERS, "p99_ms": TARGET_P99_MS},
