@@ -15,7 +15,8 @@ Measured per step of the ramp (100, 250, 500, 1,000, 2,000 players; a fresh serv
   laugh's first sample; checked against the server's own `laugh_confirmed` event) to the
   `room` message with that round's verdict arriving at each other player of the room;
 - the server's event-loop lag (how late its 100 ms ticker wakes, from `GET /api/health`);
-- the server's CPU (% of one core) and RSS, from /proc; the load generator's own CPU.
+- the server's CPU (% of one core), RSS, and the time its event loop sat waiting for a CPU
+  other programs held (/proc/PID/schedstat); the load generator's own CPU.
 
 The generator is one asyncio process with a lean websocket client (RFC 6455 frames by
 hand, masked; relayed scores counted without being parsed), so it costs little of the
@@ -391,6 +392,12 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def proc_waited_s(pid: int) -> float:
+    """Seconds the process's main thread (the event loop) sat runnable, waiting for a CPU
+    that other programs held: how much the machine's load took from the server."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def proc_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -508,6 +515,7 @@ async def measure(gen: Generator, target: Target, sizes: list[int], args: argpar
     sender = asyncio.create_task(gen.run_sender(until))
     await asyncio.sleep(args.warmup)
     cpu0, own0 = sum(map(proc_cpu_s, target.pids)), os.times()
+    waited0 = sum(map(proc_waited_s, target.pids))
     wall0, rss = time.perf_counter(), []
     late0 = len(gen.sender_late)
     while time.perf_counter() < until:
@@ -518,6 +526,8 @@ async def measure(gen: Generator, target: Target, sizes: list[int], args: argpar
     own1 = os.times()
     cpu = (sum(map(proc_cpu_s, target.pids)) - cpu0) / wall * 100 if target.pids else None
     own = ((own1.user - own0.user) + (own1.system - own0.system)) / wall * 100
+    waited = (sum(map(proc_waited_s, target.pids)) - waited0) / wall * 100 \
+        if target.pids else None
     lags = [(await asyncio.to_thread(health, u, args.seconds) or {}).get("loop_lag_ms")
             for u in target.node_urls]
     lags = [x for x in lags if x]
@@ -532,7 +542,8 @@ async def measure(gen: Generator, target: Target, sizes: list[int], args: argpar
         "setup_s": round(setup_s, 1), "verdicts": len(lat),
         "p50_ms": _r(pct(lat, 50)), "p99_ms": _r(pct(lat, 99)),
         "max_ms": _r(max(lat, default=None)), "loop_lag_ms": lag,
-        "server_cpu_pct": _r(cpu), "server_rss_mb": _r(max(rss, default=None)),
+        "server_cpu_pct": _r(cpu), "server_waited_for_cpu_pct": _r(waited),
+        "server_rss_mb": _r(max(rss, default=None)),
         "generator_cpu_pct": _r(own), "sender_late_p99_ms": _r(pct(late, 99)),
         "msgs_sent": gen.sent, "msgs_received": gen.received, "signals_received": gen.signals,
         "errors": dict(gen.errors), "closes": {str(k): v for k, v in gen.closes.items()},
@@ -574,7 +585,7 @@ def table(rows: list[dict]) -> str:
         return "-" if x is None else fmt.format(x)
 
     out = ["players  rooms  verdicts  p50 ms  p99 ms  max ms  loop lag p99/max ms  server CPU %  "
-           "RSS MB  generator CPU %  errors"]
+           "waited %  RSS MB  generator CPU %  errors"]
     for r in rows:
         lag = r["loop_lag_ms"] or {}
         errs = sum(r["errors"].values()) + sum(r["other_verdicts"].values()) + sum(
@@ -583,6 +594,7 @@ def table(rows: list[dict]) -> str:
                    f"{f(r['p50_ms'], '{:.1f}'):>6}  {f(r['p99_ms'], '{:.1f}'):>6}  "
                    f"{f(r['max_ms']):>6}  {f(lag.get('p99'), '{:.1f}'):>8} / "
                    f"{f(lag.get('max'), '{:.0f}'):<8}  {f(r['server_cpu_pct']):>12}  "
+                   f"{f(r['server_waited_for_cpu_pct']):>8}  "
                    f"{f(r['server_rss_mb']):>6}  {f(r['generator_cpu_pct']):>15}  {errs:>6}")
     return "\n".join(out)
 
