@@ -276,3 +276,57 @@ def test_an_unreachable_redis_is_one_line_before_serving_on(tmp_path, capsys):
     out = capsys.readouterr()
     assert rc == 2 and "serving on" not in out.out and "Traceback" not in out.err
     assert out.err.count("\n") == 1, out.err
+
+
+# --- the room directory on a real Redis --------------------------------------------------------
+
+
+def test_the_directory_remembers_a_stopped_or_dead_nodes_rooms(tmp_path):
+    """What the survivor answers for another node's code: forward while that node beats,
+    `restarted` once it went away (SIGTERM) or stopped beating (killed) with the room live,
+    `unknown` for a code that never lived; a node that starts again retires its old codes."""
+    pytest.importorskip("redis")
+    import asyncio
+
+    from harness.cluster import Unavailable, redis_server
+    from utjima.server import cluster
+
+    try:
+        server = redis_server(tmp_path)
+        url = server.__enter__()
+    except Unavailable as e:
+        pytest.skip(str(e))
+
+    async def scenario() -> None:
+        a = cluster.Directory(url, "A", "http://127.0.0.1:1111")
+        b = cluster.Directory(url, "B", "http://127.0.0.1:2222")
+        assert await a.start() == set() and await b.start() == set()
+        await a.rooms_changed(["AXXXX2", "AXXXX3"], [])
+        await a.rooms_changed([], ["AXXXX3"])  # closed normally
+        assert await b.locate("AXXXX2") == ("live", "http://127.0.0.1:1111")
+        await a.stop()  # SIGTERM: its live rooms are remembered as restarted
+        assert await b.locate("AXXXX2") == ("restarted", None)
+        assert await b.locate("AXXXX3") == ("unknown", None)
+        # a node that dies (no going away): its heartbeat expires, its rooms are still known
+        await b.rooms_changed(["BXXXX4"], [])
+        await b.r.delete("utjima:node:B")  # as NODE_TTL_S after a kill -9
+        c = cluster.Directory(url, "C", "http://127.0.0.1:3333")
+        assert await c.start() == set()
+        assert await c.locate("BXXXX4") == ("restarted", None)
+        b2 = cluster.Directory(url, "B", "http://127.0.0.1:2222")  # B starts again
+        assert await b2.start() == {"BXXXX4"}  # it answers them with server_restarted itself
+        assert await c.locate("BXXXX4") == ("live", "http://127.0.0.1:2222")
+        for d in (b, b2, c):
+            await d.stop()
+
+    try:
+        asyncio.run(scenario())
+        import redis
+
+        cluster.check(url, "Z", "http://127.0.0.1:9")  # free
+        redis.Redis.from_url(url).set("utjima:node:Z", "http://127.0.0.1:8")
+        cluster.check(url, "Z", "http://127.0.0.1:8")  # the same process, restarting
+        with pytest.raises(cluster.ClusterError, match="in use by the process at"):
+            cluster.check(url, "Z", "http://127.0.0.1:9")
+    finally:
+        server.__exit__(None, None, None)
