@@ -166,6 +166,8 @@ def test_two_processes_behind_haproxy_share_a_room_and_survive_a_stop(tmp_path):
         assert status == 200, bo  # forwarded to the owner
         status, info = call(direct, f"/api/rooms/{code}")
         assert status == 200 and info["players"] == ["Ana", "Bo"], info
+        status, invite = call(direct, f"/api/rooms/{code}/invite")
+        assert status == 200 and invite["url"] == f"{direct}/r/{code}", invite  # its address
         a = Player(ws_url(proxy, code), ana["token"])
         b = Player(ws_url(direct, code), bo["token"])
         players += [a, b]
@@ -236,6 +238,11 @@ def test_two_processes_behind_haproxy_share_a_room_and_survive_a_stop(tmp_path):
         engine.dispose()
         survivor_log = cluster.nodes[other].output()
         assert "Traceback" not in survivor_log, survivor_log[-2000:]
+
+        # the owner starts again under its id: it answers its old code itself
+        restarted = cluster.start_node(owner)
+        status, gone = call(restarted.url, f"/api/rooms/{code}")
+        assert status == 410 and gone["detail"]["code"] == "server_restarted", (status, gone)
     finally:
         for p in players:
             p.close()

@@ -45,9 +45,10 @@ HEARTBEAT_S = 2.0
 RESTARTED_KEEP_S = 86400  # as store.RESTARTED_KEEP: how long a restarted code is remembered
 CONNECT_TIMEOUT_S = 3.0
 FORWARD_TIMEOUT_S = 10.0
-# headers that belong to one hop, never forwarded (RFC 9110 7.6.1), and those httpx sets
+# headers that belong to one hop, never forwarded (RFC 9110 7.6.1), and those httpx or
+# uvicorn set themselves. Host is kept: invite links use the address the page reached.
 HOP_HEADERS = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-               "trailer", "transfer-encoding", "upgrade", "host", "content-length"}
+               "trailer", "transfer-encoding", "upgrade", "content-length", "date", "server"}
 
 
 class ClusterError(UtjimaError):
@@ -145,10 +146,11 @@ class Directory:
     # --- other nodes' rooms -------------------------------------------------------------------
 
     async def locate(self, code: str) -> tuple[str, str | None]:
-        """Where a code that is not this node's lives: ("live", url of its node),
-        ("restarted", None) when its node stopped with the room live, else ("unknown", None)."""
+        """Where a code that is not live here lives: ("live", url of its node),
+        ("restarted", None) when its node stopped with the room live, else ("unknown", None).
+        A code of this node that is not live here is restarted or unknown."""
         node = code[0]
-        url = await self.r.get(f"utjima:node:{node}")
+        url = await self.r.get(f"utjima:node:{node}") if node != self.node_id else None
         if url is not None:
             return "live", url
         async with self.r.pipeline(transaction=False) as p:
@@ -170,6 +172,7 @@ async def forward_http(request: Request, base_url: str, client_addr: str,
     """The owner's answer to this request (method, path, query, body, headers)."""
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
     headers["x-forwarded-for"] = client_addr
+    headers["x-forwarded-proto"] = request.url.scheme
     url = base_url.rstrip("/") + request.url.path
     if request.url.query:
         url += "?" + request.url.query

@@ -184,7 +184,7 @@ class Hub:
             code = schemas.clean_room_code(code)
         except ValueError:
             return None
-        if code[0] == self.s.node_id or code in self.rooms:
+        if code in self.rooms:
             return None
         try:
             state, url = await self.directory.locate(code)
@@ -196,7 +196,7 @@ class Hub:
             raise RoomError(410, "server_restarted", (
                 f"the server holding room {code} restarted, and the room ended with it; "
                 "create a new room (finished matches are kept)"))
-        return url
+        return url if code[0] != self.s.node_id else None
 
     def missed(self, addr: str | None) -> None:
         """A failed lookup, join or hello from `addr`: spend from its guessing budget."""
