@@ -163,7 +163,7 @@ class Directory:
         if self._http is None:
             import httpx
 
-            self._http = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S)
+            self._http = httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S, trust_env=False)
         return self._http
 
 
