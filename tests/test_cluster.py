@@ -7,7 +7,9 @@ owner. They play a match with scripted score streams; then, during the rematch, 
 gets SIGTERM: both pages hear `server_restarting` and a 1001 close, a rejoin to the old
 code hears `server_restarted` (from the survivor, through the proxy), a new room on the
 survivor works, the finished match is in PostgreSQL, and the interrupted one is nobody's
-win. The flags and their errors are checked without any of it."""
+win; the owner, started again, answers its old code itself, and killed (-9) with a room
+live, that room is answered `server_restarted` by the survivor once its heartbeat
+expires. The directory and the flags' errors are checked without the rest."""
 
 from __future__ import annotations
 
@@ -243,6 +245,23 @@ def test_two_processes_behind_haproxy_share_a_room_and_survive_a_stop(tmp_path):
         restarted = cluster.start_node(owner)
         status, gone = call(restarted.url, f"/api/rooms/{code}")
         assert status == 410 and gone["detail"]["code"] == "server_restarted", (status, gone)
+
+        # and dies (kill -9, no going away) with a room live: once its heartbeat expires,
+        # the proxy's answer for that room is the survivor's server_restarted
+        status, room3 = call(restarted.url, "/api/rooms", {})
+        assert status == 201 and room3["code"][0] == owner, room3
+        time.sleep(0.5)  # the ticker lists the live code in Redis
+        cluster.stop_node(owner, signal.SIGKILL)
+        answers = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, gone = call(proxy, f"/api/rooms/{room3['code']}")
+            answers.add(status)
+            if status == 410:
+                break
+            time.sleep(0.5)
+        assert status == 410 and gone["detail"]["code"] == "server_restarted", (answers, gone)
+        assert answers <= {200, 502, 503, 410}, answers  # the window: docs/deploy.md
     finally:
         for p in players:
             p.close()
