@@ -26,10 +26,15 @@ per address, so the server's per-address limits (200 messages a second, 5 rooms)
 shipped. The only setting changed: `UTJIMA_MAX_ROOMS` is raised to the rooms a step needs
 when that is over 500 (2,000 players in rooms of 2-4 need about 670).
 
+`--cluster N` runs the same against N processes behind HAProxy, with Redis and PostgreSQL
+(harness/cluster.py, issue 12 section 2); the proxy's and Redis's CPU are reported beside
+the servers' (PostgreSQL only stores finished matches and is not counted).
+
 Prints a table; the last line is one JSON object.
 
     .venv/bin/python -m benchmarks.bench_server                       # the ramp, ~6 minutes
     .venv/bin/python -m benchmarks.bench_server --players 4 --seconds 3 --warmup 12
+    .venv/bin/python -m benchmarks.bench_server --cluster 2           # two processes, HAProxy
     .venv/bin/python -m benchmarks.bench_server --url http://HOST:PORT  # a server already running
 """
 
@@ -398,6 +403,19 @@ def proc_waited_s(pid: int) -> float:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
+def helpers() -> dict[int, str]:
+    """This process's children that are infrastructure (the proxy, Redis): pid -> name."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                comm, rest = (d / "stat").read_text().rsplit(")", 1)
+                name = comm.split("(", 1)[1]
+                if int(rest.split()[1]) == os.getpid() and name in ("haproxy", "redis-server"):
+                    out[int(d.name)] = name
+    return out
+
+
 def proc_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -516,6 +534,8 @@ async def measure(gen: Generator, target: Target, sizes: list[int], args: argpar
     await asyncio.sleep(args.warmup)
     cpu0, own0 = sum(map(proc_cpu_s, target.pids)), os.times()
     waited0 = sum(map(proc_waited_s, target.pids))
+    infra = helpers()
+    infra0 = {pid: proc_cpu_s(pid) for pid in infra}
     wall0, rss = time.perf_counter(), []
     late0 = len(gen.sender_late)
     while time.perf_counter() < until:
@@ -528,6 +548,8 @@ async def measure(gen: Generator, target: Target, sizes: list[int], args: argpar
     own = ((own1.user - own0.user) + (own1.system - own0.system)) / wall * 100
     waited = (sum(map(proc_waited_s, target.pids)) - waited0) / wall * 100 \
         if target.pids else None
+    infra_cpu = {name: _r((proc_cpu_s(pid) - infra0[pid]) / wall * 100)
+                 for pid, name in infra.items()}
     lags = [(await asyncio.to_thread(health, u, args.seconds) or {}).get("loop_lag_ms")
             for u in target.node_urls]
     lags = [x for x in lags if x]
@@ -543,7 +565,7 @@ async def measure(gen: Generator, target: Target, sizes: list[int], args: argpar
         "p50_ms": _r(pct(lat, 50)), "p99_ms": _r(pct(lat, 99)),
         "max_ms": _r(max(lat, default=None)), "loop_lag_ms": lag,
         "server_cpu_pct": _r(cpu), "server_waited_for_cpu_pct": _r(waited),
-        "server_rss_mb": _r(max(rss, default=None)),
+        "server_rss_mb": _r(max(rss, default=None)), "infra_cpu_pct": infra_cpu,
         "generator_cpu_pct": _r(own), "sender_late_p99_ms": _r(pct(late, 99)),
         "msgs_sent": gen.sent, "msgs_received": gen.received, "signals_received": gen.signals,
         "errors": dict(gen.errors), "closes": {str(k): v for k, v in gen.closes.items()},
