@@ -21,6 +21,7 @@ uint8 (H, W, 3), 640x480 unless asked otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -315,3 +316,20 @@ class Clip:
         return {"side_px": side, "spread": spread, "cnr": cnr, "mean_luma": float(luma.mean()),
                 "visible": bool(side >= MIN_VISIBLE_FACE_PX and spread >= MIN_VISIBLE_SPREAD
                                 and cnr >= MIN_VISIBLE_CNR)}
+
+
+def fake_camera_clip(neutral: np.ndarray, smiling: np.ndarray, camera: Camera,
+                     seconds_each: float = 2.0, fps: int = 30, face_px: float = 88.0,
+                     centres: tuple[float, float] = (300.0, 340.0), seed: int = 0):
+    """A fake camera's frames, (480, 640, 3) uint8: the neutral face, then the smiling one,
+    as one player in one room through `camera` (e.g. CAMERAS["dark+small"]), `face_px`
+    wide. The faces sit at x = centres (neutral, smiling) so a result's box tells the
+    segments apart, close enough that a followed face stays in its search square when the
+    file loops or switches (a player does not jump)."""
+    n = round(seconds_each * fps)
+    cam = dataclasses.replace(camera, face_px=(face_px, face_px), tilt_deg=(0.0, 0.0))
+    for k, (face, cx) in enumerate(((neutral, centres[0]), (smiling, centres[1]))):
+        clip = Clip(face, cam, seed=seed)
+        clip.params.update(cx=cx, cy=FRAME_H / 2)
+        for i in range(n):
+            yield clip.frame(k * n + i, fps)[0]

@@ -399,7 +399,7 @@ def test_live_config_json_round_trip_and_refusals():
     with pytest.raises(ValueError, match="exactly the keys"):
         faces.LiveConfig.from_json({**d, "speed": 1.0})
     for key, bad in (("max_gain", 0.5), ("hold_ms", -1.0), ("roi_scale", "2"),
-                     ("scan_min_score", 1.5)):
+                     ("acquire_min_score", 1.5)):
         with pytest.raises(ValueError, match="positive numbers"):
             faces.LiveConfig.from_json({**d, key: bad})
 
@@ -463,11 +463,11 @@ def test_live_tracker_holds_a_missed_face_then_reports_it_gone(short):
     for i in range(6):
         assert tracker.update(i * 1000 / 30, clip.frame(i)[0]) is not None
     seen = tracker.last_seen_ms
-    room = np.clip(clip._room * clip.params["brightness"], 0, 255).astype(np.uint8)
+    empty = dim_small_clip(person=False)  # the same room: the player left
     out = []
     for i in range(6, 30):
         t = i * 1000 / 30
-        f = tracker.update(t, room)
+        f = tracker.update(t, empty.frame(i)[0])
         out.append((t, f is not None, tracker.search))
     held = [t for t, has, _ in out if has]
     assert held and all(s == "held" for _, has, s in out if has)

@@ -151,9 +151,11 @@ class LiveConfig:
     tile_frac: float = 0.5            # acquire: tiles of this fraction of the frame's longer
                                       # side, half-overlapping (640x480: 6 tiles of 320 px)
     scan_interval_ms: float = 500.0   # acquire: the tile scan runs at most this often
-    scan_min_score: float = 0.75      # acquire: a face from the tiles needs this score (six
-                                      # zoomed looks at a room: false faces reach 0.74 in
-                                      # empty rendered rooms, real ones 0.73-0.96, 5th pct 0.8)
+    acquire_min_score: float = 0.75   # acquire: a new face (whole frame or tiles) needs this
+                                      # score; a followed one is re-found in its square at
+                                      # the detector's min_score. Rendered empty rooms give
+                                      # false faces up to 0.75; real faces found in the whole
+                                      # frame or the tiles score >= 0.8 (5th percentile)
     hold_ms: float = 300.0            # a followed face missing from detections is kept this
                                       # long (re-detecting every frame), then reported gone
     exposure_target: float = 0.35     # detector input: gained so its mean luma reaches this
@@ -171,9 +173,9 @@ class LiveConfig:
             got = sorted(d) if isinstance(d, dict) else type(d).__name__
             raise ValueError(f"streaming.live must have exactly the keys {names}, got {got}")
         bad = [k for k in names if not isinstance(d[k], (int, float)) or not d[k] > 0]
-        if bad or d["max_gain"] < 1 or d["scan_min_score"] > 1:
+        if bad or d["max_gain"] < 1 or d["acquire_min_score"] > 1:
             raise ValueError(f"streaming.live values must be positive numbers (max_gain >= 1, "
-                             f"scan_min_score <= 1), got { {k: d[k] for k in names} }")
+                             f"acquire_min_score <= 1), got { {k: d[k] for k in names} }")
         return cls(**{k: float(d[k]) for k in names})
 
 
@@ -670,7 +672,7 @@ class FaceTracker:
             found = self._largest(rgb, [letterbox_region(w, h, n) if roi is None else roi])
             self.search = "roi"
         if found is None and not searched_frame:
-            found = self._largest(rgb, [letterbox_region(w, h, n)])
+            found = self._largest(rgb, [letterbox_region(w, h, n)], self.live.acquire_min_score)
             self.search = "frame"
         holding = self.face is not None and t_ms - self.last_seen_ms <= self.live.hold_ms
         if found is None and holding:
@@ -680,7 +682,7 @@ class FaceTracker:
         if found is None and t_ms - self.last_scan_ms >= self.live.scan_interval_ms:
             self.last_scan_ms = t_ms
             found = self._largest(rgb, scan_regions(w, h, n, self.live),
-                                  self.live.scan_min_score)
+                                  self.live.acquire_min_score)
             self.search = "scan"
         if found is None:
             self.search = "gone" if self.face is not None else "none"

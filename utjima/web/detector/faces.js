@@ -366,7 +366,7 @@ export function largestFace(faces) {
 // ---------------------------------------------------------------------------------------
 // the live path: one face followed through a camera's frames (faces.py "Live path")
 
-const LIVE_KEYS = ["roi_scale", "tile_frac", "scan_interval_ms", "scan_min_score", "hold_ms", "exposure_target", "max_gain"];
+const LIVE_KEYS = ["roi_scale", "tile_frac", "scan_interval_ms", "acquire_min_score", "hold_ms", "exposure_target", "max_gain"];
 
 /** Read and check model.json streaming.live (faces.py `LiveConfig.from_json`). */
 export function liveConfig(live) {
@@ -374,12 +374,12 @@ export function liveConfig(live) {
   const keys = live !== null && typeof live === "object" ? Object.keys(live).sort() : [];
   if (keys.join() !== [...LIVE_KEYS].sort().join()) throw new Error(`model.json streaming.live must have exactly the keys ${LIVE_KEYS}, got ${JSON.stringify(keys)}`);
   const bad = LIVE_KEYS.filter((k) => !(typeof live[k] === "number" && live[k] > 0));
-  if (bad.length || live.max_gain < 1 || live.scan_min_score > 1) throw new Error(`model.json streaming.live values must be positive numbers (max_gain >= 1, scan_min_score <= 1), got ${JSON.stringify(live)}`);
+  if (bad.length || live.max_gain < 1 || live.acquire_min_score > 1) throw new Error(`model.json streaming.live values must be positive numbers (max_gain >= 1, acquire_min_score <= 1), got ${JSON.stringify(live)}`);
   return {
     roiScale: live.roi_scale, // follow: search a square this many face sides wide
     tileFrac: live.tile_frac, // acquire: tiles of this fraction of the frame's longer side
     scanIntervalMs: live.scan_interval_ms, // acquire: the tile scan at most this often
-    scanMinScore: live.scan_min_score, // acquire: a face from the tiles needs this score
+    acquireMinScore: live.acquire_min_score, // acquire: a new face needs this score
     holdMs: live.hold_ms, // a followed face missing this long is gone
     exposureTarget: live.exposure_target, // detector input: gained towards this mean luma
     maxGain: live.max_gain, // ... by at most this factor
@@ -502,7 +502,7 @@ export class FaceTracker {
       this.search = "roi";
     }
     if (found === null && !searchedFrame) {
-      found = largestFace(await this.rd.detect(img, [frame]));
+      found = largestFace(await this.rd.detect(img, [frame], live.acquireMinScore));
       this.search = "frame";
     }
     if (found === null && this.face !== null && tMs - this.lastSeenMs <= live.holdMs) {
@@ -512,7 +512,7 @@ export class FaceTracker {
     }
     if (found === null && tMs - this.lastScanMs >= live.scanIntervalMs) {
       this.lastScanMs = tMs;
-      found = largestFace(await this.rd.detect(img, scanRegions(w, h, n, live), live.scanMinScore));
+      found = largestFace(await this.rd.detect(img, scanRegions(w, h, n, live), live.acquireMinScore));
       this.search = "scan";
     }
     if (found === null) {
