@@ -62,6 +62,33 @@ Photos (`detect(image, tiles="auto")`, Python only): the whole letterboxed image
     detections whose centre lies in its share of the image and whose score >= the tiling
     min_score; all of them then go through the weighted NMS together.
 
+Live path (`FaceTracker`; web/detector/faces.js `FaceTracker`): one face followed through a
+    camera's frames, constants in model.json["streaming"]["live"] (`LiveConfig`) and
+    streaming.detect_interval_ms. A search region is an axis-aligned square, m =
+    [[R/N, 0, x0], [0, R/N, y0]] (`search_region`), or the whole frame (the letterbox's m),
+    sampled at the short detector's N with fill 0, step = m00. Exposure (`exposure_gain`):
+    L = mean of 0.299 R + 0.587 G + 0.114 B over the pixels whose source centre (sx, sy)
+    lies in [0, W) x [0, H); gain = min(max_gain, max(1, exposure_target / L)) (max_gain
+    when L is 0); network input = 2 * min(1, value * gain) - 1 (value * gain in float32).
+    The candidates of one search's regions go through one weighted NMS, in region order
+    (score ties: the earlier region, then the lower anchor index). At t_ms (increasing),
+    with F the followed face (none at first):
+    1. F and t_ms - last_detect < detect_interval_ms: crop from F ("carried"). Else
+       last_detect = t_ms, and:
+    2. F: search the square of side R = roi_scale * F.side centred on F's box centre, or
+       the whole frame when R >= max(W, H) ("roi"); the largest face found becomes F.
+    3. Nothing, and the whole frame not searched yet: the whole frame ("frame"); the
+       largest face with score >= acquire_min_score becomes F.
+    4. Nothing, F and t_ms - last_seen <= hold_ms: keep F ("held"), last_detect = -inf
+       (search again on the next frame).
+    5. Nothing, and t_ms - last_scan >= scan_interval_ms: last_scan = t_ms; the tiles
+       (`scan_regions`): squares of side T = tile_frac * max(W, H) at origins spread evenly
+       from 0 to W - T (k = ceil((W - T) / (T / 2)) + 1 of them; one centred when T >= W),
+       the same along y, row by row ("scan"); the largest face with score >=
+       acquire_min_score becomes F.
+    6. Nothing: F = none ("gone" when there was one, else "none"); the window resets.
+    Whenever a face becomes F, last_seen = t_ms.
+
 Training crops (`recrop`): a dataset crop is put at the centre of a grey canvas 3x its side
     (`embed`), the short detector finds the face there, and the crop is cut from the
     original crop (clamp to edge) with the same policy, so training and live crops match.
