@@ -2,33 +2,59 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+PIP    := $(PY) -m pip install --disable-pip-version-check
+# One .venv in layers, a stamp each: `make run` installs only what serving needs (no torch,
+# no playwright); `make train` adds the train extra; `make test` / `make setup` add train +
+# dev. Each stamp depends on pyproject.toml alone, so `make run` after `make test` installs
+# nothing and `make test` after `make run` adds only the extras.
+BASE   := $(VENV)/.base
+TRAIN  := $(VENV)/.train
+DEV    := $(VENV)/.dev
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
+TLS    ?=
+ARGS   ?=
 
-.PHONY: setup run test test-fast web-deps system-deps lint bench clean
+.PHONY: setup serve-deps run train test test-fast web-deps system-deps lint bench clean
 
-setup: $(STAMP) web-deps
+setup: $(DEV) web-deps
 
-# Everything from the registries: torch pinned to the CPU build (see pyproject.toml).
-$(STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[train,dev]'
-	touch $(STAMP)
+# what `make run` installs, without starting the server (docs/deploy.md)
+serve-deps: $(BASE) web-deps
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# -qq: errors only (serving's first start should print little)
+$(BASE): pyproject.toml | $(PY)
+	@echo "installing utjima and what the server needs into $(VENV) (once) ..."
+	@$(PIP) -qq -e .
+	@touch $@
+
+# torch pinned to the CPU build (see pyproject.toml)
+$(TRAIN): $(BASE)
+	$(PIP) -q -e '.[train]'
+	touch $@
+
+$(DEV): $(BASE)
+	$(PIP) -q -e '.[train,dev]'
+	touch $@ $(TRAIN)
 
 # onnxruntime-web comes from the npm registry and is served by our own server (no CDN).
 web-deps: node_modules/.installed
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	touch $@
+	@npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
 
 # Debian packages the tests use: Chromium for the headless browser tests (never
-# `playwright install`), Korean fonts for its screenshots, PostgreSQL for the migration test.
+# `playwright install`), Korean and emoji fonts for its screenshots, PostgreSQL for the
+# migration test, coturn (TURN) for the relayed-video test.
 system-deps:
 	@missing=""; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/bin/turnserver || missing="$$missing coturn"; \
 	dpkg -s fonts-nanum >/dev/null 2>&1 || missing="$$missing fonts-nanum"; \
+	dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing="$$missing fonts-noto-color-emoji"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -36,8 +62,14 @@ system-deps:
 	       test -x /usr/bin/chromium || exit 1; fi; \
 	fi
 
-run: setup
-	$(VENV)/bin/utjima serve --host $(HOST) --port $(PORT)
+# make run [HOST=0.0.0.0] [PORT=8000] [TLS=1] [ARGS="--rounds-to-win 2 ..."]
+run: serve-deps
+	@$(VENV)/bin/utjima serve --host $(HOST) --port $(PORT) \
+	  $(if $(filter 1 yes true,$(TLS)),--tls) $(ARGS)
+
+# Retrain the shipped model from the shared research archives (tools/train_default.sh).
+train: $(TRAIN)
+	tools/train_default.sh
 
 test: setup system-deps
 	$(PY) -m pytest -q

@@ -17,17 +17,23 @@ class ChromiumMissing(RuntimeError):
     """No Chromium binary and no way to install one here."""
 
 
-def ensure_chromium(install: bool = True) -> Path:
-    """The Chromium binary; installs Debian's package when missing and we are root."""
-    if CHROMIUM.is_file():
-        return CHROMIUM
+def debian_binary(path: Path, package: str, install: bool = True) -> bool:
+    """Whether `path` exists, after installing Debian's `package` when it is missing and we
+    are root (as `make system-deps` does)."""
+    if path.is_file():
+        return True
     if install and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env,
+        subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env,
                        stdout=subprocess.DEVNULL)
-        if CHROMIUM.is_file():
-            return CHROMIUM
+    return path.is_file()
+
+
+def ensure_chromium(install: bool = True) -> Path:
+    """The Chromium binary; installs Debian's package when missing and we are root."""
+    if debian_binary(CHROMIUM, "chromium", install):
+        return CHROMIUM
     raise ChromiumMissing(f"no Chromium at {CHROMIUM}; install it with "
                           "`apt-get install -y chromium` (or `make system-deps`)")
 
@@ -39,6 +45,19 @@ def launch_args(fake_video: str | Path | None = None) -> list[str]:
     if fake_video is not None:
         args += ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                  f"--use-file-for-fake-video-capture={fake_video}"]
+    return args
+
+
+def remote_args(cert: str | Path | None, host: str = "utjima.test") -> list[str]:
+    """Flags that make this machine's server look like another computer's: `host` resolves
+    to 127.0.0.1 (a name that is not loopback, so http:// there is not a secure context),
+    and, for https, exactly this server's certificate (`cert`, PEM) is trusted, by its
+    public-key pin, as a friend's browser trusts it after accepting the warning."""
+    args = [f"--host-resolver-rules=MAP {host} 127.0.0.1"]
+    if cert is not None:
+        from utjima.server.tls import spki_sha256
+
+        args.append(f"--ignore-certificate-errors-spki-list={spki_sha256(cert)}")
     return args
 
 

@@ -32,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 WEB_DIR = REPO_ROOT / "utjima" / "web"
 MODEL_DIR = REPO_ROOT / "utjima" / "models"
 ORT_DIR = REPO_ROOT / "node_modules" / "onnxruntime-web" / "dist"
+FONTS_DIR = REPO_ROOT / "node_modules" / "@fontsource"
 START_TIMEOUT_S = 30.0
 # Checked on the real server before it is used; any failure falls back to the stand-in.
 PROBES = ("/models/default/model.json", "/static/detector/detector.js",
@@ -46,7 +47,7 @@ CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'se
 TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
          ".json": "application/json", ".onnx": "application/octet-stream",
          ".html": "text/html; charset=utf-8",
-         ".css": "text/css", ".svg": "image/svg+xml"}
+         ".css": "text/css", ".svg": "image/svg+xml", ".woff2": "font/woff2"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,16 @@ class Server:
     url: str  # http://127.0.0.1:PORT, no trailing slash
     kind: str  # "utjima serve" or "fixture"
     note: str  # why the stand-in was used, else ""
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout_s`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def free_port() -> int:
@@ -87,12 +98,7 @@ def _start_real(model_dir: Path) -> tuple[Server, contextlib.ExitStack]:
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
 
     def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
     stack.callback(stop)  # runs before the folder and the log are closed (LIFO)
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -141,7 +147,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 @contextlib.contextmanager
 def _fixture(model_dir: Path, note: str) -> Iterator[Server]:
-    routes = {"/static/": WEB_DIR, "/models/default/": model_dir, "/vendor/ort/": ORT_DIR}
+    routes = {"/static/": WEB_DIR, "/models/default/": model_dir, "/vendor/ort/": ORT_DIR,
+              "/vendor/fonts/": FONTS_DIR}
     handler = type("Handler", (_Handler,), {"routes": routes})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

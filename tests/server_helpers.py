@@ -2,17 +2,18 @@
 and the traffic audit (what reached the server, sizes and types only).
 
 Test modules import them (`from server_helpers import fake_model_dir`; pytest puts tests/
-on sys.path). Run as a script, this serves the real app under uvicorn like `utjima serve`,
-with the audit appending one JSON line per record the app observes to --traffic-log, so
-the browser tests can check that no media reached the server:
+on sys.path). Run as a script, this is `utjima serve` (any of its flags) with the audit
+appending one JSON line per record the app observes to --traffic-log, so the browser
+tests can check that no media reached the server:
 
-    python tests/server_helpers.py --traffic-log FILE --port N --data-dir DIR
+    python tests/server_helpers.py --traffic-log FILE --port N --data-dir DIR [--tls ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,13 +59,14 @@ class FakeClock:
 
 class TrafficLog:
     """An observer for `create_app(observe=...)` that appends each record to a file as one
-    JSON line (line-buffered: a test can read it while the server runs)."""
+    JSON line, with the wall-clock time it arrived (`t`, s) so a test can look at a window
+    (line-buffered: a test can read it while the server runs)."""
 
     def __init__(self, path: Path) -> None:
         self.f = open(path, "a", buffering=1)  # noqa: SIM115 (closed by close / the with block)
 
     def __call__(self, record: dict[str, Any]) -> None:
-        self.f.write(json.dumps(record) + "\n")
+        self.f.write(json.dumps({**record, "t": time.time()}) + "\n")
 
     def close(self) -> None:
         self.f.close()
@@ -76,24 +78,53 @@ class TrafficLog:
         self.close()
 
 
-def serve_audited(argv: list[str] | None = None) -> None:
-    """The real app under uvicorn (Settings from these flags and UTJIMA_* as for `utjima
-    serve`), with a TrafficLog listening."""
-    import uvicorn
+# The largest message of each type a page sends: an SDP offer is a few KiB; a video frame
+# (or a replay clip's JPEG) would not fit in most, and no type carries binary data.
+MAX_WS_BYTES = {"hello": 200, "score": 200, "pong": 200, "ready": 100, "leave": 100,
+                "signal": 16384, "rules": 120, "kick": 100, "media": 120, "react": 100}
 
-    from utjima.server.app import create_app
-    from utjima.server.settings import Settings
+
+def audit_no_media(records: list[dict[str, Any]]) -> None:
+    """No media reached the server: every websocket message was JSON text of a known type
+    within its size, no frame was binary, and no HTTP request carried more than a small
+    JSON body."""
+    ws = [r for r in records if r["kind"] == "ws"]
+    assert ws and not [r for r in ws if r["binary"]]
+    for r in ws:
+        assert r["type"] in MAX_WS_BYTES, r
+        assert r["bytes"] <= MAX_WS_BYTES[r["type"]], r
+    bodies = [r for r in records if r["kind"] == "http" and r["bytes"]]
+    assert all(r["bytes"] < 512 and r["content_type"].startswith("application/json")
+               for r in bodies), bodies
+
+
+def audit_replay_window(records: list[dict[str, Any]], t0: float, t1: float,
+                        clip_bytes: int) -> dict[str, Any]:
+    """The laugh replay went browser to browser: between `t0` (the verdict, s) and `t1` (the
+    clip played on another page) the server received only the usual small messages, far
+    fewer bytes than the clip, and never a binary frame. Returns what it saw."""
+    audit_no_media(records)
+    window = [r for r in records if r["kind"] == "ws" and t0 - 1 <= r["t"] <= t1]
+    types = {r["type"] for r in window}
+    assert types <= {"score", "pong", "react", "media"}, types
+    got = sum(r["bytes"] for r in window)
+    assert got < clip_bytes / 5, (got, clip_bytes)
+    return {"clip_bytes": clip_bytes, "server_bytes_meanwhile": got, "messages": len(window),
+            "seconds": round(t1 - t0 + 1, 1)}
+
+
+def serve_audited(argv: list[str] | None = None) -> None:
+    """`utjima serve` (the same flags, settings and startup: TLS, URLs) with a TrafficLog
+    listening; --traffic-log FILE comes first."""
+    from utjima.cli import build_parser, serve_options
+    from utjima.server.main import serve
 
     ap = argparse.ArgumentParser(description=serve_audited.__doc__)
     ap.add_argument("--traffic-log", type=Path, required=True, help="JSON lines file to append")
-    ap.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    ap.add_argument("--port", type=int, required=True, help="TCP port")
-    ap.add_argument("--data-dir", type=Path, required=True, help="SQLite database folder")
-    a = ap.parse_args(argv)
-    settings = Settings.from_env(host=a.host, port=a.port, data_dir=a.data_dir)
+    a, rest = ap.parse_known_args(argv)
+    options = serve_options(build_parser().parse_args(["serve", *rest]))
     with TrafficLog(a.traffic_log) as log:
-        uvicorn.run(create_app(settings, observe=log), host=settings.host, port=settings.port,
-                    log_level="warning", ws_max_size=settings.max_signal_bytes + 1024)
+        serve(observe=log, **options)
 
 
 if __name__ == "__main__":

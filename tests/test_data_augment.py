@@ -1,5 +1,7 @@
 """utjima.data.augment: still -> clip augmentation."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -50,8 +52,9 @@ def test_strength_zero_is_the_resized_still_repeated():
 def test_temporal_jitter_is_small():
     img = _face()
     corr = []
+    calm = AugmentConfig(dim_p=0)  # a dim room adds independent sensor noise to every frame
     for seed in range(20):
-        clip = make_clip(img, 5, 64, 1, np.random.default_rng(seed))
+        clip = make_clip(img, 5, 64, 1, np.random.default_rng(seed), cfg=calm)
         assert any(not np.array_equal(clip[0], clip[t]) for t in range(1, 5))  # frames differ
         for t in range(1, 5):  # ... but neighbours correlate strongly
             corr.append(np.corrcoef(clip[t - 1].ravel(), clip[t].ravel())[0, 1])
@@ -98,3 +101,26 @@ def test_bad_inputs():
         make_clip(_face(), 5, 64, 2, np.random.default_rng(0))
     with pytest.raises(ValueError, match="uint8 image"):
         make_clip(np.zeros((8, 8, 4), np.uint8), 5, 64, 3, np.random.default_rng(0))
+
+
+def test_dim_room_darkens_and_adds_noise_and_distance_blurs():
+    img = _face()
+    plain = make_clip(img, 3, 64, 1, None, strength=0)
+    base = AugmentConfig(dim_p=0, lowres_p=0, noise_p=0, blur_p=0, jitter_blur_p=0, occlude_p=0,
+                         jpeg_p=0)
+    clean = [make_clip(img, 3, 64, 1, np.random.default_rng(s), cfg=base) for s in range(10)]
+    dim = [make_clip(img, 3, 64, 1, np.random.default_rng(s), cfg=replace(base, dim_p=1.0))
+           for s in range(10)]
+    noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    sharp = cv2.GaussianBlur(noise, (0, 0), 1)
+    near = [make_clip(sharp, 3, 64, 1, np.random.default_rng(s), cfg=base) for s in range(10)]
+    far = [make_clip(sharp, 3, 64, 1, np.random.default_rng(s), cfg=replace(base, lowres_p=1.0))
+           for s in range(10)]
+    assert np.mean([c.mean() for c in dim]) < 0.7 * np.mean([c.mean() for c in clean])
+    # noise: frames of a dim clip differ pixel by pixel far more than the jitter alone makes them
+    jitter = np.mean([np.abs(np.diff(c, axis=0)).mean() / c.mean() for c in clean])
+    assert np.mean([np.abs(np.diff(c, axis=0)).mean() / c.mean() for c in dim]) > 1.5 * jitter
+    # distance: fine detail (neighbouring-pixel differences) is lost
+    detail = lambda c: np.abs(np.diff(c[0, 0], axis=1)).mean()  # noqa: E731
+    assert np.mean([detail(c) for c in far]) < 0.6 * np.mean([detail(c) for c in near])
+    assert plain.shape == dim[0].shape == far[0].shape

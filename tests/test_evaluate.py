@@ -1,12 +1,13 @@
 """`utjima evaluate` end to end on real faces and recorded clips; the framing split."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 from utjima.cli import main
-from utjima.evaluate import by_framing
+from utjima.evaluate import by_framing, worst_errors
 
 
 def test_by_framing_splits_found_faces_from_the_fallback():
@@ -21,24 +22,46 @@ def test_by_framing_splits_found_faces_from_the_fallback():
 
 
 @pytest.mark.slow
-def test_evaluate_cli_writes_report_plots_and_html(tmp_path, exported_model, dataset_cache, capsys):
+def test_evaluate_cli_writes_report_json_and_a_self_contained_page(tmp_path, exported_model,
+                                                                    dataset_cache, capsys):
     for name in ("smilesmiled", "ferplus"):
         dataset_cache(name)
     out = tmp_path / "rep"
     code = main(["evaluate", "--model", str(exported_model), "--data", "smilesmiled:test",
                  "--data", "ferplus:test", "--select-threshold", "smilesmiled:val",
-                 "--limit", "60", "--bootstrap", "50", "--out", str(out)])
+                 "--limit", "60", "--bootstrap", "50", "--errors", "6", "--out", str(out)])
     assert code == 0
     rep = json.loads((out / "report.json").read_text())
     thr = rep["thresholds"]
     assert thr["selected_on"] == ["smilesmiled:val"] and 0 <= thr["selected"] <= 1
+    assert thr["n"] == 60 and rep["command"].startswith("utjima evaluate --model ")
     s = rep["sources"]["ferplus:test"]
     assert s["n"] == 60 and "smile" in s and "emotion" in s and 0.9 <= s["face_found"] <= 1
-    for f in s["plots"]:
-        assert (out / f).stat().st_size > 1000
-    assert {"ferplus_test_roc.png", "ferplus_test_emotion_confusion.png"} <= set(s["plots"])
-    assert "utjima evaluation" in (out / "report.html").read_text()
-    assert "smile acc" in capsys.readouterr().out
+    assert set(s["smile"]["ci95"]) == {"accuracy", "precision", "recall", "f1", "auc"}
+    assert set(s["emotion"]["per_class"]) == set(s["emotion"]["classes"])
+    # the worst errors: ids and scores only (no pixels in the JSON), surest first
+    t = thr["selected"]
+    fl = s["worst_errors"]["false_laughs"]
+    assert len(fl) <= 6 and all(e["smile_prob"] >= t for e in fl)
+    assert [e["smile_prob"] for e in fl] == sorted((e["smile_prob"] for e in fl), reverse=True)
+    assert all(e["smile_prob"] < t for e in s["worst_errors"]["missed"])
+    page = (out / "report.html").read_text()
+    for section in ("Headline", "Threshold", "Curves", "Smile confusion", "Emotions: FER+ test",
+                    "Worst errors", "Provenance"):
+        assert f">{section}</h2>" in page, section
+    assert page.count("<svg") == 3 and 'class="thumbs research"' in page
+    assert "data:image/png;base64," in page and not re.search(r'src="(https?:)?//', page)
+    assert f"{s['smile']['accuracy'] * 100:.1f}" in page and "smilesmiled:val" in page
+    printed = capsys.readouterr().out
+    assert "smile accuracy %" in printed and f"and {out / 'report.html'}" in printed
+
+
+def test_worst_errors_are_the_surest_mistakes():
+    y = np.array([0, 0, 0, 1, 1, 1, 0], bool)
+    p = np.array([0.9, 0.2, 0.7, 0.1, 0.8, 0.4, 0.95])
+    fp, fn = worst_errors(y, p, 0.5, 2)
+    assert fp.tolist() == [6, 0] and fn.tolist() == [3, 5]
+    assert worst_errors(y, p, 0.5, 0)[0].size == 0
 
 
 def test_thresholds_never_come_from_a_test_set(tmp_path, exported_model, capsys):
@@ -46,6 +69,23 @@ def test_thresholds_never_come_from_a_test_set(tmp_path, exported_model, capsys)
                  "--select-threshold", "genki4k",
                  "--out", str(tmp_path)])
     assert code == 2 and "never on a test set" in capsys.readouterr().err
+
+
+def test_laugh_like_rule_raises_youden_until_few_laugh_like_faces_smile(tmp_path, exported_model,
+                                                                       dataset_cache):
+    from utjima.evaluate import MAX_LAUGH_LIKE_FPR, Scorer, select_threshold
+
+    dataset_cache("ferplus")
+    scorer = Scorer(exported_model)
+    t = select_threshold(["ferplus:valid"], scorer, "youden_laugh_like", limit=400, progress=False)
+    ll = t["laugh_like"]
+    assert t["selected"] == max(t["youden"], ll["cap"]) >= t["youden"]
+    assert ll["n"] > 50 and ll["fpr_at_selected"] <= MAX_LAUGH_LIKE_FPR
+    with pytest.raises(ValueError, match="emotion labels"):
+        select_threshold(["smilesmiled:val"], scorer, "youden_laugh_like", limit=100,
+                         progress=False)
+    with pytest.raises(ValueError, match="held-out test set"):
+        select_threshold(["ckplus:test"], scorer, "youden", limit=None, progress=False)
 
 
 @pytest.mark.slow

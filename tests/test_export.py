@@ -149,4 +149,6 @@ def test_export_cli(tmp_path, capsys):
     c = load_contract(tmp_path / "out")
     assert c.smile_threshold == 0.4 and "encoder_int8" not in c.data["files"]
     assert "parity" in capsys.readouterr().out
-    assert main(["export", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x")]) == 2
+    with pytest.raises(SystemExit) as e:  # refused while the flags are parsed
+        main(["export", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x")])
+    assert e.value.code == 2 and "nope.pt: not found" in capsys.readouterr().err

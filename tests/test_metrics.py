@@ -8,6 +8,7 @@ from utjima.metrics import (
     binary_at,
     binary_report,
     bootstrap_ci,
+    capped_fpr_threshold,
     ece,
     multiclass_report,
     pr_curve,
@@ -113,3 +114,13 @@ def test_multiclass_report():
     r = multiclass_report(labels, probs, list(EMOTIONS), n_boot=50)
     assert r["accuracy"] == 5 / 6 and r["confusion"][3][4] == 1
     assert r["per_class_recall"]["happy"] == 0.5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_capped_fpr_threshold_lets_at_most_that_share_through(dtype):
+    p = np.random.default_rng(0).random(1065).astype(dtype)
+    for cap in (0.0, 0.03, 0.5):
+        t = capped_fpr_threshold(p, cap)
+        assert (p >= t).sum() == int(np.floor(cap * len(p)))  # float32 scores vs a Python float too
+        assert (p.astype(np.float64) >= t).sum() == int(np.floor(cap * len(p)))
+    assert capped_fpr_threshold(np.array([0.2, 0.9]), 1.0) == 0.0

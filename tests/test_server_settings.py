@@ -34,3 +34,19 @@ def test_bad_values_fail_loudly(env, message):
 def test_database_url_wins():
     s = Settings(database_url="postgresql+psycopg://u@localhost/utjima")
     assert s.db_url == "postgresql+psycopg://u@localhost/utjima"
+
+
+def test_tls_and_public_url_from_the_environment():
+    s = Settings.from_env({"UTJIMA_TLS": "yes", "UTJIMA_PUBLIC_URL": "https://play.lan:8443/"})
+    assert s.tls is True and s.public_url == "https://play.lan:8443"
+    s = Settings.from_env({"UTJIMA_CERT_FILE": "c.pem", "UTJIMA_KEY_FILE": "k.pem"})
+    assert s.tls is True and s.cert_file == Path("c.pem")  # a certificate implies TLS
+    with pytest.raises(SettingsError, match="UTJIMA_TLS='maybe' is not valid: expected one of"):
+        Settings.from_env({"UTJIMA_TLS": "maybe"})
+    with pytest.raises(SettingsError, match="--cert and --key go together"):
+        Settings(cert_file="c.pem")
+
+
+def test_rounds_to_win_above_max_rounds_names_the_variable():
+    with pytest.raises(SettingsError, match=r"max_rounds \(9; env UTJIMA_MAX_ROUNDS\) must be"):
+        Settings(rounds_to_win=10)

@@ -29,6 +29,7 @@ Schema "utjima.model/1": what `utjima export` writes (extra keys are kept verbat
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,8 +118,19 @@ def validate(data: dict[str, Any], where: str = MODEL_JSON) -> None:
         _need(_need(data, "streaming", where), key, f"{where}: streaming")
     _need(data, "crop", where)
     thr = _need(_need(data, "thresholds", where), "smile", f"{where}: thresholds")
-    if not 0.0 < float(thr) < 1.0:
-        raise ContractError(f"{where}: thresholds.smile must be in (0, 1), got {thr}")
+    if (isinstance(thr, bool) or not isinstance(thr, (int, float)) or not math.isfinite(thr)
+            or not 0.0 < thr < 1.0):
+        raise ContractError(f"{where}: thresholds.smile must be a number in (0, 1), "
+                            f"got {json.dumps(thr)}")
+    if "judge" in data:  # the rules the server and `predict` apply: checked where they load
+        from utjima.judge import JudgeConfig
+
+        if not isinstance(data["judge"], dict):
+            raise ContractError(f"{where}: judge must be an object of JudgeConfig fields")
+        try:
+            JudgeConfig.from_dict(data["judge"])
+        except (TypeError, ValueError) as e:
+            raise ContractError(f"{where}: judge: {str(e).split('; got')[0]}") from None
     files = _need(data, "files", where)
     unknown = set(files) - set(FILE_ROLES)
     if unknown:

@@ -37,7 +37,7 @@ from utjima.contract import (
     validate,
 )
 from utjima.data import DatasetError, load_canonical
-from utjima.model import DualHeadSmileDetector, ModelConfig, load_checkpoint
+from utjima.model import CheckpointError, DualHeadSmileDetector, ModelConfig, load_checkpoint
 from utjima.onnx_weights import rewrite_initializers
 from utjima.utils import UtjimaError, atomic_write, ort_session, to_nchw
 
@@ -333,6 +333,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, threshold: flo
         raise ExportError(f"checkpoint {ckpt_path} does not exist")
     try:
         model, ckpt = load_checkpoint(ckpt_path)
+    except CheckpointError:
+        raise
     except (ValueError, RuntimeError, KeyError) as e:
         raise ExportError(f"cannot load {ckpt_path}: {e}") from e
     rep = {}

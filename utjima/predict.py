@@ -9,7 +9,9 @@ found by the same judge rules the game uses (utjima.judge).
 from __future__ import annotations
 
 import os
+import re
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,10 @@ from utjima.utils import UtjimaError
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 VIDEO_EXT = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m",
              ".mjpeg", ".mjpg"}
+# Pictures larger than this are refused from their header, before any pixel is decoded:
+# above every common camera (48-61 MP), while a 20000 x 20000 PNG (400 MP, 431 KB on disk)
+# would take 2.4 GB and over a minute to decode.
+MAX_IMAGE_PIXELS = 100_000_000
 
 
 class MediaError(UtjimaError):
@@ -55,13 +61,41 @@ def expand_paths(args: list[str], stdin=None) -> Iterator[Path]:
             yield p
 
 
-def read_image(path: Path) -> np.ndarray:
-    import cv2
+def read_image(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, EXIF orientation applied. The size comes from the header first,
+    so an oversized picture is refused before decoding; a truncated or corrupt file is an
+    error, never a partly grey picture."""
+    from PIL import Image, ImageOps
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # applies EXIF orientation
-    if bgr is None:
-        raise MediaError("cannot decode image (corrupt or unsupported format)")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # reads the header only
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise MediaError(_too_large(f"{w}x{h} pixels ({w * h / 1e6:.0f} MP)",
+                                                max_pixels))
+                im.load()  # decodes; raises on a truncated file
+                return _rgb(ImageOps.exif_transpose(im))
+    except Image.DecompressionBombError as e:  # Pillow's own limit, above ours
+        n = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(n.group(1)) / 1e6:.0f} MP" if n else "too many pixels"
+        raise MediaError(_too_large(size, max_pixels)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise MediaError(f"cannot decode image ({e})") from None
+
+
+def _too_large(size: str, max_pixels: int) -> str:
+    return (f"image is {size}; utjima reads at most {max_pixels / 1e6:.0f} MP "
+            "(downscale it first)")
+
+
+def _rgb(im) -> np.ndarray:
+    """A decoded Pillow image -> (H, W, 3) uint8 RGB (16-bit grey scaled as OpenCV does)."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        grey = np.clip(np.asarray(im, np.float64) / 256, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+    return np.ascontiguousarray(np.asarray(im.convert("RGB")))
 
 
 def iter_video(path: Path) -> tuple[float, Iterator[tuple[int, float, np.ndarray]]]:
@@ -101,17 +135,22 @@ def iter_video(path: Path) -> tuple[float, Iterator[tuple[int, float, np.ndarray
     return fps, frames()
 
 
+def num(v: float, digits: int) -> float:
+    """Rounded for output, never -0.0 (a box edge at -0.04 px prints as 0.0)."""
+    return round(float(v), digits) + 0.0
+
+
 def predict_image(model, path: Path, threshold: float, max_faces: int, kind: str) -> dict:
     rgb = read_image(path)
     faces = model.score_image(rgb, kind="photo" if kind == "auto" else kind, max_faces=max_faces)
     return {
         "path": str(path), "kind": "image", "width": rgb.shape[1], "height": rgb.shape[0],
         "faces": [{
-            "box": [round(float(v), 1) for v in fs.face.box],
-            "score": round(fs.face.score, 4),
-            "smile_prob": round(fs.smile_prob, 4),
+            "box": [num(v, 1) for v in fs.face.box],
+            "score": num(fs.face.score, 4),
+            "smile_prob": num(fs.smile_prob, 4),
             "smiling": fs.smile_prob >= threshold,
-            "emotion": {k: round(v, 4) for k, v in fs.emotion.items()},
+            "emotion": {k: num(v, 4) for k, v in fs.emotion.items()},
         } for fs in faces],
     }
 
@@ -126,10 +165,11 @@ def predict_video(model, path: Path, judge_cfg, kind: str) -> dict:
         r = stream.process(t_ms, rgb)
         # unrounded: the judge needs increasing t_ms
         samples.append((t_ms, r["smile_prob"], r["face"]))
-        rows.append({"i": i, "t_ms": round(t_ms, 1), "face": r["face"], "box": r["box"],
-                     "smile_prob": None if r["smile_prob"] is None else round(r["smile_prob"], 4)})
+        rows.append({"i": i, "t_ms": num(t_ms, 1), "face": r["face"],
+                     "box": None if r["box"] is None else [num(v, 1) for v in r["box"]],
+                     "smile_prob": None if r["smile_prob"] is None else num(r["smile_prob"], 4)})
     laughs = segments(samples, judge_cfg)
-    rounded = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in seg.items()}
+    rounded = [{k: (num(v, 4) if isinstance(v, float) else v) for k, v in seg.items()}
                for seg in laughs]
     return {"path": str(path), "kind": "video", "fps": round(fps, 3), "n_frames": len(rows),
             "frames": rows, "laughs": rounded}
@@ -145,7 +185,7 @@ def describe(result: dict, threshold: float) -> str:
         for k, f in enumerate(faces, 1):
             top = max(f["emotion"], key=f["emotion"].get)
             verdict = "SMILING" if f["smiling"] else "not smiling"
-            box = ",".join(f"{v:.0f}" for v in f["box"])
+            box = ",".join(f"{num(v, 0):.0f}" for v in f["box"])
             lines.append(f"  #{k} [{box}] {verdict:11s} smile_prob {f['smile_prob']:.2f} "
                          f"(threshold {threshold:.2f}); emotion {top} {f['emotion'][top]:.0%}")
         return "\n".join(lines)
@@ -171,14 +211,28 @@ def find_media(args: list[str], stdin=None) -> list[Path]:
     return paths
 
 
+class PredictError(UtjimaError):
+    """Settings `predict` cannot work with (a threshold the judge rules refuse)."""
+
+
+def judge_config(model, threshold: float):
+    """The judge rules for videos: model.json's `judge`, at `threshold`."""
+    from utjima.judge import JudgeConfig
+
+    try:
+        return JudgeConfig.from_dict({**model.contract.data.get("judge", {}),
+                                      "threshold": threshold})
+    except (TypeError, ValueError) as e:
+        raise PredictError(f"threshold {threshold:g} does not fit the judge rules in "
+                           f"model.json: {str(e).split('; got')[0]}") from None
+
+
 def predict_file(model, path: Path, *, threshold: float, max_faces: int = 20,
                  detector: str = "auto") -> dict:
     """One image (every face) or video (per frame, and its laughs) -> a JSON-ready dict.
     `model` is a utjima.runtime.SmileModel; the judge rules come from its model.json."""
-    from utjima.judge import JudgeConfig
-
+    if max_faces < 1:
+        raise PredictError(f"max_faces must be >= 1, got {max_faces}")
     if media_kind(path) == "image":
         return predict_image(model, path, threshold, max_faces, detector)
-    judge_cfg = JudgeConfig.from_dict({**model.contract.data.get("judge", {}),
-                                       "threshold": threshold})
-    return predict_video(model, path, judge_cfg, detector)
+    return predict_video(model, path, judge_config(model, threshold), detector)

@@ -71,6 +71,13 @@ class TrainConfig:
                                            # (distillation)
     kd_weight: float = 0.5                 # loss = (1 - kd_weight) * labels + kd_weight * teacher
     kd_temperature: float = 2.0            # softening of the teacher's emotion logits
+    hard_negative_weight: float = 1.0      # a non-smile face whose majority emotion is laugh-like
+                                           # (sad, fear, surprise, disgust, angry: the judge's false
+                                           # laughs) counts this many times in the smile loss
+    clip_share: float = 0.0                # >0: this share of each epoch's items are recorded-clip
+                                           # windows (ckplus), the rest stills (else a few hundred
+                                           # windows drown among 40k stills)
+    device: str = "cpu"                    # "cpu" or "cuda" (a GPU run; the recipe is the same)
     freeze_trunk: bool = False             # fine-tuning: train only LSTM + heads
     init_from: str | None = None           # checkpoint to start from (fine-tuning)
     seed: int = 0
@@ -186,13 +193,15 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     else:
         model = DualHeadSmileDetector(get_config(cfg.preset, **cfg.model))
     mcfg = model.cfg
-    model = model.to(memory_format=torch.channels_last)  # 2.5x faster convs on CPU here
+    dev = torch.device(cfg.device)
+    torch.backends.cudnn.benchmark = dev.type == "cuda"
+    model = model.to(dev, memory_format=torch.channels_last)  # 2.5x faster convs on CPU here
     if cfg.freeze_trunk:
         for p in model.trunk.parameters():
             p.requires_grad_(False)
 
     # --- data --------------------------------------------------------------------
-    from torch.utils.data import DataLoader, RandomSampler
+    from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
 
     from utjima.data.torchdata import FaceClipDataset, make_sampler
 
@@ -215,8 +224,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     kd, t_ckpt = None, None
     if cfg.teacher:  # one load: its predictions now, its metadata for the provenance below
         teacher, t_ckpt = load_checkpoint(cfg.teacher)
-        kd = teacher_targets(teacher, ds)
+        kd = tuple(t.to(dev) for t in teacher_targets(teacher.to(dev), ds))
         del teacher
+    smile_w = torch.from_numpy(hard_negative_weights(ds, cfg.hard_negative_weight)).to(dev)
     steps_per_epoch = max(1, n_per_epoch // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
@@ -259,10 +269,17 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         ds.set_epoch(epoch)
         # a sampler seeded by (seed, epoch): a resumed run draws exactly what it would have
         g_seed = cfg.seed * 100_003 + epoch
-        sampler = (make_sampler(ds, num_samples=n_per_epoch, seed=g_seed) if cfg.balance_sources
-                   else RandomSampler(ds, generator=torch.Generator().manual_seed(g_seed)))
+        if cfg.clip_share > 0:
+            w_clip = torch.from_numpy(clip_share_weights(ds, cfg.clip_share))
+            sampler = WeightedRandomSampler(w_clip, n_per_epoch,
+                                            generator=torch.Generator().manual_seed(g_seed))
+        elif cfg.balance_sources:
+            sampler = make_sampler(ds, num_samples=n_per_epoch, seed=g_seed)
+        else:
+            sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(g_seed))
         loader = DataLoader(_Indexed(ds), batch_size=cfg.batch_size, sampler=sampler,
                             drop_last=True, num_workers=cfg.num_workers, persistent_workers=False,
+                            pin_memory=dev.type == "cuda",
                             worker_init_fn=_worker_init if cfg.num_workers else None)
         model.train()
         if cfg.freeze_trunk:
@@ -274,8 +291,10 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         for clip, smile, emotion, emask, idx in bar:
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * lr_factor(step, total, cfg)
+            clip, smile, emotion, emask, idx = (t.to(dev, non_blocking=True)
+                                                for t in (clip, smile, emotion, emask, idx))
             targets = None if kd is None else tuple(t[idx] for t in kd)
-            loss, ls, le = _loss(model, clip, smile, emotion, emask, cfg, k, targets)
+            loss, ls, le = _loss(model, clip, smile, emotion, emask, cfg, k, targets, smile_w[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -289,7 +308,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
             if cfg.max_steps and step >= cfg.max_steps:
                 break
         n = max(sums["n"], 1)
-        val = validation_scores(model, val_sets)
+        val = validation_scores(model, val_sets)  # on the training device (still_logits follows it)
         is_best = val["score"] > best
         best = max(best, val["score"])
         result = {"epoch": epoch + 1, "step": step, "lr": opt.param_groups[0]["lr"],
@@ -349,9 +368,26 @@ def teacher_targets(teacher: DualHeadSmileDetector,
     return smile, emo, mask
 
 
-def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int, teacher=None):
+def hard_negative_weights(ds, weight: float) -> np.ndarray:
+    """(N,) smile-loss weights: `weight` for non-smiles whose (majority) emotion is laugh-like."""
+    from utjima import EMOTIONS, LAUGH_LIKE
+
+    hard = (ds.smile == 0) & np.isin(ds.emotion_label, [EMOTIONS.index(e) for e in LAUGH_LIKE])
+    return np.where(hard, weight, 1.0).astype(np.float32)
+
+
+def clip_share_weights(ds, share: float) -> np.ndarray:
+    """(N,) sampling weights: recorded-clip windows together get `share`, stills the rest."""
+    is_clip = ds.rows[:, 2] >= 0
+    if not 0 < share < 1 or not is_clip.any() or is_clip.all():
+        raise ValueError(f"clip_share={share} needs 0 < share < 1 and both recorded clips "
+                         f"(e.g. ckplus) and stills in --data")
+    return np.where(is_clip, share / is_clip.sum(), (1 - share) / (~is_clip).sum())
+
+
+def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int, teacher=None, smile_w=None):
     """Masked multi-task loss (+ distillation). clip (B, K, C, S, S): K distinct views spread
-    over T steps."""
+    over T steps. `smile_w` (B,): per-item smile-loss weights (hard negatives)."""
     b = clip.shape[0]
     t = model.cfg.n_frames
     x = clip.flatten(0, 1).contiguous(memory_format=torch.channels_last)  # -> (B*K, C, S, S)
@@ -362,12 +398,19 @@ def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int, teacher=
             cuts = torch.sort(torch.randint(1, t, (b, k - 1)), dim=1).values  # (B, K-1)
         else:
             cuts = torch.empty(b, 0, dtype=torch.long)
-        idx = (torch.arange(t)[None, :, None] >= cuts[:, None, :]).sum(-1)    # (B, T) in 0..K-1
+        cuts = cuts.to(clip.device)  # drawn on the CPU generator: the same draws on any device
+        steps = torch.arange(t, device=clip.device)
+        idx = (steps[None, :, None] >= cuts[:, None, :]).sum(-1)              # (B, T) in 0..K-1
         feats = torch.gather(feats, 1, idx[..., None].expand(-1, -1, feats.shape[-1]))
     s_logit, e_logit = model.step(feats)
     m = smile >= 0
     target = smile.clamp(min=0) * (1 - cfg.label_smoothing) + cfg.label_smoothing / 2
-    ls = F.binary_cross_entropy_with_logits(s_logit[m], target[m]) if m.any() else s_logit.sum() * 0
+    w = torch.ones_like(target) if smile_w is None else smile_w
+    if m.any():
+        bce = F.binary_cross_entropy_with_logits(s_logit[m], target[m], reduction="none")
+        ls = (bce * w[m]).mean()
+    else:
+        ls = s_logit.sum() * 0
     ce = -(emotion * F.log_softmax(e_logit, 1)).sum(1)                                        # (B,)
     le = (ce * emask).sum() / emask.sum().clamp(min=1)
     loss = cfg.smile_weight * ls + cfg.emotion_weight * le

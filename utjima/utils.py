@@ -3,6 +3,7 @@ onnxruntime is imported when a session is opened).
 
 - `UtjimaError`: the base of every error a user can fix (a flag, a file, a folder); stages
   raise their own subclasses, `utjima.cli` prints any of them as one line and exits 2.
+  `ModelFileError`: an ONNX file that onnxruntime cannot load.
 - `atomic_write(path)`: write beside `path`, then rename, so a killed run never leaves half
   a file.
 - `ort_session(path)`: the one way to open an ONNX file with onnxruntime.
@@ -23,6 +24,10 @@ import numpy as np
 
 class UtjimaError(Exception):
     """A failure the user can fix: `utjima` prints it as one line and exits 2."""
+
+
+class ModelFileError(UtjimaError):
+    """An ONNX file onnxruntime cannot load (damaged, truncated, not ONNX)."""
 
 
 @contextmanager
@@ -52,14 +57,22 @@ def sha256_file(path: str | Path) -> str:
 
 
 def ort_session(path: str | Path, threads: int = 1):
-    """An onnxruntime CPU session with `threads` intra-op threads and warnings silenced."""
+    """An onnxruntime CPU session with `threads` intra-op threads and warnings silenced; a file
+    onnxruntime cannot load raises ModelFileError."""
     import onnxruntime as ort
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except (state.InvalidProtobuf, state.InvalidGraph, state.Fail, state.NoSuchFile,
+            state.NotImplemented, state.InvalidArgument, state.RuntimeException) as e:
+        why = str(e).splitlines()[0].rsplit(" : ", 1)[-1].strip()
+        raise ModelFileError(f"{Path(path).name} is not a model onnxruntime can load "
+                             f"({type(e).__name__}: {why})") from None
 
 
 def to_nchw(images: np.ndarray) -> np.ndarray:

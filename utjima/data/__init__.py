@@ -12,6 +12,9 @@ Specs (`utjima train --data`, `utjima evaluate --data`):
 - `smilesmiled[:train|val|test|all]` (default train): grey 64x64, smile labels;
 - `ferplus[:train|valid|test]` (default train): grey 48x48, emotions + smile, twins removed;
 - `genki4k`: RGB 64x64, smile labels, held-out test set (never train or tune on it);
+- `ckplus[:train|test|all|train=K/N|test=K/N|fit=K/N|val=K/N]` (default train): CK+ neutral ->
+  apex sequences as face-crop clips, split by subject only (`utjima.data.ckplus`); `test` =
+  the subjects the shipped model never saw (test only);
 - `clips:DIR`: a clip folder (docs/clip_format.md);
 - `images:DIR`: face images in label sub-folders (`smile/`, `neutral/`, `happy/`, ...).
 The research archives are unpacked on first use (see `utjima.data.cache`).
@@ -26,14 +29,16 @@ from utjima.data.cache import DatasetError, DatasetMissing
 from utjima.data.clips import Clip, ClipSet
 from utjima.data.faceset import FaceSample, FaceSet
 
-__all__ = ["load", "load_canonical", "parse_spec", "SPECS", "FaceSample", "FaceSet", "Clip",
-           "ClipSet", "DatasetError", "DatasetMissing"]
+__all__ = ["load", "load_canonical", "parse_spec", "check_spec", "held_out", "SPECS",
+           "TEST_ONLY", "FaceSample", "FaceSet", "Clip", "ClipSet", "DatasetError",
+           "DatasetMissing"]
 
 # name -> accepted splits (first = default); None = takes a folder argument instead
 SPECS: dict[str, tuple[str, ...] | None] = {
     "smilesmiled": ("train", "val", "test", "all"),
     "ferplus": ("train", "valid", "test"),
     "genki4k": ("all",),
+    "ckplus": ("train", "test", "all", "train=K/N", "test=K/N", "fit=K/N", "val=K/N"),
     "clips": None,
     "images": None,
 }
@@ -60,8 +65,39 @@ def parse_spec(spec: str) -> tuple[str, str]:
             raise DatasetError(f"data spec {spec!r} needs a folder: {name}:DIR")
         return name, arg
     arg = _ALIASES.get(name, {}).get(arg, arg) or splits[0]
+    if name == "ckplus":  # subject folds: the adapter checks K/N and lists the valid forms
+        from utjima.data.ckplus import parse_split
+        parse_split(arg)
+        return name, arg
     if arg not in splits:
         raise DatasetError(f"unknown split {arg!r} in {spec!r}; {name} has: {', '.join(splits)}")
+    return name, arg
+
+
+TEST_ONLY = ("genki4k",)  # sets that are only ever reported on
+
+
+def held_out(spec: str) -> bool:
+    """True for data that must never train or choose anything: a test split, a split that
+    contains one ("all"), a test-only set (GENKI-4K)."""
+    name, arg = parse_spec(spec)
+    if SPECS[name] is None:  # a folder of one's own
+        return False
+    return name in TEST_ONLY or arg.split("=")[0] in ("test", "all")
+
+
+def check_spec(spec: str) -> tuple[str, str]:
+    """`parse_spec`, plus: the folder of `clips:DIR` / `images:DIR` exists, a research set is
+    unpacked or its archive is where `load` will look. Reads no data: the CLI calls it for
+    every spec before any work starts."""
+    from utjima.data import cache
+
+    name, arg = parse_spec(spec)
+    if SPECS[name] is None:
+        if not Path(arg).is_dir():
+            raise DatasetError(f"data spec {spec!r}: {arg} is not a folder")
+    elif not cache.is_prepared(name) and not cache.archive_path(name).is_file():
+        raise DatasetMissing(cache.missing_message(name))
     return name, arg
 
 
@@ -89,6 +125,9 @@ def load(
     elif name == "ferplus":
         from utjima.data import ferplus
         fs = ferplus.load(root, arg, cache=cache)
+    elif name == "ckplus":
+        from utjima.data import ckplus
+        return ckplus.load(root, arg, cache=cache).limit(limit, seed)
     else:
         from utjima.data import genki4k
         fs = genki4k.load(root, cache=cache)

@@ -2,7 +2,9 @@
 
 What a face in a webcam meets: head rotation and position, zoom, lighting (brightness,
 contrast, gamma), sensor noise, focus blur, a hand or cup in front of the mouth, mirrored
-selfie views, grey or washed-out cameras, video compression. One random *base*
+selfie views, grey or washed-out cameras, video compression, a dim room (a dark, noisy
+face: low gain on the pixels, then strong sensor noise) and a player sitting far back (a
+face only 16-40 px tall in the camera, upscaled to the crop). One random *base*
 augmentation is drawn per clip and applied to every frame, then each frame gets a small
 *temporal jitter* (shift <= 2 px as a slow drift plus shake, scale +-3 %, brightness
 +-5 %, an occasional light blur), so a still becomes a plausible short clip of a face
@@ -49,6 +51,11 @@ class AugmentConfig:
     grey_p: float = 0.10  # chance of turning an RGB face grey (grey cameras, night mode)
     jpeg_p: float = 0.20  # chance of JPEG re-compression of the source (video codecs)
     jpeg_quality: tuple[int, int] = (20, 70)  # its quality range
+    dim_p: float = 0.15  # chance of a dim room: pixels scaled by a gain, then extra noise
+    dim_gain: tuple[float, float] = (0.25, 0.6)  # that gain's range (0.3 = a room at 30 % light)
+    dim_noise: float = 0.04  # that noise's std at most (0..1 units, after the gain)
+    lowres_p: float = 0.15  # chance of a distant face: the source shrunk to a few px, then upscaled
+    lowres_px: tuple[int, int] = (16, 40)  # the face's side in camera pixels
     # per-frame temporal jitter
     drift_px: float = 1.5  # slow head motion: a straight drift of up to +- this over the clip
     jitter_shift_px: float = 0.5  # plus independent per-frame shake, uniform +- (total <= 2 px)
@@ -59,7 +66,7 @@ class AugmentConfig:
 
 DEFAULT = AugmentConfig()
 _RAMP = np.arange(256, dtype=np.float64) / 255  # LUT input levels, 0..1
-_N_BASE = 22  # random numbers drawn per clip
+_N_BASE = 27  # random numbers drawn per clip
 _N_JITTER = 5  # random numbers drawn per frame
 
 _noise_bank: np.ndarray | None = None
@@ -180,6 +187,13 @@ def _augment(
     if src[0].ndim == 3 and u[0] < cfg.grey_p * s:
         src = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in src]
     src = _prefit(src, size)
+    if u[22] < cfg.lowres_p * s:  # a distant face: few camera pixels (area-averaged), upscaled
+        side = int(cfg.lowres_px[0] + u[23] * (cfg.lowres_px[1] - cfg.lowres_px[0]))
+        h, w = src[0].shape[:2]
+        if side < max(h, w):
+            small = (max(1, round(w * side / max(h, w))), max(1, round(h * side / max(h, w))))
+            src = [cv2.resize(cv2.resize(f, small, interpolation=cv2.INTER_AREA), (w, h),
+                              interpolation=cv2.INTER_LINEAR) for f in src]
     if u[1] < cfg.jpeg_p * s:
         q = int(cfg.jpeg_quality[0] + u[2] * (cfg.jpeg_quality[1] - cfg.jpeg_quality[0]))
         src = [_jpeg(f, q) for f in src]
@@ -211,6 +225,10 @@ def _augment(
     contrast = (1 + cfg.contrast * s) ** (2 * u[9] - 1)
     bright = (2 * u[10] - 1) * cfg.brightness * s
     base_lut = ((_RAMP ** gamma - 0.5) * contrast + (0.5 + bright)) * 255  # (256,)
+    dim = u[24] < cfg.dim_p * s
+    if dim:  # a dim room: the whole range squeezed towards black (uint8 keeps the coarse levels)
+        lo, hi = cfg.dim_gain
+        base_lut = np.clip(base_lut, 0, 255) * (lo + u[25] * (hi - lo))
     gains = 1 + j[:, 3] * (cfg.jitter_brightness * s)  # (T,)
     luts = np.clip(np.outer(gains, base_lut) + 0.5, 0, 255).astype(np.uint8)  # (T, 256)
     # Temporal sharpness change: a light 3x3 blur on some frames.
@@ -237,8 +255,8 @@ def _augment(
     else:  # (T, S, S) -> (T, 1, S, S); grey is widened to 3 channels last (cheaper)
         out = frames[:, None].astype(np.float32)
     out *= np.float32(1 / 255)
-    if u[18] < cfg.noise_p * s:  # sensor noise (luminance only on grey sources)
-        sigma_n = np.float32(cfg.noise_sigma * s * u[19])
+    if u[18] < cfg.noise_p * s or dim:  # sensor noise (luminance only on grey sources)
+        sigma_n = np.float32(cfg.noise_sigma * s * u[19] + (cfg.dim_noise * u[26] if dim else 0.0))
         out += _noise(out.size, rng).reshape(out.shape) * sigma_n
         np.clip(out, 0, 1, out=out)
     if out.shape[1] != channels:  # (T, 1, S, S) -> (T, 3, S, S)

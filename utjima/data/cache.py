@@ -1,6 +1,7 @@
 """Where the research archives are, and their verified, unpacked copies in the cache.
 
-The archives (`smilesmiled.tar.gz`, `ferplus.tar.gz`, `genki4k.tar.gz`) are never part of
+The archives (`smilesmiled.tar.gz`, `ferplus.tar.gz`, `genki4k.tar.gz`,
+`ckplus_sequences.tar.gz`) are never part of
 the repository. `prepare(name)` checks an archive's sha256 and unpacks it once into
 `<cache>/datasets/<name>/`, atomically: it extracts into a temporary folder beside the
 target, writes a marker holding the sha256, then renames. A folder without a matching
@@ -70,6 +71,13 @@ ARCHIVES: dict[str, ArchiveInfo] = {
             "genki4k_crops64",
             raw={"all": 4000, "smile": 2162, "non_smile": 1838},
             clean={"all": 3871, "smile": 2100, "non_smile": 1771},
+        ),
+        ArchiveInfo(
+            "ckplus", "ckplus_sequences.tar.gz",
+            "f3cb0891e3351758f2b45db9c5e9c32db4797a47d8fad60e87d117e912e9627c",
+            "ckplus_sequences",
+            raw={"sequences": 40, "frames": 684, "subjects": 10},
+            clean={"sequences": 40, "frames": 684, "subjects": 10},  # nothing to clean (SOURCE.md)
         ),
     )
 }

@@ -13,7 +13,8 @@ format is specified in `docs/clip_format.md`; in short:
 `load` turns every clip into per-frame arrays (frames, times, smile, emotion_label);
 `windows` yields the model's inputs exactly as the streaming runtime will see them (the
 sampling rule of `utjima.streaming.window_indices`), labelled with their last frame;
-`write` is what the capture tool and the tests use to produce the format.
+`write` is what tools and tests use to produce the format (the capture page writes it from
+the browser: docs/capture.md).
 """
 
 from __future__ import annotations

@@ -19,16 +19,18 @@ PathLike = str | os.PathLike | None
 
 def _splits(name: str) -> list[str]:
     return {"smilesmiled": ["train", "val", "test"], "ferplus": ["train", "valid", "test"],
-            "genki4k": ["all"]}[name]
+            "genki4k": ["all"], "ckplus": ["train", "test"]}[name]
 
 
 def _counts(name: str, root, cache_arg) -> list[str]:
     """Load every split and describe it (decodes once, then reads the npz cache)."""
-    from utjima.data import ferplus, genki4k, smilesmiled
+    from utjima.data import ckplus, ferplus, genki4k, smilesmiled
 
     lines = []
     for split in _splits(name):
-        if name == "smilesmiled":
+        if name == "ckplus":
+            fs = ckplus.load(root, split, cache=cache_arg)
+        elif name == "smilesmiled":
             fs = smilesmiled.load(root, split, cache=cache_arg)
         elif name == "ferplus":
             fs = ferplus.load(root, split, cache=cache_arg)
@@ -40,6 +42,9 @@ def _counts(name: str, root, cache_arg) -> list[str]:
         lines.append(f"    cleaning: {info['raw']['all']} files -> {info['clean']['all']} "
                      f"({info['conflict_groups_dropped']} conflicting groups dropped whole, "
                      f"{info['redundant_copies_dropped']} redundant copies dropped)")
+    elif name == "ckplus":
+        held = ", ".join(ckplus.TEST_SUBJECTS)
+        lines.append(f"    subjects held out (test): {held}; split by subject only")
     elif name == "ferplus":
         t = info["twins_removed"]
         lines.append(f"    cleaning: removed {t['valid']} Valid images with a twin in Train and "

@@ -20,9 +20,10 @@ from utjima import __version__
 from utjima.contract import load_contract
 from utjima.judge import JudgeConfig
 from utjima.server import schemas
+from utjima.server.collect import Collection, Limits
 from utjima.server.hub import Hub, Observer, ignore
 from utjima.server.ratelimit import KeyedBuckets
-from utjima.server.routes import history, pages, rooms, ws
+from utjima.server.routes import collect, history, invite, pages, rooms, ws
 from utjima.server.security import SecurityHeaders
 from utjima.server.settings import Settings
 from utjima.server.store import Store
@@ -37,11 +38,13 @@ def judge_config(contract) -> JudgeConfig:
 
 
 class BodyLimit:
-    """Refuses request bodies over MAX_BODY_BYTES (413), and tells `observe` the size and
-    content type of every request body that reached the server."""
+    """Refuses request bodies over MAX_BODY_BYTES, or `limits[path]` for the routes that
+    take more (clip uploads), with 413, and tells `observe` the size and content type of
+    every request body that reached the server."""
 
-    def __init__(self, app: ASGIApp, observe: Observer) -> None:
-        self.app, self.observe = app, observe
+    def __init__(self, app: ASGIApp, observe: Observer,
+                 limits: dict[str, int] | None = None) -> None:
+        self.app, self.observe, self.limits = app, observe, limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,6 +53,7 @@ class BodyLimit:
         headers = dict(scope["headers"])
         declared = int(headers.get(b"content-length", b"0") or 0)
         ctype = headers.get(b"content-type", b"").decode("latin-1")
+        limit = self.limits.get(scope["path"], MAX_BODY_BYTES)
         seen = 0
 
         async def counted() -> Message:
@@ -57,17 +61,17 @@ class BodyLimit:
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > MAX_BODY_BYTES:
+                if seen > limit:
                     raise _TooLarge()
             return msg
 
         try:
-            if declared > MAX_BODY_BYTES:
+            if declared > limit:
                 raise _TooLarge()
             await self.app(scope, counted, send)
         except _TooLarge:
             resp = JSONResponse({"detail": {"code": "too_large", "message":
-                                f"request bodies are limited to {MAX_BODY_BYTES} bytes"}}, 413)
+                                f"request bodies are limited to {limit} bytes"}}, 413)
             await resp(scope, receive, send)
         finally:
             self.observe({"kind": "http", "method": scope["method"], "path": scope["path"],
@@ -79,7 +83,9 @@ class _TooLarge(Exception):
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None,
-               observe: Observer = ignore) -> FastAPI:
+               observe: Observer = ignore, collection: Collection | None = None) -> FastAPI:
+    """The app. `store` and `collection` (for --collect) may be opened by the caller;
+    else lifespan opens them."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -89,6 +95,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         app.state.store = store or await asyncio.to_thread(Store, settings.db_url)
         app.state.hub = Hub(settings, judge_config(contract), app.state.store, observe)
         app.state.http_buckets = KeyedBuckets(settings.http_rate_per_s, settings.http_burst)
+        app.state.collection = collection
+        if collection is None and settings.collect_dir is not None:
+            app.state.collection = Collection(settings.collect_dir, Limits.from_settings(settings))
+        app.state.collect_buckets = KeyedBuckets(settings.collect_uploads_per_hour / 3600.0,
+                                                 settings.collect_burst)
+        app.state.collect_slot = asyncio.Semaphore(1)
         app.state.hub.start()
         try:
             yield
@@ -96,6 +108,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
             await app.state.hub.stop()
             if store is None:
                 app.state.store.close()
+            if collection is None and app.state.collection is not None:
+                app.state.collection.close()
 
     app = FastAPI(title="utjima", version=__version__, lifespan=lifespan,
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
@@ -106,10 +120,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         message = schemas.describe(exc.errors())
         return JSONResponse({"detail": {"code": "bad_request", "message": message}}, 422)
 
-    app.add_middleware(BodyLimit, observe=observe)
+    app.add_middleware(BodyLimit, observe=observe,
+                       limits={"/api/collect/uploads": settings.collect_max_upload_bytes})
     app.add_middleware(SecurityHeaders)
     app.include_router(rooms.router)
+    app.include_router(invite.router)
     app.include_router(history.router)
+    app.include_router(collect.router)
     app.include_router(ws.router)
     pages.mount(app, settings)
     return app

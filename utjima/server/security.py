@@ -18,10 +18,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
 
+def plain_host(host: str | None) -> str | None:
+    """A Host header that is a plain host[:port] (a name, IPv4 or [IPv6]), else None."""
+    return host if host and _HOST.match(host) else None
+
+
 def content_security_policy(host: str | None) -> str:
     # 'self' covers same-origin ws: in current browsers; the explicit ws/wss source is
     # for older ones. A Host header that is not a plain host[:port] is left out.
-    ws = f" ws://{host} wss://{host}" if host and _HOST.match(host) else ""
+    ws = f" ws://{host} wss://{host}" if plain_host(host) else ""
     return "; ".join([
         "default-src 'self'",
         f"connect-src 'self'{ws}",

@@ -1,8 +1,8 @@
 """`Settings`: everything `create_app` needs, in one frozen dataclass.
 
-`utjima serve` fills it from its flags (host, port, model, data dir, database URL) and
-from `UTJIMA_*` environment variables for the rest (`Settings.from_env`), so tests and
-operators can change game timing and limits without new flags. Values are validated
+`utjima serve` fills it from its flags (host, port, model, data dir, database URL, TLS,
+TURN, rounds) and from `UTJIMA_*` environment variables (`Settings.from_env`; flags win),
+so tests and operators can change game timing and limits without new flags. Values are validated
 loudly here, at the boundary, with the allowed range in the message.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -17,10 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from utjima.contract import default_model_dir
+from utjima.server.reach import URLError, clean_public_url
 from utjima.utils import UtjimaError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+BOOLS = {"1": True, "true": True, "yes": True, "on": True,
+         "0": False, "false": False, "no": False, "off": False}
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")  # a collection token (URL-safe: it rides in links)
 
 
 def monotonic_ms() -> float:
@@ -43,14 +48,43 @@ class Settings:
     database_url: str | None = None  # SQLAlchemy URL; None = sqlite:///<data_dir>/utjima.db
     ort_dir: Path = REPO_ROOT / "node_modules" / "onnxruntime-web" / "dist"  # /vendor/ort/
     web_dir: Path = WEB_DIR  # /static/ and the pages
+    # /vendor/fonts/: the game's typefaces from npm (@fontsource, SIL OFL); pages fall back
+    # to system fonts when it is missing
+    fonts_dir: Path = REPO_ROOT / "node_modules" / "@fontsource"
     # RTCPeerConnection iceServers, e.g. [{"urls": "stun:stun.example.org:3478"}]; none are
     # needed on a LAN or loopback. Env UTJIMA_ICE_SERVERS (a JSON list).
     ice_servers: tuple[dict[str, Any], ...] = ()
+    # --- reaching the server from other devices (docs/deploy.md) ---------------------------
+    tls: bool = False  # HTTPS; without cert_file a self-signed certificate in data_dir/tls/
+    cert_file: Path | None = None  # PEM certificate chain for HTTPS (implies tls)
+    key_file: Path | None = None  # its PEM private key, unencrypted
+    # The address friends open when a domain or reverse proxy stands in front, e.g.
+    # https://play.example.org: invite links and QR codes use it.
+    public_url: str | None = None
+    stun_urls: tuple[str, ...] = ()  # e.g. stun:turn.example.org:3478 (env: comma-separated)
+    turn_urls: tuple[str, ...] = ()  # e.g. turn:turn.example.org:3478?transport=udp
+    turn_secret: str | None = None  # coturn's static-auth-secret: each member gets its own
+    turn_ttl_s: float = 4 * 3600.0  # ... TURN credentials in `welcome`, valid this long
+    ice_transport_policy: str = "all"  # "relay": media only through TURN (hides addresses)
+    # --- clip collection (`utjima serve --collect DIR`; off by default) -------------------
+    collect_dir: Path | None = None  # /capture uploads are stored here; None = refused (404)
+    collect_token: str | None = None  # uploads must carry it; `serve` makes one when absent
+    collect_max_upload_bytes: int = 64 * 1024 * 1024  # one upload (a session's zip)
+    collect_max_frames: int = 6000  # frames in one upload (10 minutes at 10 fps)
+    collect_max_total_bytes: int = 20 * 1024**3  # everything stored under collect_dir
+    collect_uploads_per_hour: float = 30.0  # upload / delete requests per client address
+    collect_burst: int = 10
     # --- game timing ---------------------------------------------------------------------
     calib_ms: float = 4000.0  # neutral-face calibration window (>= calib_min_samples at 5+ Hz)
-    countdown_ms: float = 3000.0  # "3, 2, 1" before each round
+    # "Straight face, please": a round's countdown starts once every player's face has
+    # stayed below their threshold this long (a laugh from the last round dies down first)
+    steady_ms: float = 1000.0
+    # ... or once this long has passed anyway (someone who cannot stop smiling does not
+    # hold the room forever; their smile is then theirs to lose the round with)
+    steady_max_ms: float = 15000.0
+    countdown_ms: float = 3000.0  # "3, 2, 1" before each round (a smile sends it back)
     round_ms: float = 30000.0  # a round's time limit; nobody laughed by then = draw
-    verdict_ms: float = 4000.0  # the verdict banner stays this long before the next round
+    verdict_ms: float = 6000.0  # the verdict (and the laugh replay) stays this long
     rounds_to_win: int = 3  # first to this many round wins takes the match
     max_rounds: int = 9  # hard cap on rounds (draws); then the best score wins
     grace_ms: float = 30000.0  # a dropped player keeps seat and score this long
@@ -70,23 +104,44 @@ class Settings:
     max_msg_bytes: int = 1024  # any message except signalling
     max_signal_bytes: int = 65536  # SDP offers/answers
     max_bad_messages: int = 20  # invalid messages tolerated per connection before closing
+    react_rate_per_s: float = 2.0  # emoji reactions per member: sustained per second ...
+    react_burst: int = 5  # ... and at once; more are dropped (one error says so)
     http_rate_per_s: float = 2.0  # room create/join requests per client address
     http_burst: int = 20
     clock: Callable[[], float] = monotonic_ms  # the game clock, injectable for tests
+    wall_clock: Callable[[], float] = time.time  # unix seconds: TURN credentials' expiry
 
     def __post_init__(self) -> None:
-        for name in ("model_dir", "data_dir", "ort_dir", "web_dir"):
-            if not isinstance(getattr(self, name), Path):  # accept str from flags and env
-                object.__setattr__(self, name, Path(getattr(self, name)))
+        for name in ("model_dir", "data_dir", "ort_dir", "web_dir", "fonts_dir", "collect_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):  # str from flags and env
+                object.__setattr__(self, name, Path(value))
         object.__setattr__(self, "ice_servers", tuple(self.ice_servers))
+        for name in ("cert_file", "key_file"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        for name in ("stun_urls", "turn_urls"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.cert_file is not None:
+            object.__setattr__(self, "tls", True)
+        if self.public_url is not None:
+            try:
+                object.__setattr__(self, "public_url", clean_public_url(self.public_url))
+            except URLError as e:
+                raise SettingsError(f"Settings: {e}") from None
         checks = [
             (1 <= self.port <= 65535 or self.port == 0, "port must be in 1..65535"),
             (self.calib_ms >= 1000, "calib_ms must be >= 1000"),
             (self.countdown_ms >= 0, "countdown_ms must be >= 0"),
+            (0 <= self.steady_ms <= self.steady_max_ms, "need 0 <= steady_ms <= steady_max_ms"),
+            (self.react_rate_per_s > 0 and self.react_burst >= 1,
+             "need react_rate_per_s > 0, react_burst >= 1"),
             (self.round_ms >= 1000, "round_ms must be >= 1000"),
             (self.verdict_ms >= 0, "verdict_ms must be >= 0"),
             (self.rounds_to_win >= 1, "rounds_to_win must be >= 1"),
-            (self.max_rounds >= self.rounds_to_win, "max_rounds must be >= rounds_to_win"),
+            (self.max_rounds >= self.rounds_to_win,
+             f"max_rounds ({self.max_rounds}; env UTJIMA_MAX_ROUNDS) must be >= rounds_to_win "
+             f"({self.rounds_to_win})"),
             (self.grace_ms >= 0, "grace_ms must be >= 0"),
             (0 <= self.allowed_delay_ms <= self.max_sample_age_ms,
              "need 0 <= allowed_delay_ms <= max_sample_age_ms"),
@@ -100,6 +155,29 @@ class Settings:
              "need 256 <= max_msg_bytes <= max_signal_bytes"),
             (self.http_rate_per_s > 0 and self.http_burst >= 1,
              "need http_rate_per_s > 0, http_burst >= 1"),
+            ((self.cert_file is None) == (self.key_file is None),
+             "--cert and --key go together (a certificate and its private key)"),
+            (all(u.startswith(("stun:", "stuns:")) for u in self.stun_urls),
+             f"stun_urls must start with stun: or stuns:, got {list(self.stun_urls)}"),
+            (all(u.startswith(("turn:", "turns:")) for u in self.turn_urls),
+             f"turn_urls must start with turn: or turns:, got {list(self.turn_urls)}"),
+            (bool(self.turn_urls) == bool(self.turn_secret),
+             "--turn-url and --turn-secret go together (the TURN server's URLs and its "
+             "static-auth-secret)"),
+            (60 <= self.turn_ttl_s <= 7 * 86400, "turn_ttl_s must be in 60..604800"),
+            (self.ice_transport_policy in ("all", "relay"),
+             f"ice_transport_policy must be 'all' or 'relay', got {self.ice_transport_policy!r}"),
+            (self.ice_transport_policy == "all" or bool(self.turn_urls or self.ice_servers),
+             "ice_transport_policy 'relay' needs a TURN server (--turn-url)"),
+            (1 << 20 <= self.collect_max_upload_bytes <= 1 << 31,
+             "collect_max_upload_bytes must be in 1 MiB..2 GiB"),
+            (1 <= self.collect_max_frames <= 60000, "collect_max_frames must be in 1..60000"),
+            (self.collect_max_total_bytes >= self.collect_max_upload_bytes,
+             "collect_max_total_bytes must be >= collect_max_upload_bytes"),
+            (self.collect_uploads_per_hour > 0 and self.collect_burst >= 1,
+             "need collect_uploads_per_hour > 0, collect_burst >= 1"),
+            (self.collect_token is None or _TOKEN.fullmatch(self.collect_token) is not None,
+             "collect_token must be 16..128 characters of A-Z a-z 0-9 _ -"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -122,7 +200,8 @@ class Settings:
         `overrides` (the CLI flags). UTJIMA_ICE_SERVERS is a JSON list."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
-        skip = {"clock", "host", "port", "model_dir", "data_dir", "database_url", "web_dir"}
+        skip = {"clock", "wall_clock", "host", "port", "model_dir", "data_dir", "database_url",
+                "web_dir", "fonts_dir"}
         for f in fields(cls):
             key = f"UTJIMA_{f.name.upper()}"
             if f.name in skip or key not in env:
@@ -138,6 +217,14 @@ class Settings:
                     values[f.name] = Path(raw)
                 elif f.type in ("int",):
                     values[f.name] = int(raw)
+                elif f.type in ("bool",):
+                    if raw.strip().lower() not in BOOLS:
+                        raise ValueError(f"expected one of {', '.join(BOOLS)}")
+                    values[f.name] = BOOLS[raw.strip().lower()]
+                elif f.type.startswith("tuple[str"):
+                    values[f.name] = tuple(raw.replace(",", " ").split())
+                elif f.type.startswith(("str", "Path")):
+                    values[f.name] = raw
                 else:
                     values[f.name] = float(raw)
             except ValueError as e:

@@ -13,6 +13,7 @@ from utjima.server import schemas
 from utjima.server.game import RoomError
 from utjima.server.hub import Hub
 from utjima.server.routes.deps import get_hub
+from utjima.server.routes.invite import invite_url
 
 router = APIRouter(prefix="/api/rooms", tags=["rooms"])
 HubDep = Annotated[Hub, Depends(get_hub)]
@@ -37,7 +38,8 @@ async def create_room(request: Request, hub: HubDep, body: schemas.CreateRoomIn 
         room = hub.create_room()
     except RoomError as e:
         return error(e.status, e.code, e.message)
-    return schemas.RoomCreated(code=room.code, invite_path=f"/r/{room.code}")
+    return schemas.RoomCreated(code=room.code, invite_path=f"/r/{room.code}",
+                               invite_url=invite_url(request, room.code))
 
 
 @router.get("/{code}", response_model=schemas.RoomInfo)

@@ -5,6 +5,9 @@
 // except same-origin model and onnxruntime files.
 
 import { createDetector } from "/static/detector/detector.js";
+import { lang as gameLang, t as gameT, translate } from "/static/game/i18n.js";
+import { cameraBlocked, showBlocked } from "/static/game/secure.js";
+import { chrome } from "/static/game/ui.js";
 
 const HISTORY = 900; // results kept on window.utjimaDemo.results (~30 s at 30 fps)
 const STATS_OVER = 30; // per-stage ms are averaged over the latest results
@@ -13,7 +16,7 @@ const TEXT = {
   en: {
     title: "Live smile detector", privacy: "Your video never leaves this page: the detector runs in your browser.",
     loading: "Loading the model…", camera: "Waiting for the camera…", running: "", noface: "No face found",
-    denied: "Camera unavailable: {error}", failed: "The detector failed: {error}", start: "Start camera",
+    denied: "Camera unavailable: {error}", blocked: "No camera on this http:// page", failed: "The detector failed: {error}", start: "Start camera",
     smile: "Smile", emotions: "Emotions", performance: "Performance", fps: "frames / s", total: "per frame",
     stages: "detect · crop · enc · step", backend: "backend", smiling: "smiling", threads: "threads", thread: "thread",
     emotion: { angry: "angry", disgust: "disgust", fear: "fear", happy: "happy", sad: "sad", surprise: "surprise", neutral: "neutral" },
@@ -21,7 +24,7 @@ const TEXT = {
   ko: {
     title: "실시간 웃음 감지", privacy: "영상은 이 페이지 밖으로 나가지 않습니다. 감지는 브라우저 안에서 실행됩니다.",
     loading: "모델을 불러오는 중…", camera: "카메라를 기다리는 중…", running: "", noface: "얼굴을 찾지 못했습니다",
-    denied: "카메라를 쓸 수 없습니다: {error}", failed: "감지기 오류: {error}", start: "카메라 시작",
+    denied: "카메라를 쓸 수 없습니다: {error}", blocked: "이 http:// 페이지에서는 카메라를 쓸 수 없습니다", failed: "감지기 오류: {error}", start: "카메라 시작",
     smile: "웃음", emotions: "감정", performance: "성능", fps: "초당 프레임", total: "프레임당",
     stages: "검출 · 자르기 · 인코더 · 스텝", backend: "백엔드", smiling: "웃는 중", threads: "스레드", thread: "스레드",
     emotion: { angry: "화남", disgust: "혐오", fear: "두려움", happy: "행복", sad: "슬픔", surprise: "놀람", neutral: "무표정" },
@@ -30,7 +33,8 @@ const TEXT = {
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-let lang = params.get("lang") || ((navigator.language || "en").toLowerCase().startsWith("ko") ? "ko" : "en");
+let lang = params.get("lang") || gameLang(); // the game's language choice, shared header
+
 if (!(lang in TEXT)) lang = "en";
 let statusKey = "loading", statusArgs = {};
 
@@ -38,7 +42,7 @@ const state = { detector: null, results: [], latest: null, threshold: 0.5, class
 window.utjimaDemo = state; // for the browser tests and the curious
 
 function t(key, args = {}) {
-  return (TEXT[lang][key] ?? key).replace(/\{(\w+)\}/g, (_, k) => args[k] ?? "");
+  return (TEXT[lang][key] ?? gameT(key)).replace(/\{(\w+)\}/g, (_, k) => args[k] ?? "");
 }
 
 function setStatus(key, args = {}) {
@@ -52,8 +56,8 @@ function applyLanguage() {
   document.documentElement.lang = lang;
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const li of $("emotions").children) li.querySelector(".name").textContent = TEXT[lang].emotion[li.dataset.name] ?? li.dataset.name;
-  for (const b of document.querySelectorAll("[data-lang]")) b.setAttribute("aria-pressed", String(b.dataset.lang === lang));
   setStatus(statusKey, statusArgs);
+  if (cameraBlocked()) showBlocked(document.body, (k, p) => translate(lang, k, p), document.querySelector("main"), false);
   state.dirty = true;
 }
 
@@ -88,7 +92,7 @@ function render() {
   if (r.face) {
     const [x1, y1, x2, y2] = r.box;
     g.lineWidth = Math.max(2, canvas.width / 200);
-    g.strokeStyle = smiling ? "#ff8a00" : "#2ec4b6";
+    g.strokeStyle = smiling ? "#ff4f79" : "#3ddc97"; // style.css --pink, --mint
     g.strokeRect(x1, y1, x2 - x1, y2 - y1);
   }
   setStatus(r.face ? "running" : "noface");
@@ -117,6 +121,11 @@ function onResult(r) {
 }
 
 async function startCamera() {
+  if (cameraBlocked()) { // http:// from another device: the card says why (applyLanguage)
+    setStatus("blocked");
+    document.body.dataset.state = "no-camera";
+    return;
+  }
   $("start").hidden = true;
   setStatus("camera");
   document.body.dataset.state = "camera";
@@ -137,7 +146,7 @@ async function startCamera() {
 }
 
 async function main() {
-  for (const b of document.querySelectorAll("[data-lang]")) b.addEventListener("click", () => { lang = b.dataset.lang; applyLanguage(); });
+  chrome({ onlang: () => { lang = gameLang(); applyLanguage(); } });
   $("start").addEventListener("click", startCamera);
   applyLanguage();
   requestAnimationFrame(render);

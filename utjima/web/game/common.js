@@ -1,6 +1,7 @@
 // Shared by the game pages: the JSON API, remembered seats, the camera, the smile meter.
 
 import { t } from "./i18n.js";
+import { CameraBlockedError, cameraBlocked } from "./secure.js";
 
 /** fetch JSON from our API; throws Error(message) with the server's clear message. */
 export async function api(path, body) {
@@ -87,11 +88,24 @@ export const seats = {
 // --- camera and detector ----------------------------------------------------------------------
 
 export async function openCamera() {
+  if (cameraBlocked()) throw new CameraBlockedError(t("camera_blocked_title"));
   const video = { width: { ideal: 640 }, height: { ideal: 480 }, facingMode: "user" };
   try {
     return await navigator.mediaDevices.getUserMedia({ video, audio: true });
   } catch {
     return await navigator.mediaDevices.getUserMedia({ video, audio: false });
+  }
+}
+
+/** Why the camera failed, as a code the server relays and the pages word (i18n
+ *  camera_err_<code>): denied, not_found, in_use, insecure, unsupported, failed. */
+export function cameraError(e) {
+  if (!navigator.mediaDevices?.getUserMedia) return globalThis.isSecureContext === false ? "insecure" : "unsupported";
+  switch (e?.name) {
+    case "NotAllowedError": case "SecurityError": return "denied";
+    case "NotFoundError": case "OverconstrainedError": case "DevicesNotFoundError": return "not_found";
+    case "NotReadableError": case "AbortError": case "TrackStartError": return "in_use";
+    default: return "failed";
   }
 }
 
