@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from utjima import faces
+from utjima.contract import load_contract
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -394,6 +395,8 @@ def dim_small_clip(**over):
 def test_live_config_json_round_trip_and_refusals():
     d = json.loads(json.dumps(faces.LIVE.to_json()))
     assert faces.LiveConfig.from_json(d) == faces.LIVE
+    # the bundled model follows today's live path
+    assert faces.LiveConfig.from_json(load_contract().streaming["live"]) == faces.LIVE
     with pytest.raises(ValueError, match="exactly the keys"):
         faces.LiveConfig.from_json({k: v for k, v in d.items() if k != "hold_ms"})
     with pytest.raises(ValueError, match="exactly the keys"):

@@ -21,8 +21,8 @@ expectation comes from the Python implementation (the spec is faces.py's module 
 The crop policy and live config used are stored in the file, so the vectors do not change
 with model.json.
 
-    .venv/bin/python tools/make_face_vectors.py          # rewrite the file
-    .venv/bin/python tools/make_face_vectors.py --check  # fail if it is out of date
+    .venv/bin/python -m tools.make_face_vectors          # rewrite the file
+    .venv/bin/python -m tools.make_face_vectors --check  # fail if it is out of date
 """
 
 from __future__ import annotations
@@ -333,12 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     data = build()
     if a.check:
         if not a.out.is_file():
-            print(f"{a.out} is missing; run tools/make_face_vectors.py", file=sys.stderr)
+            print(f"{a.out} is missing; run python -m tools.make_face_vectors", file=sys.stderr)
             return 1
         diff = _close(json.loads(a.out.read_text()), json.loads(json.dumps(data)))
         if diff:
             print(f"{a.out} is out of date ({diff}); "
-                  "rerun tools/make_face_vectors.py and review the diff", file=sys.stderr)
+                  "rerun python -m tools.make_face_vectors and review the diff", file=sys.stderr)
             return 1
         print(f"{a.out.relative_to(ROOT)} is up to date")
         return 0

@@ -173,8 +173,12 @@ class LiveConfig:
     letterboxed to 128 px shrinks a face sitting back (60-90 px) to 12-18 px, where it finds
     a quarter to a third of them (benchmarks/bench_robustness.py)."""
 
-    roi_scale: float = 2.5            # follow: search a square this many face sides wide
-                                      # around the followed face (its face: ~51 network px)
+    roi_scale: float = 3.0            # follow: search a square this many face sides wide
+                                      # around the followed face (its face: ~43 network px),
+                                      # the scale `recrop` detects training faces at (median
+                                      # face side / detector input: SMILEsmileD train 0.38,
+                                      # FER+ train 0.29), so live boxes frame faces as
+                                      # training crops do (2.5 drew tighter, jittering boxes)
     tile_frac: float = 0.5            # acquire: tiles of this fraction of the frame's longer
                                       # side, half-overlapping (640x480: 6 tiles of 320 px)
     scan_interval_ms: float = 500.0   # acquire: the tile scan runs at most this often
