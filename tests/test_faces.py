@@ -496,3 +496,20 @@ def test_face_vectors_are_up_to_date():
     r = subprocess.run([sys.executable, "-m", "tools.make_face_vectors", "--check"], cwd=root,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+def test_brighten_crop_lifts_a_dim_crop_to_the_target_and_leaves_a_lit_one():
+    live = faces.LIVE
+    rng = np.random.default_rng(0)
+    lit = rng.uniform(0.3, 0.8, (1, 8, 8)).astype(np.float32)
+    assert faces.brighten_crop(lit, live) is lit
+    dim = lit * np.float32(0.25)  # mean ~0.14: gain ~2.5, nothing reaches 1
+    out = faces.brighten_crop(dim, live)
+    assert out.dtype == np.float32 and out.max() < 1
+    assert out.mean() == pytest.approx(live.exposure_target, rel=1e-6)
+    black = np.zeros((3, 8, 8), np.float32)
+    assert not faces.brighten_crop(black, live).any()
+    rgb = np.stack([dim[0], dim[0] * 0.5, dim[0] * 2]).astype(np.float32)
+    luma = sum(w * c for w, c in zip(faces.GRAY_WEIGHTS, rgb, strict=True)).mean()
+    gain = min(live.max_gain, live.exposure_target / luma)
+    np.testing.assert_allclose(faces.brighten_crop(rgb, live), np.minimum(rgb * gain, 1), atol=1e-6)

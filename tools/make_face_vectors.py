@@ -12,8 +12,9 @@ expectation comes from the Python implementation (the spec is faces.py's module 
 - `crop`: crop transforms and crops (grey and RGB, aligned and not) of known faces;
 - `detect`: one real image (the astronaut fixture, small), its faces from the short
   BlazeFace ONNX, and the policy's crop of the best face (node runs the same ONNX file);
-- `regions`, `exposure`: the live path's search squares (around a followed face, the
-  acquisition tiles) and the detector input's exposure gain on small images;
+- `regions`, `exposure`, `crop_exposure`: the live path's search squares (around a followed
+  face, the acquisition tiles), the detector input's exposure gain on small images and the
+  crop's (`brighten_crop`);
 - `live`: `FaceTracker` on a dim 320x240 camera whose face (the astronaut, 34 px) is too
   small for the whole-frame pass: found by the tile scan, followed around its box, carried
   between detections, held when it leaves, then gone, and found again; per frame what
@@ -246,6 +247,24 @@ def exposure_cases() -> list[dict]:
     return out
 
 
+def crop_exposure_cases() -> list[dict]:
+    """The live path's crop gain (`brighten_crop`) on small crops: grey and RGB, dim (gained,
+    some values capped at 1), lit (unchanged) and black (max_gain)."""
+    out = []
+    for seed, channels, scale in ((21, "gray", 0.2), (22, "gray", 1.0), (23, "rgb", 0.15),
+                                  (24, "gray", 0.0), (25, "rgb", 0.9)):
+        name, img = image(seed, 6, 6)
+        IMAGES.pop(name)  # the crop itself is stored
+        crop = (img.astype(np.float32) / 255 * np.float32(scale)).transpose(2, 0, 1)
+        if channels == "gray":
+            crop = crop[:1] * np.float32(0.5) + crop[1:2] * np.float32(0.5)
+        if scale:
+            crop[0, 0, 0] = 0.5 if scale < 0.5 else 1.0  # a bright pixel: capped when gained
+        out.append({"channels": channels, "size": 6, "crop": rounded(crop.reshape(-1), 8),
+                    "out": rounded(faces.brighten_crop(crop, faces.LIVE).reshape(-1), 8)})
+    return out
+
+
 LIVE_W, LIVE_H = 320, 240  # the live case's camera
 LIVE_DETECT_MS = 100.0  # its detect_interval_ms
 
@@ -295,6 +314,7 @@ def build() -> dict:
         "detect": detect_case(policy),
         "regions": region_cases(),
         "exposure": exposure_cases(),
+        "crop_exposure": crop_exposure_cases(),
         "live": live_case(),
     }
     return {"about": "utjima.faces on tiny inputs; written by tools/make_face_vectors.py, "

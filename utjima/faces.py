@@ -88,6 +88,9 @@ Live path (`FaceTracker`; web/detector/faces.js `FaceTracker`): one face followe
        acquire_min_score becomes F.
     6. Nothing: F = none ("gone" when there was one, else "none"); the window resets.
     Whenever a face becomes F, last_seen = t_ms.
+    The crop from F is brightened the same way (`brighten_crop`): L = its mean luma (a grey
+    crop's mean), gain as above, crop = min(1, value * gain) in float32. A dim crop costs
+    the smile model accuracy the detector input's gain does not give back.
 
 Training crops (`recrop`): a dataset crop is put at the centre of a grey canvas 3x its side
     (`embed`), the short detector finds the face there, and the crop is cut from the
@@ -657,9 +660,27 @@ def exposure_gain(x: np.ndarray, m: np.ndarray, w: int, h: int, live: LiveConfig
     inside = x[ins_y][:, ins_x].astype(np.float64)  # (n_in_y, n_in_x, 3)
     luma = float((r * inside[..., 0] + g * inside[..., 1] + b * inside[..., 2]).mean()) \
         if inside.size else 0.0
+    return _gain(luma, live)
+
+
+def _gain(luma: float, live: LiveConfig) -> float:
     if luma <= 0:
         return live.max_gain
     return min(live.max_gain, max(1.0, live.exposure_target / luma))
+
+
+def brighten_crop(crop: np.ndarray, live: LiveConfig) -> np.ndarray:
+    """The live path's crop exposure: a crop (C, S, S) float32 0..1 (C = 1: grey, 3: RGB)
+    times gain = min(max_gain, max(1, exposure_target / L)), capped at 1, where L is its
+    mean luma; unchanged when the gain is 1 (a lit face)."""
+    if crop.shape[0] == 1:
+        luma = float(crop.astype(np.float64).mean())
+    else:
+        r, g, b = GRAY_WEIGHTS
+        c = crop.astype(np.float64)
+        luma = float((r * c[0] + g * c[1] + b * c[2]).mean())
+    gain = _gain(luma, live)
+    return crop if gain == 1.0 else np.minimum(crop * np.float32(gain), np.float32(1))
 
 
 class FaceTracker:

@@ -23,6 +23,7 @@ from utjima.faces import (
     FaceDetector,
     FaceTracker,
     LiveConfig,
+    brighten_crop,
     crop_face,
     detect_in_context,
     merge_faces,
@@ -126,8 +127,9 @@ class SmileModel:
 
 @dataclass
 class Stream:
-    """One player's camera: a FaceTracker follows one face (utjima.faces, "Live path"); the
-    window resets when it is gone. web/detector/pipeline.js does the same."""
+    """One player's camera: a FaceTracker follows one face (utjima.faces, "Live path"), its
+    crop brightened when dim (`brighten_crop`); the window resets when it is gone.
+    web/detector/pipeline.js does the same."""
 
     model: SmileModel
     tracker: FaceTracker
@@ -143,7 +145,8 @@ class Stream:
         if face is None:
             self.window.reset()
             return {"t_ms": t_ms, "face": False, "box": None, "smile_prob": None, "emotion": None}
-        feat = self.model.encode(self.model.crop(rgb, face)[None])[0]   # (F,)
+        crop = brighten_crop(self.model.crop(rgb, face), self.model.live)
+        feat = self.model.encode(crop[None])[0]                          # (F,)
         window = self.window.push(t_ms, feat)                            # (T, F)
         smile, emo = self.model.step(window[None])
         probs = softmax(emo[0])

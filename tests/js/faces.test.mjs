@@ -8,6 +8,7 @@ import { inflateSync } from "node:zlib";
 
 import {
   anchors,
+  brightenCrop,
   cropConfig,
   cropTransform,
   decodeFaces,
@@ -168,6 +169,17 @@ test("exposure gain of the detector input, and the gained network input", () => 
   const { hold_ms, ...noHold } = V.live_config;
   assert.ok(hold_ms > 0);
   assert.throws(() => liveConfig(noHold), /exactly the keys/);
+});
+
+test("a dim crop is brightened as Python's brighten_crop does; a lit one is left alone", () => {
+  const gains = [];
+  for (const c of V.crop_exposure) {
+    const planes = Float32Array.from(c.crop);
+    gains.push(brightenCrop(planes, c.size, c.channels, CFG.grayWeights, LIVE));
+    assert.ok(maxDiff(planes, c.out) <= 1e-6, `${c.channels} crop: ${maxDiff(planes, c.out)}`);
+  }
+  assert.ok(gains.some((g) => g === 1) && gains.some((g) => g > 1), `gains ${gains}`);
+  assert.ok(gains.includes(LIVE.maxGain), `a black crop gets max_gain: ${gains}`);
 });
 
 // The real detector on a real (small) photo: needs onnxruntime-web from `make setup`.

@@ -429,9 +429,34 @@ export function exposureGain(rgb, n, m, w, h, live, grayWeights) {
       count++;
     }
   }
-  const luma = count ? sum / count : 0;
+  return gainFor(count ? sum / count : 0, live);
+}
+
+function gainFor(luma, live) {
   if (luma <= 0) return live.maxGain;
   return Math.min(live.maxGain, Math.max(1, live.exposureTarget / luma));
+}
+
+/**
+ * The live path's crop exposure (faces.py `brighten_crop`), in place on the encoder's input
+ * planes (`toCropPlanes`): gain from their mean luma, each value min(1, value * gain).
+ * Returns the gain (1: a lit face, left as it was).
+ */
+export function brightenCrop(planes, size, channels, grayWeights, live) {
+  const plane = size * size;
+  let sum = 0;
+  if (channels === "gray") {
+    for (let k = 0; k < plane; k++) sum += planes[k];
+  } else {
+    const [wr, wg, wb] = grayWeights;
+    for (let k = 0; k < plane; k++) sum += wr * planes[k] + wg * planes[plane + k] + wb * planes[2 * plane + k];
+  }
+  const gain = gainFor(sum / plane, live);
+  if (gain !== 1) {
+    const n = channels === "gray" ? plane : 3 * plane;
+    for (let k = 0; k < n; k++) planes[k] = Math.min(1, Math.fround(planes[k] * gain));
+  }
+  return gain;
 }
 
 /**

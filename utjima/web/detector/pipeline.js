@@ -1,8 +1,8 @@
 // The per-frame pipeline, the same as utjima/runtime.py `Stream.process`: the face tracker
 // (faces.js `FaceTracker`: the followed face's neighbourhood, else the whole frame, else a
-// tile scan; exposure-normalised detector inputs; a missed face held for a while) -> crop ->
-// encoder (once per frame) -> FeatureWindow.push(tMs, feature) -> step over the window ->
-// smile_prob + emotion. The window is cleared when the face is gone (streaming.reset).
+// tile scan; exposure-normalised detector inputs; a missed face held for a while) -> crop
+// (brightened when dim) -> encoder (once per frame) -> FeatureWindow.push(tMs, feature) ->
+// step over the window -> smile_prob + emotion. The window is cleared when the face is gone (streaming.reset).
 //
 // Environment-free: it takes the onnxruntime module and a byte loader, so the worker
 // (worker.js) and node run it alike. Everything comes from model.json.
@@ -10,6 +10,7 @@
 
 import { FeatureWindow } from "./streaming.js";
 import {
+  brightenCrop,
   cropConfig,
   cropTransform,
   FaceTracker,
@@ -123,7 +124,9 @@ export class Pipeline {
     const cfg = this.c.crop;
     const { m, step } = cropTransform(face, cfg);
     this.sampler.warp(img, m, cfg.size, cfg.size, step, null, this.cropRgb);
-    return toCropPlanes(this.cropRgb, cfg.size, this.c.channels, cfg.grayWeights, this.cropInput.data);
+    const planes = toCropPlanes(this.cropRgb, cfg.size, this.c.channels, cfg.grayWeights, this.cropInput.data);
+    brightenCrop(planes, cfg.size, this.c.channels, cfg.grayWeights, this.c.live);
+    return planes;
   }
 
   /** One frame: {data, width, height, channels: 3|4} at time tMs (ms, strictly increasing). */
