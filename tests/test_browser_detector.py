@@ -235,15 +235,16 @@ def test_demo_page_shows_results(camera_run, contract):
     assert threshold_pct == pytest.approx(100 * contract.smile_threshold, abs=0.05)
 
 
-def _segments(results: list[dict]) -> dict[str, list[float]]:
-    """smile_prob by clip segment, leaving out the frames right after the face switched."""
+def _segments(results: list[dict], **split) -> dict[str, list[float]]:
+    """smile_prob by clip segment, leaving out the frames right after the face switched;
+    `split`: fakecam.segment_of's split_x for a clip of its own."""
     out: dict[str, list[float]] = {"neutral": [], "smiling": []}
     last_seg, since = None, -np.inf
     for r in results:
         if not r["face"]:
             last_seg = None
             continue
-        seg = fakecam.segment_of(r["box"])
+        seg = fakecam.segment_of(r["box"], **split)
         if seg != last_seg:
             last_seg, since = seg, r["t_ms"]
         if r["t_ms"] - since >= SEGMENT_SETTLE_MS:
@@ -251,11 +252,14 @@ def _segments(results: list[dict]) -> dict[str, list[float]]:
     return out
 
 
-def test_camera_smile_prob_follows_the_face(camera_run, contract, faces):
-    seg = _segments(camera_run["judged"])
+def _neutral_and_smiling(judged: list[dict], contract, faces, what: str,
+                         **split) -> tuple[float, float]:
+    """Mean smile_prob of each segment (both must be seen); skips the test where the clip or
+    the model cannot tell them apart (the astronaut fixture, an untrained placeholder)."""
+    seg = _segments(judged, **split)
     assert seg["neutral"] and seg["smiling"], "both segments of the clip were seen"
     neutral, smiling = np.mean(seg["neutral"]), np.mean(seg["smiling"])
-    print(f"smile_prob: neutral {neutral:.3f} (n={len(seg['neutral'])}), smiling {smiling:.3f} "
+    print(f"{what}: neutral {neutral:.3f} (n={len(seg['neutral'])}), smiling {smiling:.3f} "
           f"(n={len(seg['smiling'])}); faces {faces.source} {faces.ids}")
     if faces.source == "astronaut":
         pytest.skip("no SMILEsmileD archive: the clip has no neutral/smiling pair")
@@ -263,6 +267,11 @@ def test_camera_smile_prob_follows_the_face(camera_run, contract, faces):
     if training.startswith("none"):
         pytest.skip(f"untrained placeholder model (provenance.training = {training!r}): "
                     f"neutral {neutral:.3f} vs smiling {smiling:.3f} not asserted")
+    return neutral, smiling
+
+
+def test_camera_smile_prob_follows_the_face(camera_run, contract, faces):
+    neutral, smiling = _neutral_and_smiling(camera_run["judged"], contract, faces, "smile_prob")
     assert smiling - neutral >= SMILE_MARGIN, f"smiling {smiling:.3f} vs neutral {neutral:.3f}"
 
 
@@ -298,26 +307,8 @@ def test_dark_small_camera_faces_found_and_judged(dark_run, contract, faces):
             assert 0.3 * DARK_FACE_PX <= side <= 1.5 * DARK_FACE_PX, f"box {r['box']}"
             assert abs(cy - fakecam.FRAME_H / 2) < DARK_FACE_PX / 4, f"box {r['box']}"
             assert DARK_SPLIT_X - 20 - DARK_FACE_PX / 4 < cx < DARK_SPLIT_X + 20 + DARK_FACE_PX / 4
-    seg: dict[str, list[float]] = {"neutral": [], "smiling": []}
-    last, since = None, -np.inf
-    for r in judged:
-        if not r["face"]:
-            last = None
-            continue
-        s = fakecam.segment_of(r["box"], split_x=DARK_SPLIT_X)
-        if s != last:
-            last, since = s, r["t_ms"]
-        if r["t_ms"] - since >= SEGMENT_SETTLE_MS:
-            seg[s].append(r["smile_prob"])
-    assert seg["neutral"] and seg["smiling"], "both segments of the clip were seen"
-    neutral, smiling = np.mean(seg["neutral"]), np.mean(seg["smiling"])
-    print(f"dim camera smile_prob: neutral {neutral:.3f} (n={len(seg['neutral'])}), smiling "
-          f"{smiling:.3f} (n={len(seg['smiling'])}); faces {faces.source} {faces.ids}")
-    if faces.source == "astronaut":
-        pytest.skip("no SMILEsmileD archive: the clip has no neutral/smiling pair")
-    training = str(contract.data.get("provenance", {}).get("training", ""))
-    if training.startswith("none"):
-        pytest.skip(f"untrained placeholder model (provenance.training = {training!r})")
+    neutral, smiling = _neutral_and_smiling(judged, contract, faces, "dim camera smile_prob",
+                                            split_x=DARK_SPLIT_X)
     threshold = contract.smile_threshold
     assert smiling - neutral >= SMILE_MARGIN, f"smiling {smiling:.3f} vs neutral {neutral:.3f}"
     assert neutral < threshold <= smiling, (f"judged wrong at the threshold {threshold:.3f}: "
