@@ -192,7 +192,8 @@ class LiveConfig:
                                       # frame or the tiles score >= 0.8 (5th percentile)
     hold_ms: float = 300.0            # a followed face missing from detections is kept this
                                       # long (re-detecting every frame), then reported gone
-    exposure_target: float = 0.35     # detector input: gained so its mean luma reaches this
+    exposure_target: float = 0.35     # detector input, and the face crop (`brighten_crop`):
+                                      # gained so its mean luma reaches this
     max_gain: float = 4.0             # ... by at most this factor; never darkened
 
     def to_json(self) -> dict[str, float]:
