@@ -20,7 +20,7 @@ there counts as wrong); its paired difference to clean. 95 % intervals: bootstra
 8 bits and >= 3x the noise at the scale of a feature); "tiny" and "very dark" are beyond that
 line on purpose and are reported, not held to the targets.
 
-    .venv/bin/python -m benchmarks.bench_robustness                 # ~10 min on one core
+    .venv/bin/python -m benchmarks.bench_robustness                 # ~11 min on one core
     .venv/bin/python -m benchmarks.bench_robustness --model runs/x/export --n 60
     .venv/bin/python -m benchmarks.bench_robustness --cameras clean dark+small --frames 45
 
