@@ -223,7 +223,10 @@ def load_data(spec: str, short_captures: bool = False, progress: bool = True) ->
         if ds.info["no_face"]:
             info["excluded"]["no face in any frame"] = ds.info["no_face"]
     if not ds.clips:
-        raise StudyError(f"{spec}: no clip with a clip_smile label and a face to study")
+        why = "; ".join(f"{k}: {len(v)}" for k, v in info["excluded"].items())
+        hint = (" (--short-captures keeps shortened capture runs)"
+                if "shortened capture run" in info["excluded"] else "")
+        raise StudyError(f"{spec}: no clip left to study ({why or 'no clips'}){hint}")
     clips = []
     for c in ds.clips:
         if name == "ckplus":
@@ -591,7 +594,7 @@ def run_all(cfg: StudyConfig, data: StudyData, plan: dict, out: Path,
 
     todo = tasks(cfg)
     n_epochs = {t.name: cfg.max_epochs if t.kind == "full" else cfg.freeze_epochs for t in todo}
-    done = {t.name: json.loads((out / "runs" / t.name / RUN_DONE).read_text())
+    done = {t.name: run_task(t, cfg, data, plan, out, threads=1)  # checked, not redone
             for t in todo if (out / "runs" / t.name / RUN_DONE).is_file()}
     pending = [t for t in todo if t.name not in done]
     jobs = min(cfg.jobs or os.cpu_count() or 1, max(1, len(pending)))
