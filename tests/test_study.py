@@ -266,18 +266,26 @@ def test_bad_inputs_are_one_clear_error_before_any_work(tmp_path, capsys):
     code, err = _run_cli(["--data", f"clips:{two}", "--folds", "2", "--init", str(garbage),
                           "--out", str(out)], capsys)
     assert code == 2 and "does not load" in err and err.count("\n") == 1
-    # not a clip spec; a grid that makes no sense; --out a file
+    # not a clip spec; a missing archive or folder
     code, err = _run_cli(["--data", "ferplus:train", "--out", str(out)], capsys)
     assert code == 2 and "needs recorded clips" in err
-    code, err = _run_cli(["--data", f"clips:{two}", "--folds", "1", "--out", str(out)], capsys)
-    assert code == 2 and "folds must be >= 2" in err
+    code, err = _run_cli(["--data", "selfies:x", "--out", str(out)], capsys)
+    assert code == 2 and "unknown data spec" in err and "ckplus" in err
+    # flags checked while parsed: usage error, exit 2
     (tmp_path / "file").write_text("x")
-    code, err = _run_cli(["--data", f"clips:{two}", "--folds", "2", "--out",
-                          str(tmp_path / "file")], capsys)
-    assert code == 2 and "is a file" in err
+    for bad in (["--folds", "1"], ["--epochs", "7,ten"], ["--seeds", ""], ["--jobs", "-1"],
+                ["--init", str(tmp_path / "missing.pt")], ["--bootstrap", "5"]):
+        with pytest.raises(SystemExit) as e:
+            main(["study", "--data", f"clips:{two}", "--out", str(out), *bad])
+        assert e.value.code == 2
+        assert "error: argument" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["study", "--data", f"clips:{two}", "--out", str(tmp_path / "file")])
+    assert "is a file" in capsys.readouterr().err
+    # a grid that makes no sense
+    with pytest.raises(StudyError, match="epochs must be >= 1"):
+        StudyConfig(data=f"clips:{two}", epochs=(0, 10))
     assert not out.exists()
-    with pytest.raises(SystemExit):  # argparse: not a list of integers
-        main(["study", "--data", f"clips:{two}", "--out", str(out), "--epochs", "7,ten"])
 
 
 # --- a small real study: capture-format clips, resume ---------------------------------------

@@ -449,12 +449,14 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 
 def _int_list(text: str) -> tuple[int, ...]:
-    """'7,10,30' -> (7, 10, 30) (an argparse type)."""
+    """'7,10,30' -> (7, 10, 30): integers >= 0 separated by commas (an argparse type)."""
     try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
+        values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"want integers separated by commas, got {text!r}"
-                                         ) from None
+        values = ()
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not integers >= 0 separated by commas")
+    return values
 
 
 def _study(a: argparse.Namespace) -> int:
@@ -469,7 +471,7 @@ def _study(a: argparse.Namespace) -> int:
         if v is not None:
             kw[key] = v
     doc = study(StudyConfig(data=a.data, short_captures=a.short_captures, **kw), a.out,
-                command="utjima " + " ".join(sys.argv[1:]))
+                command=a.command_line)
     for line in summary_lines(doc):
         print(line)
     print(f"wrote {a.out}/study.json, report.html and predictions.json")
@@ -630,31 +632,34 @@ def build_parser() -> argparse.ArgumentParser:
             "the seed's fine-tuning A/B on clips: subject-grouped K-fold, seeds, arms "
             "0/7/10/30/50 epochs, early stopping, frozen trunk, ensemble (docs/study.md)")
     p.add_argument("--data", required=True, metavar="SPEC",
-                   help="clips with participants: ckplus:all (CK+ sequences) or clips:DIR")
-    p.add_argument("--out", required=True, metavar="DIR",
+                   help="clips with participant ids: ckplus:all (the CK+ sequences) or "
+                        "clips:DIR (docs/clip_format.md)")
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
                    help="study folder: study.json, report.html, predictions.json, runs/ "
                         "(run again to finish an interrupted study)")
     p.add_argument("--quick", action="store_true",
                    help="the test grid: 2 folds, 1 seed, arms at 1 and 2 epochs")
-    p.add_argument("--folds", type=int, default=None, help="subject-grouped folds (default 5)")
+    p.add_argument("--folds", type=Num(int, 2), default=None, metavar="K",
+                   help="subject-grouped folds (default: 5)")
     p.add_argument("--seeds", type=_int_list, default=None, metavar="S,S,..",
-                   help="seeds of every arm (default 0,1,2)")
+                   help="seeds of every arm (default: 0,1,2)")
     p.add_argument("--epochs", type=_int_list, default=None, metavar="E,E,..",
-                   help="fixed-epoch arms, points on one run (default 7,10,30,50)")
-    p.add_argument("--patience", type=int, default=None,
-                   help="early stopping: epochs without a lower validation loss (default 5)")
-    p.add_argument("--freeze-epochs", type=int, default=None,
-                   help="epochs of the frozen-trunk arm (default 10)")
-    p.add_argument("--init", default=None, metavar="CKPT",
-                   help="the start model (default utjima/models/torch/shipped.pt)")
+                   help="fixed-epoch arms, read off one run per fold and seed "
+                        "(default: 7,10,30,50)")
+    p.add_argument("--patience", type=POSITIVE, default=None, metavar="N",
+                   help="early stopping: epochs without a lower validation loss (default: 5)")
+    p.add_argument("--freeze-epochs", type=POSITIVE, default=None, metavar="N",
+                   help="epochs of the frozen-trunk arm (default: 10)")
+    p.add_argument("--init", type=existing_file, default=None, metavar="CKPT",
+                   help="the start model (default: utjima/models/torch/shipped.pt)")
     p.add_argument("--threshold-rule", choices=["youden", "best_f1"], default=None,
-                   help="threshold re-chosen on inner validation (default youden)")
-    p.add_argument("--bootstrap", type=int, default=None,
-                   help="bootstrap resamples of participants (default 2000)")
-    p.add_argument("--jobs", type=int, default=None,
-                   help="runs in parallel, one CPU thread each (default: the CPU cores)")
+                   help="how inner validation re-chooses the threshold (default: youden)")
+    p.add_argument("--bootstrap", type=Num(int, 100), default=None, metavar="N",
+                   help="bootstrap resamples of participants (default: 2000)")
+    p.add_argument("--jobs", type=COUNT, default=None, metavar="N",
+                   help="runs in parallel, one CPU thread each (default: 0 = the CPU cores)")
     p.add_argument("--short-captures", action="store_true",
-                   help="keep clips of shortened capture runs (?scale < 1; tests)")
+                   help="keep clips of shortened capture runs (?scale < 1, made by tests)")
 
     # data ------------------------------------------------------------------------
     p = cmd("data", _data, "prepare and inspect the research datasets (cached outside the repo)")

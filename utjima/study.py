@@ -780,7 +780,8 @@ def clip_metrics(y: np.ndarray, pred: np.ndarray, groups: np.ndarray, subjects: 
         vals = np.array([[_binary(*boot[b, s])[key] for s in range(boot.shape[1])]
                          for b in range(len(boot))]).mean(1)
         vals = vals[np.isfinite(vals)]
-        ci[key] = [float(v) for v in np.quantile(vals, [0.025, 0.975])] if len(vals) else None
+        ci[key] = ([float(v) for v in np.quantile(vals, [0.025, 0.975])] if len(vals)
+                   else [math.nan, math.nan])
     total = conf.sum(1)                                    # (S, 4)
     return {**mean, "ci95": ci, "per_seed": per_seed,
             "confusion": {k: float(np.mean(total[:, i])) for i, k in
@@ -1004,23 +1005,19 @@ def val_loss_vs_test(curves: dict) -> dict:
 def check_inputs(cfg: StudyConfig, out: Path, progress: bool = True) -> tuple[StudyData, dict]:
     """Everything that can be wrong before any run starts: the output folder, the
     checkpoint, the data and the grid. Returns the data and the plan."""
-    from utjima.model import load_checkpoint
+    from utjima.model import CheckpointError, load_checkpoint
 
     if out.exists() and not out.is_dir():
         raise StudyError(f"--out {out} is a file; give a folder")
     if not Path(cfg.init_from).is_file():
         raise StudyError(f"checkpoint {cfg.init_from} does not exist")
     try:
-        model, _ = load_checkpoint(cfg.init_from)
-    except Exception as e:  # torch.load raises many types for a file that is not a checkpoint
-        if isinstance(e, (KeyboardInterrupt, MemoryError)):
-            raise
-        raise StudyError(f"checkpoint {cfg.init_from} does not load: "
-                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    del model
+        load_checkpoint(cfg.init_from)
+    except CheckpointError as e:
+        raise StudyError(f"the start model does not load: {e}") from None
     data = load_data(cfg.data, cfg.short_captures, progress)
     plan = make_plan(data, cfg)
-    plan["init_from"] = {"path": str(cfg.init_from), "sha256": sha256_file(cfg.init_from)}
+    plan["init_from"] = {"path": _shown(cfg.init_from), "sha256": sha256_file(cfg.init_from)}
     saved = out / PLAN
     if saved.is_file():
         old = json.loads(saved.read_text())
@@ -1037,6 +1034,15 @@ def check_inputs(cfg: StudyConfig, out: Path, progress: bool = True) -> tuple[St
                     raise StudyError(f"{out}: the inner split of seed {s} changed; use a new "
                                      "--out")
     return data, plan
+
+
+def _shown(path) -> str:
+    """A path as people read it: relative to the working folder when inside it."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
 
 
 def study(cfg: StudyConfig, out: str | Path, progress: bool = True,
@@ -1098,7 +1104,7 @@ def study(cfg: StudyConfig, out: str | Path, progress: bool = True,
     timings["analysis_s"] = round(time.time() - t_analysis, 1)
     timings["total_s"] = round(time.time() - t_start, 1)
     with atomic_write(out / STUDY_JSON) as tmp:
-        tmp.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(_strict(doc), indent=1, allow_nan=False) + "\n")
     write_report(doc, out / "report.html")
     return doc
 
@@ -1134,12 +1140,15 @@ def provenance(cfg: StudyConfig, plan: dict, command: str | None) -> dict:
 
     return {"start_model": plan["init_from"], "baseline_threshold": baseline_threshold(cfg),
             "judge": json.loads(SHIPPED_MODEL_JSON.read_text())["judge"],
-            "recipe": {"optimiser": "AdamW", "lr": cfg.lr, "schedule": "constant, no warmup",
+            "recipe": {"optimiser": "AdamW", "lr": f"{cfg.lr:g}",
+                       "schedule": "constant, no warmup",
                        "batch_size": cfg.batch_size, "inner_split": f"{1 - cfg.val_fraction:.0%}"
                        f":{cfg.val_fraction:.0%} by participant",
                        "sampling": "smiles and non-smiles drawn equally often",
                        "augmentation": "utjima.data.augment (strength 1)",
-                       "trunk_batchnorm": "eval mode (folded at export)"},
+                       "trunk_batchnorm": "eval mode (folded at export)",
+                       "loss": "smile BCE" + (f" + {cfg.emotion_weight:g} x emotion CE"
+                                              if cfg.emotion_weight else " only")},
             "command": command or " ".join(sys.argv),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": {"utjima": __version__, "torch": torch.__version__,
@@ -1179,7 +1188,7 @@ def write_predictions(path: Path, cfg: StudyConfig, data: StudyData, plan: dict,
            "about": "out-of-fold smile_prob per recorded frame (mean over seeds); laugh: the "
                     "judge's verdict per seed", "clips": clips}
     with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(doc) + "\n")
+        tmp.write_text(json.dumps(_strict(doc), allow_nan=False) + "\n")
 
 
 def summary_lines(doc: dict) -> list[str]:
@@ -1196,7 +1205,7 @@ def summary_lines(doc: dict) -> list[str]:
              f"{'F1':>5s} {'thr':>6s} {'Δacc vs base [95 % CI]':>24s} {'McNemar p':>9s}"]
     for a in doc["arms"].values():
         c = a["clip"]
-        lo, hi = c["ci95"]["accuracy"] or (None, None)
+        lo, hi = c["ci95"]["accuracy"]
         v = a.get("vs_baseline")
         vs = (f"{100 * v['delta_accuracy']:+5.1f} [{100 * v['ci95'][0]:+5.1f}, "
               f"{100 * v['ci95'][1]:+5.1f}]" if v else "")
@@ -1216,14 +1225,221 @@ def _config_dict(cfg: StudyConfig) -> dict:
     return d
 
 
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
+def _strict(o):
+    """JSON that every parser reads: numpy values as Python ones, NaN and infinities as null."""
+    if isinstance(o, dict):
+        return {str(k): _strict(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_strict(v) for v in o]
     if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
+        return _strict(o.tolist())
+    if isinstance(o, np.generic):
+        o = o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return o
+
+
+
+# --- the HTML report (utjima.report's look) -----------------------------------------------
+
+# The seed's own result (its §6): the 10-epoch model on its 80 held-out clips.
+SEED_RESULT = {"tp": 28, "fp": 10, "fn": 12, "tn": 30, "threshold": 0.2820}
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    if n == 0:
+        return math.nan, math.nan
+    z = 1.959964
+    p = k / n
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return c - h, c + h
+
+
+def _seed_row() -> dict:
+    tp, fp, fn, tn = (SEED_RESULT[k] for k in ("tp", "fp", "fn", "tn"))
+    m = _binary(tp, fp, fn, tn)
+    ci = {"accuracy": _wilson(tp + tn, tp + fp + fn + tn), "precision": _wilson(tp, tp + fp),
+          "recall": _wilson(tp, tp + fn)}
+    return {**m, "ci95": ci, "n": tp + fp + fn + tn, "n_pos": tp + fn,
+            "threshold": SEED_RESULT["threshold"]}
 
 
 def write_report(doc: dict, path: Path) -> None:
-    path.write_text("<html><body><pre>" + json.dumps(doc["arms"], indent=1,
-                                                      default=_json_default)[:20000] + "</pre>")
+    """report.html: the seed's table first, then the paired comparisons, curves, frames,
+    participants, onset, folds, timing and provenance."""
+    from utjima import report as rk
+
+    arms, cfg, d = doc["arms"], doc["config"], doc["data"]
+    n_seeds = len(cfg["seeds"])
+    page = rk.Page("Fine-tuning study",
+                   subtitle=f"{d['spec']}: the seed's epoch A/B with subject-grouped "
+                            f"{cfg['folds']}-fold cross-validation and {n_seeds} "
+                            f"seed{'s' if n_seeds > 1 else ''}",
+                   meta={"clips": f"{d['clips']} ({d['clips_laughed']} laughed)",
+                         "participants": len(d["participants"]),
+                         "start model": Path(doc["provenance"]["start_model"]["path"]).name,
+                         "wall time": f"{doc['timings']['total_s'] / 60:.1f} min"})
+    cols = (*rk.BINARY_COLUMNS[:4], ("threshold", "Threshold", False))
+    rows = []
+    for name, a in arms.items():
+        m = {**a["clip"], "threshold": a["threshold"]["mean"]}
+        m["ci95"] = {**m["ci95"], "threshold": (a["threshold"]["min"], a["threshold"]["max"])
+                     if a["threshold"]["max"] > a["threshold"]["min"] else (math.nan, math.nan)}
+        note = {"baseline": "the start model at its own threshold",
+                "early_stop": f"epoch {a['epoch']['min']}–{a['epoch']['max']} (median "
+                              f"{a['epoch']['median']:g}), lowest inner-validation loss",
+                "ensemble": "mean smile_prob of a fold's early-stopping models"}.get(name, "")
+        rows.append(rk.Row(a["label"], m, note=note))
+    rows.append(rk.Row("the seed, 10 epochs", _seed_row(),
+                       note="as reported: its own 80 clips, one split, one seed (Wilson "
+                            "intervals); not these clips"))
+    page.section("The seed's table", rk.headline_table(rows, columns=cols), intro=(
+        f"Unit: {d['unit']}. Each clip is scored once per seed by a model that never saw its "
+        f"participant; figures are pooled over the {cfg['folds']} folds and averaged over the "
+        f"seeds. Small grey figures: 95 % intervals from {cfg['n_boot']:,} bootstrap "
+        "resamples of participants (threshold: its range over folds and seeds, re-chosen "
+        "on each inner validation split)."))
+
+    comp = []
+    for a in arms.values():
+        v = a.get("vs_baseline")
+        if v is None:
+            continue
+        tests = "; ".join(f"{t['arm_only_right']}:{t['baseline_only_right']}, p = "
+                          f"{rk.fmt(t['p'])}" for t in v["mcnemar"])
+        comp.append([a["label"], rk.Est(v["delta_accuracy"], *v["ci95"]),
+                     ", ".join(f"{100 * x:+.1f}" for x in v["per_seed_delta"]), tests,
+                     rk.fmt(v["p_max"])])
+    ship = doc["ship"]
+    verdict = (f"Significant over the baseline: {', '.join(ship['significant_arms'])}."
+               if ship["significant_arms"] else
+               "No arm beats the baseline with significance (rule: " + ship["rule"] + ").")
+    page.section("Against the baseline", rk.callout(verdict, "" if ship["ship"] else "warn"),
+                 rk.table(["arm", "Δ accuracy %", "per seed, points",
+                           "McNemar per seed (only arm right : only baseline right)",
+                           "largest p"], comp, percent_cols=[1]),
+                 intro="The same held-out clips, paired: the accuracy difference with a paired "
+                       "bootstrap over participants, and the exact McNemar test per seed.")
+
+    page.section("Learning curves", *_curve_blocks(doc), intro=(
+        "Full fine-tuning, epoch 0 = the start model; means over seeds (losses: over folds "
+        "too; held-out figures pooled over the folds at each epoch's inner-validation "
+        "threshold). Dashed verticals: the fixed-epoch arms."))
+
+    frows = [rk.Row(a["label"], {**a["frame"], "threshold": a["threshold"]["mean"]})
+             for a in arms.values()]
+    page.section("Frames", rk.headline_table(frows, columns=(*rk.BINARY_COLUMNS[:5],)), intro=(
+        "Every labelled recorded frame once (holds excluded), scored with the streaming "
+        "window; frames of one clip are far from independent, so no intervals here."))
+
+    subjects = d["participants"]
+    prow = [[s, *[arms[n]["per_participant"][s] for n in arms]] for s in subjects]
+    page.section("Participants", rk.table(["participant", *[_short(n) for n in arms]],
+                                          prow, percent_cols=list(range(1, len(arms) + 1))),
+                 intro="Clip accuracy per participant (mean over seeds), in the fold that "
+                       "held them out.")
+
+    lrows = []
+    for a in arms.values():
+        lat = a["latency"]
+        lrows.append([a["label"], f"{lat['happy_with_laugh']:g} of {lat['happy_clips']}",
+                      f"{lat['laugh_before_onset']:g}",
+                      None if lat["median_latency_ms"] is None
+                      else int(round(lat["median_latency_ms"])),
+                      f"{lat['false_laughs']:g} of {lat['other_clips']}"])
+    page.section("Laugh onset", rk.table(
+        ["arm", "laughed clips with a laugh", "laugh before the onset",
+         "median laugh start − onset, ms", "false laughs"], lrows),
+        intro="Through the real judge (model.json's rules at the arm's threshold), mean over "
+              "seeds. Onset: the apex frame for CK+ (as benchmarks/bench_negatives.py "
+              "measures it), else the first frame labelled smiling; negative = before it.")
+
+    tenth = f"epochs_{10 if 10 in cfg['epochs'] else cfg['epochs'][0]}"
+    cms = [rk.confusion_matrix(_int_confusion(arms[n]["clip"]["confusion"]),
+                               ("no laugh", "laughed"), title=arms[n]["label"])
+           for n in ("baseline", tenth, "early_stop") if n in arms]
+    page.section("Clip confusion", rk.grid(*cms),
+                 intro="Clips, mean over seeds (rounded): rows the label, columns the judge; "
+                       "the other arms' counts are in the tables above.")
+
+    frows2 = [[f["fold"], ", ".join(f["test_subjects"]), ", ".join(f["train_subjects"]),
+               "; ".join(f"seed {s}: {', '.join(i['val_subjects'])}"
+                         + ("" if i["by"] == "participant" else " (a share of clips)")
+                         for s, i in f["inner"].items())] for f in doc["folds"]]
+    page.section("Folds", rk.table(["fold", "test participants", "training participants",
+                                    "inner validation"], frows2),
+                 intro="Every participant is tested in exactly one fold; inner validation "
+                       "participants are drawn per seed among the fold's training ones.")
+
+    t = doc["timings"]
+    runs = t["runs"]
+    page.section("Timing", rk.table(["", "value"], [
+        ["total wall time", f"{t['total_s'] / 60:.1f} min"],
+        ["fine-tuning runs", f"{len(runs)} ({t['jobs']} at a time, one CPU thread each, "
+                             f"{t['cpu_cores']} cores)"],
+        ["run wall time, median / max", f"{np.median([r['wall_s'] for r in runs.values()]):.0f}"
+                                        f" / {max(r['wall_s'] for r in runs.values()):.0f} s"],
+        ["runs done in this invocation", str(len(t["runs_this_time"]))],
+        ["load average at start / end", f"{t['load_average_at_start']} / "
+                                        f"{t['load_average_at_end']}"]]))
+    pv = doc["provenance"]
+    page.section("Provenance", rk.provenance({
+        "Start model": {"checkpoint": pv["start_model"]["path"],
+                        "sha256": pv["start_model"]["sha256"],
+                        "baseline threshold": pv["baseline_threshold"]},
+        "Recipe": pv["recipe"],
+        "Data": {"spec": d["spec"], "clips": d["clips"], "recorded frames": d["recorded_frames"],
+                 "excluded": {k: len(v) for k, v in d["excluded"].items()} or "none",
+                 "fingerprint": d["fingerprint"]},
+        "Run": {"command": pv["command"], "time": pv["time"], **pv["versions"]}}))
+    page.write(path)
+
+
+def _short(name: str) -> str:
+    """An arm's name for a table column."""
+    if name.startswith("epochs_"):
+        return f"{name[7:]} ep."
+    return {"baseline": "baseline", "baseline_rethreshold": "re-thresh.",
+            "early_stop": "early stop", "frozen": "frozen", "ensemble": "ensemble"}[name]
+
+
+def _int_confusion(c: dict) -> dict:
+    return {k: int(round(c[k])) for k in ("tn", "fp", "fn", "tp")}
+
+
+def _curve_blocks(doc: dict) -> list:
+    from utjima import report as rk
+
+    rows = doc["curves"]["full"]["epochs"]
+    frozen = doc["curves"]["frozen"]["epochs"]
+    e = [r["epoch"] for r in rows]
+    ef = [r["epoch"] for r in frozen]
+    marks = doc["config"]["epochs"]
+
+    def col(rs, key):
+        return [math.nan if r[key] is None else r[key] for r in rs]
+
+    loss = rk.line_chart([rk.Line("train loss", e, col(rows, "train_loss")),
+                          rk.Line("inner-validation loss", e, col(rows, "val_loss")),
+                          rk.Line("validation, trunk frozen", ef, col(frozen, "val_loss"),
+                                  dash="5 4")],
+                         "Loss", "epoch", "loss (smile BCE)", marks=marks)
+    held = rk.line_chart([rk.Line("frame AUC", e, col(rows, "test_auc")),
+                          rk.Line("clip accuracy (judge)", e, col(rows, "test_clip_accuracy")),
+                          rk.Line("frame F1", e, col(rows, "test_f1")),
+                          rk.Line("clip accuracy, trunk frozen", ef,
+                                  col(frozen, "test_clip_accuracy"), dash="5 4")],
+                         "Held-out participants", "epoch", "", marks=marks)
+    v = doc["val_loss_vs_test"]
+    stats = rk.table(["how validation loss tracked held-out performance (per run)", "median"], [
+        ["Spearman ρ, validation loss vs held-out frame AUC (−1: perfectly together)",
+         v["spearman_val_loss_test_auc_median"]],
+        ["Spearman ρ, validation loss vs held-out clip accuracy",
+         v["spearman_val_loss_test_clip_accuracy_median"]],
+        ["share of epochs where validation loss fell and held-out AUC fell too",
+         v["share_val_down_test_auc_down_median"]],
+        ["epoch of the lowest validation loss − epoch of the best held-out AUC",
+         v["epoch_min_val_loss_minus_epoch_best_test_auc_median"]]])
+    return [rk.grid(loss, held, cls="charts"), rk.titled(f"{v['runs']} runs", stats)]
