@@ -32,6 +32,7 @@ from utjima.study import (
     picks,
     study,
     tasks,
+    val_loss_vs_test,
 )
 
 
@@ -209,6 +210,21 @@ def test_arms_read_off_one_curve():
     assert ens.threshold == pytest.approx((0.1 + 0.11) / 2)
 
 
+def test_val_loss_vs_held_out_leaves_runs_at_the_ceiling_apart():
+    """A fold whose held-out AUC is 1.0 at every epoch says nothing about "val loss down ==
+    test up": no correlation, no best epoch (argmax would call epoch 0 the best)."""
+    moving = {"val_loss": [0.5, 0.4, 0.3, 0.35], "test_auc": [0.80, 0.85, 0.90, 0.88],
+              "test_clip_accuracy": [0.5, 0.6, 0.7, 0.6]}
+    flat = {"val_loss": [0.5, 0.2, 0.1, 0.05], "test_auc": [1.0, 1.0, 1.0, 1.0],
+            "test_clip_accuracy": [0.9, 0.9, 1.0, 1.0]}
+    v = val_loss_vs_test({"full": {"runs": {"fold1-seed0": moving, "fold2-seed0": flat}}})
+    assert v["runs"] == 2 and v["runs_test_auc_constant"] == 1
+    assert v["spearman_val_loss_test_auc_median"] == pytest.approx(-1.0)  # the flat run: none
+    assert v["epoch_min_val_loss_minus_epoch_best_test_auc_median"] == 0  # moving: 2 - 2
+    assert v["share_val_down_test_auc_down_median"] == 0.0
+    assert v["spearman_val_loss_test_clip_accuracy_median"] < 0
+
+
 # --- the unit of evaluation -------------------------------------------------------------
 
 def test_a_ckplus_clip_is_played_as_the_webcam_rendering_plays_it():
@@ -362,6 +378,11 @@ def test_a_small_study_on_capture_clips_and_its_resume(tmp_path):
     again = study(cfg, out, progress=False)
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*")} == stamps
     assert again["arms"] == doc["arms"] and again["timings"]["runs_this_time"] == []
+    # the wall time counts every invocation: the first one's runs are not forgotten
+    inv = again["timings"]["invocations"]
+    assert [i["runs_done"] for i in inv] == [4, 0]
+    assert again["timings"]["wall_s_all_invocations"] == pytest.approx(
+        doc["timings"]["total_s"] + again["timings"]["total_s"], abs=0.11)
     # a run lost (no run.json): redone, with the same records (1 thread: deterministic)
     lost = out / "runs" / "fold2-seed0-full"
     before = (lost / "metrics.jsonl").read_text().splitlines()

@@ -976,24 +976,31 @@ def val_loss_vs_test(curves: dict) -> dict:
     (full fine-tuning, epochs 0..E): rank correlation of validation loss with held-out AUC
     and clip accuracy (negative = they move together the way one hopes), the share of
     epochs where validation loss fell but held-out AUC fell too, and where the lowest
-    validation loss and the best held-out AUC fall."""
-    rho_auc, rho_acc, share, gaps = [], [], [], []
+    validation loss and the best held-out AUC fall. A run whose held-out AUC never moves
+    (a fold at the ceiling, 1.0 at every epoch) has no rank correlation and no best epoch:
+    it is counted apart, not read as agreement or as a gap."""
+    rho_auc, rho_acc, share, gaps, flat = [], [], [], [], 0
     for run in curves["full"]["runs"].values():
         v, a, acc = (np.asarray(run[k], float) for k in ("val_loss", "test_auc",
                                                           "test_clip_accuracy"))
         rho_auc.append(spearman(v, a))
         rho_acc.append(spearman(v, acc))
+        fin = a[np.isfinite(a)]
+        if len(fin) and np.ptp(fin) == 0:
+            flat += 1
+            continue
         dv, da = np.diff(v), np.diff(a)
         down = (dv < 0) & np.isfinite(da)
         share.append(float((da[down] < 0).mean()) if down.any() else math.nan)
-        if np.isfinite(a).any():
+        if len(fin):
             gaps.append(int(np.nanargmin(v)) - int(np.nanargmax(a)))
 
     def med(x):
         x = [v for v in x if np.isfinite(v)]
         return float(np.median(x)) if x else None
 
-    return {"runs": len(rho_auc), "spearman_val_loss_test_auc_median": med(rho_auc),
+    return {"runs": len(rho_auc), "runs_test_auc_constant": flat,
+            "spearman_val_loss_test_auc_median": med(rho_auc),
             "spearman_val_loss_test_auc": rho_auc,
             "spearman_val_loss_test_clip_accuracy_median": med(rho_acc),
             "share_val_down_test_auc_down_median": med(share),
@@ -1103,10 +1110,33 @@ def study(cfg: StudyConfig, out: str | Path, progress: bool = True,
                       scores0, out, base)
     timings["analysis_s"] = round(time.time() - t_analysis, 1)
     timings["total_s"] = round(time.time() - t_start, 1)
+    timings["invocations"] = _earlier_invocations(out) + [{
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t_start)),
+        "total_s": timings["total_s"], "runs_done": len(timings["runs_this_time"]),
+        "load_average_at_start": timings["load_average_at_start"],
+        "load_average_at_end": timings["load_average_at_end"]}]
+    timings["wall_s_all_invocations"] = round(sum(i["total_s"]
+                                                  for i in timings["invocations"]), 1)
     with atomic_write(out / STUDY_JSON) as tmp:
         tmp.write_text(json.dumps(_strict(doc), indent=1, allow_nan=False) + "\n")
     write_report(doc, out / "report.html")
     return doc
+
+
+def _earlier_invocations(out: Path) -> list[dict]:
+    """The timings of the invocations before this one (a resumed or re-analysed study),
+    from the study.json they left; [] when there is none to read."""
+    try:
+        t = json.loads((out / STUDY_JSON).read_text())["timings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if isinstance(t.get("invocations"), list):
+        return t["invocations"]
+    keys = ("total_s", "load_average_at_start", "load_average_at_end")
+    if not all(isinstance(t.get(k), (int, float)) for k in keys):
+        return []
+    return [{"started": None, **{k: t[k] for k in keys},
+             "runs_done": len(t.get("runs_this_time") or [])}]
 
 
 def ship_decision(arms: dict) -> dict:
@@ -1215,7 +1245,7 @@ def summary_lines(doc: dict) -> list[str]:
                      f"{a['threshold']['mean']:6.3f} {vs:>24s} {p}")
     ship = doc["ship"]
     lines.append(f"significant over the baseline: {', '.join(ship['significant_arms']) or 'none'}"
-                 f" ({ship['rule']}); wall time {doc['timings']['total_s'] / 60:.1f} min")
+                 f" ({ship['rule']}); wall time {_wall_time(doc['timings'])}")
     return lines
 
 
@@ -1280,7 +1310,7 @@ def write_report(doc: dict, path: Path) -> None:
                    meta={"clips": f"{d['clips']} ({d['clips_laughed']} laughed)",
                          "participants": len(d["participants"]),
                          "start model": Path(doc["provenance"]["start_model"]["path"]).name,
-                         "wall time": f"{doc['timings']['total_s'] / 60:.1f} min"})
+                         "wall time": _wall_time(doc["timings"])})
     cols = (*rk.BINARY_COLUMNS[:4], ("threshold", "Threshold", False))
     rows = []
     for name, a in arms.items():
@@ -1376,14 +1406,15 @@ def write_report(doc: dict, path: Path) -> None:
     t = doc["timings"]
     runs = t["runs"]
     page.section("Timing", rk.table(["", "value"], [
-        ["total wall time", f"{t['total_s'] / 60:.1f} min"],
+        ["total wall time", _wall_time(t)],
+        *[[f"invocation {k}" + (f", {i['started']}" if i["started"] else ""),
+           f"{i['total_s'] / 60:.1f} min, {i['runs_done']} runs trained, load average "
+           f"{i['load_average_at_start']} → {i['load_average_at_end']}"]
+          for k, i in enumerate(t["invocations"], 1)],
         ["fine-tuning runs", f"{len(runs)} ({t['jobs']} at a time, one CPU thread each, "
                              f"{t['cpu_cores']} cores)"],
         ["run wall time, median / max", f"{np.median([r['wall_s'] for r in runs.values()]):.0f}"
-                                        f" / {max(r['wall_s'] for r in runs.values()):.0f} s"],
-        ["runs done in this invocation", str(len(t["runs_this_time"]))],
-        ["load average at start / end", f"{t['load_average_at_start']} / "
-                                        f"{t['load_average_at_end']}"]]))
+                                        f" / {max(r['wall_s'] for r in runs.values()):.0f} s"]]))
     pv = doc["provenance"]
     page.section("Provenance", rk.provenance({
         "Start model": {"checkpoint": pv["start_model"]["path"],
@@ -1395,6 +1426,13 @@ def write_report(doc: dict, path: Path) -> None:
                  "fingerprint": d["fingerprint"]},
         "Run": {"command": pv["command"], "time": pv["time"], **pv["versions"]}}))
     page.write(path)
+
+
+def _wall_time(t: dict) -> str:
+    """The study's wall time: every invocation's (a resumed study ran in parts)."""
+    n = len(t["invocations"])
+    return (f"{t['wall_s_all_invocations'] / 60:.1f} min"
+            + (f" in {n} invocations" if n > 1 else ""))
 
 
 def _short(name: str) -> str:
@@ -1441,5 +1479,7 @@ def _curve_blocks(doc: dict) -> list:
         ["share of epochs where validation loss fell and held-out AUC fell too",
          v["share_val_down_test_auc_down_median"]],
         ["epoch of the lowest validation loss − epoch of the best held-out AUC",
-         v["epoch_min_val_loss_minus_epoch_best_test_auc_median"]]])
+         v["epoch_min_val_loss_minus_epoch_best_test_auc_median"]],
+        ["runs whose held-out frame AUC never moved (no correlation, no best epoch: left "
+         "out of the AUC rows; – = none left)", f"{v['runs_test_auc_constant']} of {v['runs']}"]])
     return [rk.grid(loss, held, cls="charts"), rk.titled(f"{v['runs']} runs", stats)]
