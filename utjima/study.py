@@ -1374,11 +1374,11 @@ def write_report(doc: dict, path: Path) -> None:
     lrows = []
     for a in arms.values():
         lat = a["latency"]
-        lrows.append([a["label"], f"{lat['happy_with_laugh']:g} of {lat['happy_clips']}",
-                      f"{lat['laugh_before_onset']:g}",
+        lrows.append([a["label"], f"{_count(lat['happy_with_laugh'])} of {lat['happy_clips']}",
+                      _count(lat["laugh_before_onset"]),
                       None if lat["median_latency_ms"] is None
                       else int(round(lat["median_latency_ms"])),
-                      f"{lat['false_laughs']:g} of {lat['other_clips']}"])
+                      f"{_count(lat['false_laughs'])} of {lat['other_clips']}"])
     page.section("Laugh onset", rk.table(
         ["arm", "laughed clips with a laugh", "laugh before the onset",
          "median laugh start − onset, ms", "false laughs"], lrows),
@@ -1426,6 +1426,11 @@ def write_report(doc: dict, path: Path) -> None:
                  "fingerprint": d["fingerprint"]},
         "Run": {"command": pv["command"], "time": pv["time"], **pv["versions"]}}))
     page.write(path)
+
+
+def _count(v: float) -> str:
+    """A clip count averaged over seeds: whole when it is, else one decimal."""
+    return f"{v:.0f}" if abs(v - round(v)) < 1e-9 else f"{v:.1f}"
 
 
 def _wall_time(t: dict) -> str:
@@ -1480,6 +1485,6 @@ def _curve_blocks(doc: dict) -> list:
          v["share_val_down_test_auc_down_median"]],
         ["epoch of the lowest validation loss − epoch of the best held-out AUC",
          v["epoch_min_val_loss_minus_epoch_best_test_auc_median"]],
-        ["runs whose held-out frame AUC never moved (no correlation, no best epoch: left "
-         "out of the AUC rows; – = none left)", f"{v['runs_test_auc_constant']} of {v['runs']}"]])
+        ["runs whose held-out frame AUC never moved, left out of the AUC rows (– when "
+         "no run is left)", f"{v['runs_test_auc_constant']} of {v['runs']}"]])
     return [rk.grid(loss, held, cls="charts"), rk.titled(f"{v['runs']} runs", stats)]
