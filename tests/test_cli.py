@@ -18,7 +18,7 @@ from utjima.cli import build_parser, main, parse_set
 from utjima.utils import UtjimaError
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SUBCOMMANDS = ["predict", "export", "train", "finetune", "evaluate", "data", "serve"]
+SUBCOMMANDS = ["predict", "export", "train", "finetune", "evaluate", "data", "serve", "review"]
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

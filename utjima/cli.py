@@ -477,6 +477,14 @@ def _serve(a: argparse.Namespace) -> int:
     return 0
 
 
+def _review(a: argparse.Namespace) -> int:
+    from utjima.review.main import run
+
+    return run(a.source, port=a.port, model_dir=a.model, reviewer=a.reviewer, oof=a.oof,
+               open_browser=not a.no_browser, export_sheets=a.export_sheets,
+               print_stats=a.stats)
+
+
 # --- the parser ----------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -653,6 +661,28 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument("--collect-token", default=None, metavar="TOKEN",
                       help="the token uploads must carry (default: $UTJIMA_COLLECT_TOKEN, "
                            "else a random one, printed in the link to share)")
+
+    # review ----------------------------------------------------------------------
+    p = cmd("review", _review, "check recorded clips on a local page: frames, label spans, "
+                               "the model's scores, relabelling with an audit log "
+                               "(docs/review.md)")
+    p.add_argument("source", metavar="DIR",
+                   help="a clip folder (manifest.json; changes go to review.json beside it), "
+                        "or a research clip set to look at, read-only: ckplus[:SPLIT]")
+    _add_model_arg(p)
+    p.add_argument("--reviewer", default=None, metavar="NAME",
+                   help="your name in the audit log (else you type it on the page)")
+    p.add_argument("--port", type=int, default=0,
+                   help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--no-browser", action="store_true",
+                   help="print the page's address instead of opening it")
+    p.add_argument("--oof", default=None, metavar="PATH",
+                   help="out-of-fold per-frame scores (utjima.oof/1 JSON, or a folder with "
+                        "oof.json, e.g. from utjima study) to use instead of the model's")
+    p.add_argument("--export-sheets", default=None, metavar="OUT",
+                   help="write one contact-sheet PNG per clip into OUT and exit")
+    p.add_argument("--stats", action="store_true",
+                   help="print the dataset statistics and exit")
     return parser
 
 
