@@ -672,14 +672,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arg(p)
     p.add_argument("--reviewer", default=None, metavar="NAME",
                    help="your name in the audit log (else you type it on the page)")
-    p.add_argument("--port", type=int, default=0,
-                   help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--port", type=Num(int, 0, 65535), default=0, metavar="N",
+                   help="port on 127.0.0.1 (default: 0 = a free one)")
     p.add_argument("--no-browser", action="store_true",
                    help="print the page's address instead of opening it")
     p.add_argument("--oof", default=None, metavar="PATH",
                    help="out-of-fold per-frame scores (utjima.oof/1 JSON, or a folder with "
                         "oof.json, e.g. from utjima study) to use instead of the model's")
-    p.add_argument("--export-sheets", default=None, metavar="OUT",
+    p.add_argument("--export-sheets", type=out_dir, default=None, metavar="OUT",
                    help="write one contact-sheet PNG per clip into OUT and exit")
     p.add_argument("--stats", action="store_true",
                    help="print the dataset statistics and exit")

@@ -114,6 +114,7 @@ class Review:
                 **labels) -> dict:
         """Set `smile` and/or `emotion` (keyword arguments; None = unknown) of the frames of
         `clip` in [start_ms, end_ms)."""
+        who = check_name(who)  # before any change, so a refused change leaves no trace
         edit = check_edit({"start_ms": start_ms, "end_ms": end_ms, **labels},
                           f"relabel of {clip.id!r}")
         smile, emotion, _ = labels_of(clip, self.of(clip.id))
@@ -129,12 +130,13 @@ class Review:
 
     def set_clip_label(self, clip: Labelled, value: int | None, who: str, at: str) -> dict:
         """The clip-level label (did the player laugh in this clip): 1, 0 or None (unknown)."""
-        value = _smile(value, f"clip label of {clip.id!r}")
+        who, value = check_name(who), _smile(value, f"clip label of {clip.id!r}")
         old = labels_of(clip, self.of(clip.id))[2]
         self.clips.setdefault(clip.id, ClipReview()).clip_smile = -1 if value is None else value
         return self._entry(clip.id, "clip_label", who, at, old=_public(old), new=_public(value))
 
     def set_excluded(self, clip: Labelled, excluded: bool, who: str, at: str) -> dict:
+        who = check_name(who)
         cr = self.clips.setdefault(clip.id, ClipReview())
         old, cr.excluded = cr.excluded, bool(excluded)
         return self._entry(clip.id, "exclude" if excluded else "include", who, at, old=old,
@@ -142,6 +144,7 @@ class Review:
 
     def set_flag(self, clip: Labelled, note: str | None, who: str, at: str) -> dict:
         """Flag with `note` ("" for none), or unflag with None."""
+        who = check_name(who)
         if note is not None:
             note = check_note(note)
         cr = self.clips.setdefault(clip.id, ClipReview())
@@ -151,6 +154,7 @@ class Review:
 
     def undo(self, clip: Labelled, who: str, at: str) -> dict:
         """Revert the clip's latest action that is not undone yet."""
+        who = check_name(who)
         undone = {e["undoes"] for e in self.log if e["action"] == "undo"}
         todo = [e for e in self.log if e["clip"] == clip.id and e["action"] != "undo"
                 and e["n"] not in undone]
