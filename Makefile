@@ -47,13 +47,14 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 # Debian packages the tests use: Chromium for the headless browser tests (never
-# `playwright install`), Korean fonts for its screenshots, PostgreSQL for the migration test,
-# coturn (TURN) for the relayed-video test.
+# `playwright install`), Korean and emoji fonts for its screenshots, PostgreSQL for the
+# migration test, coturn (TURN) for the relayed-video test.
 system-deps:
 	@missing=""; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	test -x /usr/bin/turnserver || missing="$$missing coturn"; \
 	dpkg -s fonts-nanum >/dev/null 2>&1 || missing="$$missing fonts-nanum"; \
+	dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing="$$missing fonts-noto-color-emoji"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -32,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 WEB_DIR = REPO_ROOT / "utjima" / "web"
 MODEL_DIR = REPO_ROOT / "utjima" / "models"
 ORT_DIR = REPO_ROOT / "node_modules" / "onnxruntime-web" / "dist"
+FONTS_DIR = REPO_ROOT / "node_modules" / "@fontsource"
 START_TIMEOUT_S = 30.0
 # Checked on the real server before it is used; any failure falls back to the stand-in.
 PROBES = ("/models/default/model.json", "/static/detector/detector.js",
@@ -46,7 +47,7 @@ CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'se
 TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
          ".json": "application/json", ".onnx": "application/octet-stream",
          ".html": "text/html; charset=utf-8",
-         ".css": "text/css", ".svg": "image/svg+xml"}
+         ".css": "text/css", ".svg": "image/svg+xml", ".woff2": "font/woff2"}
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 @contextlib.contextmanager
 def _fixture(model_dir: Path, note: str) -> Iterator[Server]:
-    routes = {"/static/": WEB_DIR, "/models/default/": model_dir, "/vendor/ort/": ORT_DIR}
+    routes = {"/static/": WEB_DIR, "/models/default/": model_dir, "/vendor/ort/": ORT_DIR,
+              "/vendor/fonts/": FONTS_DIR}
     handler = type("Handler", (_Handler,), {"routes": routes})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,13 +59,14 @@ class FakeClock:
 
 class TrafficLog:
     """An observer for `create_app(observe=...)` that appends each record to a file as one
-    JSON line (line-buffered: a test can read it while the server runs)."""
+    JSON line, with the wall-clock time it arrived (`t`, s) so a test can look at a window
+    (line-buffered: a test can read it while the server runs)."""
 
     def __init__(self, path: Path) -> None:
         self.f = open(path, "a", buffering=1)  # noqa: SIM115 (closed by close / the with block)
 
     def __call__(self, record: dict[str, Any]) -> None:
-        self.f.write(json.dumps(record) + "\n")
+        self.f.write(json.dumps({**record, "t": time.time()}) + "\n")
 
     def close(self) -> None:
         self.f.close()
@@ -77,9 +79,9 @@ class TrafficLog:
 
 
 # The largest message of each type a page sends: an SDP offer is a few KiB; a video frame
-# would not fit in most, and no type carries binary data.
+# (or a replay clip's JPEG) would not fit in most, and no type carries binary data.
 MAX_WS_BYTES = {"hello": 200, "score": 200, "pong": 200, "ready": 100, "leave": 100,
-                "signal": 16384}
+                "signal": 16384, "rules": 120, "kick": 100, "media": 120, "react": 100}
 
 
 def audit_no_media(records: list[dict[str, Any]]) -> None:
@@ -94,6 +96,21 @@ def audit_no_media(records: list[dict[str, Any]]) -> None:
     bodies = [r for r in records if r["kind"] == "http" and r["bytes"]]
     assert all(r["bytes"] < 512 and r["content_type"].startswith("application/json")
                for r in bodies), bodies
+
+
+def audit_replay_window(records: list[dict[str, Any]], t0: float, t1: float,
+                        clip_bytes: int) -> dict[str, Any]:
+    """The laugh replay went browser to browser: between `t0` (the verdict, s) and `t1` (the
+    clip played on another page) the server received only the usual small messages, far
+    fewer bytes than the clip, and never a binary frame. Returns what it saw."""
+    audit_no_media(records)
+    window = [r for r in records if r["kind"] == "ws" and t0 - 1 <= r["t"] <= t1]
+    types = {r["type"] for r in window}
+    assert types <= {"score", "pong", "react", "media"}, types
+    got = sum(r["bytes"] for r in window)
+    assert got < clip_bytes / 5, (got, clip_bytes)
+    return {"clip_bytes": clip_bytes, "server_bytes_meanwhile": got, "messages": len(window),
+            "seconds": round(t1 - t0 + 1, 1)}
 
 
 def serve_audited(argv: list[str] | None = None) -> None:

@@ -38,7 +38,8 @@ SEGMENT_SETTLE_MS = 700.0  # after the face switches, the 5-frame/400 ms window 
 SMILE_MARGIN = 0.1  # trained model: mean smile_prob, smiling minus neutral
 PARITY_TOL = 1e-3  # smile_prob and emotion probabilities, browser vs Python
 BOX_TOL = 0.05 + 1e-3  # px: Python's Stream rounds boxes to 0.1 px
-ALLOWED_PATHS = ("/demo", "/static/", "/models/default/", "/vendor/ort/", "/favicon.ico")
+ALLOWED_PATHS = ("/demo", "/static/", "/models/default/", "/vendor/ort/", "/vendor/fonts/",
+                 "/favicon.ico")
 # another model folder (e.g. a fresh export); default: the bundled model
 MODEL_DIR = os.environ.get("UTJIMA_TEST_MODEL")
 

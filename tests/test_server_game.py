@@ -41,6 +41,8 @@ class Sim:
         self.sent: list[tuple[tuple[str, ...] | None, schemas.Out]] = []
         self.closed: list[Close] = []
         self.silent: set[str] = set()  # members whose page sends no samples at all
+        # members whose samples follow the server clock in every phase (overrides streams)
+        self.absolute: dict[str, Callable[[float], tuple[bool, float | None]]] = {}
         self.next_sample = T0
         self.next_tick = T0
 
@@ -95,6 +97,8 @@ class Sim:
                     if m is None or not m.connected or m.role != "player" or mid in self.silent:
                         continue
                     sample = stream(rel) if self.room.phase == "round" else (True, 0.1)
+                    if mid in self.absolute:
+                        sample = self.absolute[mid](self.now)
                     if sample is None:
                         continue
                     face, p = sample
@@ -230,7 +234,7 @@ def test_calibration_raises_the_threshold_of_a_smiley_resting_face():
         sim.room.match.calib.setdefault(b, []).append([t, 0.6, True])
     sim.now = sim.room.phase_end_ms + sim.s.allowed_delay_ms
     sim.take(sim.room.tick(sim.now))
-    assert sim.room.phase == "countdown"
+    assert sim.room.phase in ("steady", "paused")  # calibrated (no samples since: paused)
     th = {m.id: m.threshold for m in view(sim).members}
     assert th[a] == pytest.approx(0.5)  # never below the model's threshold
     assert th[b] == pytest.approx(0.7)  # p95 of the resting face + 0.1
@@ -319,7 +323,7 @@ def test_drop_and_rejoin_within_grace_keeps_seat_and_score():
     sim.page_offset[a] = -50_000.0  # a reload starts a new page clock
     sim.connect(a)
     assert sim.room.phase == "paused"  # back, but the detector is not streaming yet
-    sim.until_phase("countdown", 1000)  # the first samples arrive: the match goes on
+    sim.until_phase("countdown", 2500)  # samples again, a straight face: the match goes on
     assert score_of(sim, a) == 1 and sim.room.members[b].seat == seat_b
     assert sim.room.members[b].conn == conn  # B's connection untouched
     welcome = sim.msgs(schemas.Welcome, a)[-1]
@@ -399,7 +403,7 @@ def test_the_match_waits_for_a_player_who_left_during_the_countdown():
     sim.take(sim.room.disconnect(b, sim.room.members[b].conn, sim.now))
     assert sim.room.phase == "paused"
     sim.connect(b)
-    sim.until_phase("countdown", 1000)
+    sim.until_phase("countdown", 2500)
     del a
 
 
@@ -546,3 +550,203 @@ def test_a_late_sample_behind_the_judged_timeline_is_not_judged():
     sim.send(a, schemas.Score(type="score", t_ms=sim.now - sim.page_offset[a] - 1000.0,
                               face=True, smile_prob=0.99))
     assert sim.errors(a)[-1].code == "sample_rejected"
+
+
+# --- straight face, please (issue 10, item 3) -------------------------------------------------
+
+
+def test_a_player_still_laughing_from_the_last_round_does_not_lose_the_next_at_once():
+    sim = Sim(rounds_to_win=3)
+    a = sim.join("A")
+    b = sim.join("B", stream=laughs_at(1500.0))
+    sim.ready_all()
+    sim.until_phase("verdict")
+    assert sim.room.last_verdict.losers[0]["player"] == b
+    # B keeps laughing through the verdict and for 3 s after it, then calms down
+    stop_ms = sim.room.phase_start_ms + 3000.0
+    sim.absolute[b] = lambda now: (True, 0.95 if now < stop_ms else 0.1)
+    sim.streams[b] = neutral  # in round 2 B is calm (when the absolute stream says so)
+    sim.streams[a] = laughs_at(2000.0)  # ... and A cracks up 2 s into round 2
+    sim.until_phase("steady")
+    assert view(sim).not_straight == [b]  # "straight face, please": the round waits for B
+    sim.run(stop_ms - sim.now - 100)
+    assert sim.room.phase == "steady", "no countdown while B still smiles"
+    sim.until_phase("countdown", sim.s.steady_ms + 500)
+    assert sim.now >= stop_ms + sim.s.steady_ms  # B's face stayed straight for steady_ms
+    assert view(sim).not_straight == []
+    sim.until_phase("round")
+    round2_start = sim.now
+    sim.until_phase("verdict")
+    assert sim.room.last_verdict.round == 2
+    assert [lo["player"] for lo in sim.room.last_verdict.losers] == [a]  # not B, at once
+    assert sim.now - round2_start > 2000
+
+
+def test_a_smile_during_the_countdown_sends_the_room_back_to_steady():
+    sim = Sim(countdown_ms=3000.0)
+    a, b = sim.join("A"), sim.join("B")
+    sim.ready_all()
+    sim.until_phase("countdown")
+    grin_from = sim.now + 1000
+    sim.absolute[b] = lambda now: (True, 0.9 if grin_from <= now < grin_from + 500 else 0.1)
+    sim.run(1300)
+    assert sim.room.phase == "steady" and view(sim).not_straight == [b]
+    sim.until_phase("countdown", 2000)
+    sim.until_phase("round", 3500)
+    del a
+
+
+def test_steady_gives_up_after_steady_max_ms_and_says_so():
+    sim = Sim(steady_max_ms=4000.0)
+    a, b = sim.join("A"), sim.join("B")
+    sim.ready_all()
+    sim.absolute[b] = lambda now: (True, 0.95)  # B cannot stop grinning (after calibration)
+    sim.until_phase("steady")
+    entered = sim.now
+    sim.until_phase("countdown", 6000)
+    assert sim.now - entered >= 4000
+    [notice] = [n for n in sim.msgs(schemas.Notice) if n.code == "steady_timeout"]
+    assert notice.names == ["B"]
+    sim.until_phase("round", 2000)  # B's grin no longer stops the countdown
+    sim.until_phase("verdict", 3000)
+    assert [lo["player"] for lo in sim.room.last_verdict.losers] == [b]
+    del a
+
+
+def test_a_face_out_of_view_is_not_a_straight_face():
+    sim = Sim(rounds_to_win=3)
+    a, b = sim.join("A"), sim.join("B", stream=laughs_at(1000.0))
+    sim.ready_all()
+    sim.until_phase("verdict")
+    sim.absolute[b] = lambda now: (False, None)  # B turns away (still streaming)
+    sim.until_phase("steady")
+    sim.run(3000)
+    assert sim.room.phase == "steady" and view(sim).not_straight == [b]
+    del a
+
+
+# --- a match nobody played is nobody's win (item 6) --------------------------------------------
+
+
+def test_a_player_leaving_during_calibration_abandons_the_match_nothing_stored():
+    sim = Sim()
+    a, b = sim.join("A"), sim.join("B")
+    sim.ready_all()
+    assert sim.room.phase == "calibrating"
+    sim.send(b, schemas.Leave(type="leave"))
+    assert sim.room.phase == "lobby"
+    assert sim.room.take_records() == []
+    v = view(sim)
+    assert v.winners == [] and v.last_verdict is None and v.match_id is None
+    [notice] = [n for n in sim.msgs(schemas.Notice, a) if n.code == "match_abandoned"]
+    assert notice.names == ["B"]
+    # the next match is number 1 again and plays normally
+    sim.join("C")
+    sim.ready_all()
+    assert sim.room.match.number == 1
+
+
+def test_an_aborted_rematch_is_not_stored_and_farming_wins_stores_nothing():
+    sim = Sim(rounds_to_win=1)
+    a = sim.join("A")
+    b = sim.join("B", stream=laughs_at(1000.0))
+    sim.ready_all()
+    sim.until_phase("match_over")
+    assert len(sim.room.take_records()) == 1
+    for i in range(10):  # what the prober did: ready, leave during calibration, rejoin
+        sim.ready_all()
+        assert sim.room.phase == "calibrating"
+        sim.send(b, schemas.Leave(type="leave"))
+        assert sim.room.phase == "lobby"
+        b = sim.join(f"B{i}")
+    assert sim.room.take_records() == []
+    del a
+
+
+# --- the host: rules, kick, lock (issue 10) ------------------------------------------------------
+
+
+def test_only_the_host_sets_the_rules_between_matches_and_the_match_follows_them():
+    sim = Sim()
+    a = sim.join("A")
+    b = sim.join("B", stream=laughs_at(1000.0))
+    assert view(sim).host == a
+    sim.send(b, schemas.Rules(type="rules", rounds_to_win=1))
+    assert sim.errors(b)[-1].code == "forbidden" and view(sim).rounds_to_win == 2
+    sim.send(a, schemas.Rules(type="rules", rounds_to_win=1, round_ms=15000))
+    v = view(sim)
+    assert (v.rounds_to_win, v.round_ms) == (1, 15000.0)
+    assert sim.room.info().rounds_to_win == 1
+    sim.ready_all()
+    sim.send(a, schemas.Rules(type="rules", rounds_to_win=3))
+    assert sim.errors(a)[-1].code == "bad_phase"
+    sim.until_phase("round")
+    assert sim.room.phase_end_ms - sim.room.phase_start_ms == 15000.0
+    sim.until_phase("match_over")  # first to 1
+    [rec] = sim.room.take_records()
+    assert rec.rounds_to_win == 1 and len(rec.rounds) == 1
+
+
+def test_rules_refuse_more_rounds_to_win_than_the_server_allows():
+    sim = Sim(max_rounds=4, rounds_to_win=2)
+    a = sim.join("A")
+    sim.send(a, schemas.Rules(type="rules", rounds_to_win=5))
+    assert sim.errors(a)[-1].code == "bad_message" and view(sim).rounds_to_win == 2
+
+
+def test_the_host_kicks_a_seat_that_never_gets_ready_and_locks_the_room():
+    sim = Sim()
+    a, b = sim.join("A"), sim.join("B")
+    spec = sim.join("S", role="spectator")
+    sim.send(b, schemas.Kick(type="kick", member=a))
+    assert sim.errors(b)[-1].code == "forbidden" and a in sim.room.members
+    sim.send(a, schemas.Kick(type="kick", member=b))
+    assert b not in sim.room.members
+    assert any(c.member == b and c.code == 4403 for c in sim.closed)
+    assert [n.names for n in sim.msgs(schemas.Notice, b) if n.code == "kicked"] == [["A"]]
+    assert any(m.id == b for m in sim.msgs(schemas.PeerLeft, spec))
+    sim.send(a, schemas.Rules(type="rules", locked=True))
+    assert view(sim).locked and sim.room.info().locked
+    with pytest.raises(RoomError) as e:
+        sim.room.join("B", "player", sim.now)
+    assert e.value.code == "room_locked" and e.value.status == 403
+    sim.send(a, schemas.Kick(type="kick", member=a))
+    assert sim.errors(a)[-1].code == "bad_peer"
+
+
+def test_the_host_role_passes_to_the_oldest_player_when_the_host_leaves():
+    sim = Sim()
+    spec = sim.join("S", role="spectator")
+    assert view(sim).host == spec  # whoever came first (the room's creator)
+    a, b = sim.join("A"), sim.join("B")
+    sim.send(spec, schemas.Leave(type="leave"))
+    assert view(sim).host == a
+    sim.send(a, schemas.Leave(type="leave"))
+    assert view(sim).host == b
+
+
+# --- mic, camera, reactions ----------------------------------------------------------------------
+
+
+def test_a_player_without_a_camera_says_why_and_everyone_sees_it():
+    sim = Sim()
+    a, b = sim.join("A"), sim.join("B")
+    sim.send(b, schemas.Media(type="media", mic=False, camera=False, camera_error="not_found"))
+    seen = {m.id: (m.mic, m.camera, m.camera_error) for m in sim.msgs(schemas.RoomMsg, a)[-1]
+            .room.members}
+    assert seen == {a: (True, True, None), b: (False, False, "not_found")}
+
+
+def test_reactions_reach_everyone_and_are_rate_limited():
+    sim = Sim(react_rate_per_s=1.0, react_burst=3)
+    a = sim.join("A")
+    spec = sim.join("S", role="spectator")
+    for _ in range(5):
+        sim.send(spec, schemas.React(type="react", emoji="😂"))
+    got = [r for r in sim.msgs(schemas.ReactionOut, a)]
+    assert len(got) == 3 and all(r.sender == spec and r.emoji == "😂" for r in got)
+    assert [e.code for e in sim.errors(spec)] == ["rate_limited"]
+    sim.run(1000)
+    sim.send(spec, schemas.React(type="react", emoji="👏"))
+    assert len(sim.msgs(schemas.ReactionOut, a)) == 4
+    assert schemas.dump(got[0])["from"] == spec

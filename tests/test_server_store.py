@@ -102,6 +102,23 @@ def test_a_match_written_and_read_back(tmp_path):
     check_store(Store(f"sqlite:///{tmp_path / 'u.db'}"))
 
 
+def test_a_match_without_a_round_is_refused_and_old_ones_are_not_shown(tmp_path):
+    from dataclasses import replace
+
+    store = Store(f"sqlite:///{tmp_path / 'u.db'}")
+    empty = replace(record(), rounds=())
+    with pytest.raises(ValueError, match="no decided round"):
+        store.save_match(empty)
+    # rows an older server wrote for abandoned matches (a "win" at 0-0): never shown
+    legacy = store.save_match(record(winner="Farmer", loser="Ghost"))
+    with store.engine.begin() as c:
+        c.execute(sa.text("update matches set n_rounds = 0 where id = :i"), {"i": legacy})
+    real = store.save_match(record())
+    assert [m.id for m in store.list_matches()] == [real]
+    assert store.get_match(legacy) is None
+    assert {r.nickname for r in store.leaderboard()} == {"Ana", "Bo"}
+
+
 # --- PostgreSQL, when this machine can run one ------------------------------------------------
 
 

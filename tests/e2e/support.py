@@ -22,7 +22,17 @@ CHROMIUM_ARGS = [
     "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
 ]
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "REPO_ROOT", "SHOTS", "Server", "free_port"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "REPO_ROOT", "SHOTS", "Server", "create_room",
+           "free_port"]
+
+
+def create_room(page, nickname: str) -> str:
+    """On the landing page (already open): type a nickname, create a room; returns the
+    invite link (the page stays on the landing page, the room made)."""
+    page.fill("#nickname", nickname)
+    page.click("#create")
+    page.wait_for_selector("#created:not([hidden])")
+    return page.input_value("#invite-link")
 
 
 @dataclass

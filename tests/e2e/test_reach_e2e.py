@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from server_helpers import audit_no_media
+from server_helpers import audit_no_media, audit_replay_window
 
 from harness.chromium import remote_args
 
@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 HOST = "utjima.test"  # the browsers resolve it to 127.0.0.1; not loopback by name
 STUB = Path(__file__).with_name("stub_detector.js").read_text()
-SERVER_ENV = dict(rounds_to_win=2, calib_ms=4000, countdown_ms=2000, verdict_ms=3000,
+SERVER_ENV = dict(rounds_to_win=3, calib_ms=4000, countdown_ms=2000, verdict_ms=6000,
                   round_ms=60000)
 SIZES = {"phone": {"width": 390, "height": 844}, "laptop": {"width": 1280, "height": 800}}
 # Keeps every RTCPeerConnection a page makes (and the config it was given) on window.__pcs,
@@ -211,8 +211,9 @@ def start_match(m: Match) -> None:
     phase(a, "round", 30)
 
 
-def b_laughs(round_no: int, final: bool = False) -> Callable[[Match], None]:
-    """A step: in round `round_no` B smiles and loses it; then B keeps a straight face."""
+def b_laughs(round_no: int, final: bool = False, calm: bool = True) -> Callable[[Match], None]:
+    """A step: in round `round_no` B smiles and loses it; then B keeps a straight face
+    (unless `calm` is false: B is still laughing when the verdict comes)."""
 
     def step(m: Match) -> None:
         a = m.pages["a"]
@@ -223,10 +224,63 @@ def b_laughs(round_no: int, final: bool = False) -> Callable[[Match], None]:
         phase(a, "match_over" if final else "verdict", 30)
         assert "Bo" in (a.text_content("#phase-text") + a.text_content("#big"))
         assert scores(a) == {"Ana": round_no, "Bo": 0}
-        m.smile("b", 0.1)
+        if calm:
+            m.smile("b", 0.1)
 
     step.__name__ = f"b_laughs_round_{round_no}"
     return step
+
+
+def host_settings(m: Match) -> None:
+    """The host sets the rules in the lobby (first to 2, 30 s rounds): B sees them and
+    cannot change them; the round that follows is 30 s long."""
+    a, b = m.pages["a"], m.pages["b"]
+    assert b.is_disabled('#rtw button >> nth=0')
+    a.click('#rtw button[data-value="2"]')
+    a.click('#round-len button[data-value="30"]')
+    b.wait_for_selector('#rtw button[data-value="2"][aria-pressed="true"]')
+    b.wait_for_selector('#round-len button[data-value="30"][aria-pressed="true"]')
+
+
+def laugh_replayed(m: Match) -> None:
+    """B's browser sent the seconds around its laugh to A's over the (relayed) data channel;
+    A's verdict screen plays them."""
+    a, b = m.pages["a"], m.pages["b"]
+    m.facts["verdict_t"] = time.time()  # the previous step just saw the verdict
+    a.wait_for_selector("#replay.playing", timeout=20_000)
+    a.wait_for_function("() => +document.querySelector('#replay-canvas').dataset.shown > 3")
+    [received] = a.evaluate("() => utjimaReplay.received")
+    [sent] = b.evaluate("() => utjimaReplay.sent")
+    assert received["from"] == m.ids["b"] and received["bytes"] == sent["bytes"] > 5_000
+    m.facts["replay"] = {"frames": received["n"], "bytes": received["bytes"]}
+    m.facts["replay_t"] = time.time()
+
+
+def straight_face_gate(m: Match) -> None:
+    """B is still laughing after the verdict: the next round waits ("straight face,
+    please") until B's face has stayed straight for a second."""
+    a = m.pages["a"]
+    phase(a, "steady", 30)
+    assert "Waiting for Bo" in a.text_content("#sub")
+    time.sleep(2.0)
+    assert a.evaluate("() => document.body.dataset.phase") == "steady"
+    m.smile("b", 0.1)
+    phase(a, "countdown", 10)
+
+
+def rematch(m: Match) -> None:
+    """The host makes it first to 1; both press Rematch; B laughs again; two matches stored."""
+    a, b = m.pages["a"], m.pages["b"]
+    a.click('#rtw button[data-value="1"]')
+    b.wait_for_selector('#rtw button[data-value="1"][aria-pressed="true"]')
+    a.click("#ready")
+    b.click("#ready")
+    phase(a, "calibrating", 15)
+    phase(a, "round", 30)
+    time.sleep(1.0)
+    m.smile("b", 0.95)
+    phase(a, "match_over", 30)
+    assert len(m.server.get("/api/matches")) == 2
 
 
 def match_over(m: Match) -> None:
@@ -240,8 +294,9 @@ def match_over(m: Match) -> None:
 
 
 MATCH: list[Callable[[Match], None]] = [
-    create_room, join_by_invite, video_relayed, start_match,
-    b_laughs(1), b_laughs(2, final=True), match_over,
+    create_room, join_by_invite, video_relayed, host_settings, start_match,
+    b_laughs(1, calm=False), laugh_replayed, straight_face_gate,
+    b_laughs(2, final=True), match_over, rematch,
 ]
 
 
@@ -259,7 +314,9 @@ def test_match_over_https_through_turn(chromium, serve, coturn, shots):
             m.facts[f"{step.__name__}_s"] = round(time.monotonic() - t0, 1)
         assert not m.errors, m.errors
     records = server.traffic_records()
-    audit_no_media(records)  # no media reached the server ...
+    audit_no_media(records)  # no media reached the server, and no byte of the replay:
+    m.facts["replay_audit"] = audit_replay_window(
+        records, m.facts.pop("verdict_t"), m.facts.pop("replay_t"), m.facts["replay"]["bytes"])
     foreign = [u for u in m.requests if not u.startswith((m.origin, "data:", "blob:"))]
     assert not foreign, foreign  # ... and the pages talked to its origin only
     ws = [r for r in records if r["kind"] == "ws"]

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { LocalJudge } from "../../utjima/web/game/local_judge.js";
+import { LocalJudge, cueOf, laughAfter } from "../../utjima/web/game/local_judge.js";
 import * as judge from "../../utjima/web/judge.js";
 
 const VECTORS = JSON.parse(readFileSync(new URL("../vectors/judge.json", import.meta.url), "utf8"));
@@ -89,4 +89,41 @@ test("rules the judge refuses fail loudly", () => {
   const local = new LocalJudge();
   assert.throws(() => local.configure(RULES, 1.5), /threshold must be in \(0, 1\)/);
   assert.throws(() => local.configure({ ...RULES, bogus: 1 }, null), /unknown keys: bogus/);
+});
+
+// --- the tiles' cue (issue 10, item 4): "almost" only while no laugh counts -------------------
+
+test("the almost cue never shows together with a laugh that counts", () => {
+  const local = new LocalJudge();
+  local.configure(RULES, 0.6);
+  const seen = [];
+  // calm, near the threshold (0.52 >= 0.6 - release), over it long enough to count, calm
+  const probs = [0.1, 0.2, 0.52, 0.55, 0.3, ...Array(10).fill(0.9), 0.1, 0.1, 0.1, 0.1, 0.1, 0.1];
+  probs.forEach((p, i) => {
+    local.push(1000 + i * 66, true, p);
+    seen.push(cueOf({ phase: "round", prob: local.prob, threshold: 0.6, release: RULES.release, laugh: local.laugh }));
+  });
+  assert.deepEqual(seen.slice(0, 5), [null, null, "almost", "almost", null]);
+  const first = seen.indexOf("laughed");
+  assert.ok(first > 5, "the laugh counts after min_laugh_ms");
+  assert.ok(seen.slice(5, first).every((c) => c === "almost"), "a laugh not yet counted is 'almost'");
+  assert.ok(!seen.slice(first).includes("almost") || seen.slice(first).indexOf("almost") > seen.lastIndexOf("laughed"),
+    "no 'almost' while the laugh counts");
+  assert.equal(local.laughStartMs, 1000 + 5 * 66);
+  for (const phase of ["verdict", "steady", "countdown", "match_over"]) {
+    assert.equal(cueOf({ phase, prob: 0.59, threshold: 0.6, release: 0.1, laugh: "laughing" }), null, phase);
+  }
+});
+
+test("others' laugh state follows the server's judge events", () => {
+  let s = null;
+  s = laughAfter(s, { type: "laugh_start" });
+  assert.equal(s, "laughing");
+  assert.equal(laughAfter(s, { type: "laugh_end", confirmed: false }), null);
+  s = laughAfter(s, { type: "laugh_confirmed" });
+  assert.equal(s, "laughed");
+  assert.equal(laughAfter(s, { type: "laugh_start" }), "laughed");
+  assert.equal(laughAfter(s, { type: "laugh_end", confirmed: true }), "laughed");
+  assert.equal(laughAfter(s, { type: "face_lost" }), "laughed");
+  assert.equal(cueOf({ phase: "round", prob: 0.95, threshold: 0.6, release: 0.1, laugh: s }), "laughed");
 });

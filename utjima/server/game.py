@@ -8,14 +8,21 @@ scripted score streams and hand-picked times.
 
 Phases (a match runs from calibrating to match_over):
 
-    lobby --all players ready (>= 2)--> calibrating --thresholds--> countdown --> round
-      ^          calibration failed: back to lobby <--'                 ^            |
-      |                                                                 |     verdict decided
+    lobby --all ready (>= 2)--> calibrating --thresholds--> steady --> countdown --> round
+      ^   calibration failed: back to lobby <--'              ^  <--a smile--'       |
+      |                                                       |              verdict decided
     match_over <--someone reached rounds_to_win (or max_rounds)-- verdict <---------'
       `--all ready again (rematch)--> calibrating          paused <--a player is away--'
 
 - calibrating: each player's samples in [start, end] go to `judge.calibrate`, which sets
   that player's threshold for the match (only ever above the model's).
+- steady ("straight face, please"): the countdown starts once every player's samples have
+  stayed below their threshold, face in view, for `steady_ms` (or after `steady_max_ms`
+  anyway); a smile at or above the threshold during the countdown sends the room back to
+  steady. A laugh carried over from the last round therefore dies down before the next
+  one starts, instead of losing it at once.
+- a match that ends before any round was decided (a player left during calibration) is
+  abandoned: back to the lobby, never stored, nobody credited.
 - round: `judge.new_round` with those thresholds; samples go to `round_update`, ticks to
   `round_advance(now - allowed_delay_ms)`, and `round_verdict` after each; the earliest
   confirmed laugh (or hidden face) loses, everybody else scores a point.
@@ -36,6 +43,7 @@ from utjima import judge
 from utjima.judge import CalibrationError, JudgeConfig
 from utjima.server import ice, schemas
 from utjima.server.clock import ClockError, ClockSync
+from utjima.server.ratelimit import TokenBucket
 from utjima.server.records import EventRecord, MatchRecord, PlayerRecord, RoundRecord
 from utjima.server.settings import Settings
 
@@ -94,6 +102,14 @@ class Member:
     fast_pings_left: int = 0
     last_error_ms: float = -math.inf
     last_sample_ms: float = -math.inf  # server time the last accepted sample arrived
+    last_t_ms: float | None = None  # mapped (server-clock) time of that sample
+    # mapped time of the first sample of the current run of straight-face samples (face
+    # in view, below the player's threshold, none more than max_sample_gap_ms apart)
+    straight_since_ms: float | None = None
+    mic: bool = True  # what the member's page says (media message)
+    camera: bool = True
+    camera_error: schemas.CameraError | None = None
+    reactions: TokenBucket | None = None  # emoji rate limit
 
 
 @dataclass
@@ -137,6 +153,12 @@ class Room:
         self.last_verdict: schemas.VerdictView | None = None
         self.winners: list[str] = []
         self.records: list[MatchRecord] = []
+        self.host: str | None = None  # member id: the room's creator, then the oldest member
+        self.rounds_to_win = settings.rounds_to_win  # the host may change these two
+        self.round_ms = settings.round_ms
+        self.locked = False  # the host locked the room: nobody new joins
+        self.countdown_forced = False  # steady_max_ms ran out: a smile no longer stops it
+        self.not_straight: list[str] = []  # last computed for the view (steady, countdown)
         self.last_active_ms = now_ms
         self._out: list[Output] = []
         self._dirty = False
@@ -157,6 +179,8 @@ class Room:
         return self.phase not in ("lobby", "match_over")
 
     def can_join(self, role: schemas.Role) -> RoomError | None:
+        if self.locked:
+            return RoomError(403, "room_locked", "the host has locked this room")
         if role == "player":
             if self.in_match:
                 return RoomError(409, "match_in_progress",
@@ -187,7 +211,10 @@ class Room:
         mid = "m" + secrets.token_hex(4)
         m = Member(id=mid, token=secrets.token_urlsafe(24), nickname=name, role=role,
                    seat=seat, away_since_ms=now_ms)
+        m.reactions = TokenBucket(self.s.react_rate_per_s, self.s.react_burst)
         self.members[mid] = m
+        if self.host is None:
+            self.host = mid
         self.last_active_ms = now_ms
         self._dirty = True
         return m
@@ -207,11 +234,14 @@ class Room:
         return None
 
     def info(self) -> schemas.RoomInfo:
+        host = self.members.get(self.host or "")
         return schemas.RoomInfo(
             code=self.code, phase=self.phase, players=[m.nickname for m in self.players],
             spectators=len(self.spectators), max_players=self.s.max_players,
             can_join_as_player=self.can_join("player") is None,
-            can_spectate=self.can_join("spectator") is None)
+            can_spectate=self.can_join("spectator") is None,
+            host=host.nickname if host else None, locked=self.locked,
+            rounds_to_win=self.rounds_to_win, round_ms=self.round_ms)
 
     @property
     def empty(self) -> bool:
@@ -274,14 +304,71 @@ class Room:
         elif isinstance(msg, schemas.Signal):
             self._signal(m, msg)
         elif isinstance(msg, schemas.Leave):
-            self._out.append(Send(tuple(o.id for o in self._connected() if o.id != m.id),
-                                  schemas.PeerLeft(id=m.id)))
-            self._out.append(Close(m.id, 1000, "left"))
-            self._remove(m, now_ms)
+            self._send_off(m, 1000, "left", now_ms)
+        elif isinstance(msg, schemas.Rules):
+            self._rules(m, msg)
+        elif isinstance(msg, schemas.Kick):
+            self._kick(m, msg.member, now_ms)
+        elif isinstance(msg, schemas.Media):
+            m.mic, m.camera, m.camera_error = msg.mic, msg.camera, msg.camera_error
+            self._dirty = True
+        elif isinstance(msg, schemas.React):
+            self._react(m, msg.emoji, now_ms)
         elif isinstance(msg, schemas.Hello):
             self._error(m, "bad_message", "hello was already accepted on this connection")
         self.last_active_ms = now_ms
         return self._flush(now_ms)
+
+    def _send_off(self, m: Member, code: int, reason: str, now_ms: float) -> None:
+        """The member leaves now (asked to, or kicked): peers drop the call, socket closes."""
+        self._out.append(Send(tuple(o.id for o in self._connected() if o.id != m.id),
+                              schemas.PeerLeft(id=m.id)))
+        self._out.append(Close(m.id, code, reason))
+        self._remove(m, now_ms)
+
+    def _host_only(self, m: Member, what: str) -> bool:
+        if m.id != self.host:
+            self._error(m, "forbidden", f"only the host can {what}")
+            return False
+        return True
+
+    def _rules(self, m: Member, msg: schemas.Rules) -> None:
+        if not self._host_only(m, "change the rules"):
+            return
+        if msg.rounds_to_win is not None or msg.round_ms is not None:
+            if self.in_match:
+                self._error(m, "bad_phase", f"a match is running ({self.phase}): the rules "
+                                            "change between matches")
+                return
+            rtw = msg.rounds_to_win or self.rounds_to_win
+            if rtw > self.s.max_rounds:
+                self._error(m, "bad_message", f"rounds_to_win must be <= the server's "
+                                              f"max_rounds ({self.s.max_rounds}), got {rtw}")
+                return
+            self.rounds_to_win = rtw
+            self.round_ms = float(msg.round_ms or self.round_ms)
+        if msg.locked is not None:
+            self.locked = msg.locked
+        self._dirty = True
+
+    def _kick(self, m: Member, target: str, now_ms: float) -> None:
+        if not self._host_only(m, "remove someone"):
+            return
+        victim = self.members.get(target)
+        if victim is None or victim.id == m.id:
+            self._error(m, "bad_peer", f"no other member {target!r} in this room")
+            return
+        self._out.append(Send((victim.id,), schemas.Notice(code="kicked",
+                                                           names=[m.nickname])))
+        self._send_off(victim, 4403, "kicked", now_ms)
+
+    def _react(self, m: Member, emoji: str, now_ms: float) -> None:
+        assert m.reactions is not None
+        if not m.reactions.take(now_ms):
+            self._sample_error(m, "rate_limited", f"at most {self.s.react_burst} reactions at "
+                               f"once, {self.s.react_rate_per_s:g} per second", now_ms)
+            return
+        self._out.append(Send(None, schemas.ReactionOut(sender=m.id, emoji=emoji)))
 
     def _error(self, m: Member, code: str, message: str) -> None:
         self._out.append(Send((m.id,), schemas.ErrorMsg(code=code, message=message)))
@@ -302,6 +389,7 @@ class Room:
             return
         m.last_sample_ms = now_ms
         prob = msg.smile_prob if msg.face else None
+        self._straight(m, t, prob, now_ms)
         others = tuple(o.id for o in self._connected() if o.id != m.id)
         self._out.append(Send(others, schemas.ScoreOut(player=m.id, face=msg.face,
                                                        smile_prob=prob)))
@@ -319,6 +407,60 @@ class Room:
                 return
             self._judge_events(events)
             self._check_verdict(now_ms)
+
+    # --- straight face, please ------------------------------------------------------------
+
+    def _threshold(self, member_id: str) -> float:
+        p = self.match.players.get(member_id) if self.match is not None else None
+        return p.threshold if p is not None and p.threshold is not None else self.cfg.threshold
+
+    def _straight(self, m: Member, t: float, prob: float | None, now_ms: float) -> None:
+        """Follow this player's run of straight-face samples; a smile during the countdown
+        sends the room back to steady (unless steady_max_ms already ran out)."""
+        if m.role != "player":
+            return
+        smiling = prob is not None and prob >= self._threshold(m.id)
+        if prob is None or smiling:
+            m.straight_since_ms = None
+        elif m.straight_since_ms is None or m.last_t_ms is None \
+                or t - m.last_t_ms > self.cfg.max_sample_gap_ms:
+            m.straight_since_ms = t
+        m.last_t_ms = t
+        if not self._is_match_player(m):
+            return
+        if self.phase == "countdown" and smiling and not self.countdown_forced:
+            self._enter("steady", now_ms, self.s.steady_max_ms)
+        if self.phase == "steady":
+            self._check_straight(now_ms)
+
+    def _not_straight(self, now_ms: float) -> list[str]:
+        """Match players whose face has not stayed straight for steady_ms (ids)."""
+        out = []
+        for p in self._active():
+            m = self.members.get(p.id)
+            if m is None or m.straight_since_ms is None or m.last_t_ms is None \
+                    or m.last_t_ms - m.straight_since_ms < self.s.steady_ms \
+                    or now_ms - m.last_sample_ms > STREAMING_MS:
+                out.append(p.id)
+        return out
+
+    def _check_straight(self, now_ms: float) -> None:
+        waiting = self._not_straight(now_ms) if self.phase == "steady" else []
+        if waiting != self.not_straight:
+            self.not_straight = waiting
+            self._dirty = True
+        if self.phase != "steady":
+            return
+        if not waiting:
+            self.countdown_forced = False
+            self._enter("countdown", now_ms, self.s.countdown_ms)
+        elif self.phase_end_ms is not None and now_ms >= self.phase_end_ms:
+            # they had steady_max_ms to stop smiling: the round starts anyway
+            self.countdown_forced = True
+            self._out.append(Send(None, schemas.Notice(code="steady_timeout", names=[
+                self.members[i].nickname for i in waiting if i in self.members])))
+            self._enter("countdown", now_ms, self.s.countdown_ms)
+            self.not_straight = []
 
     def _sample_error(self, m: Member, code: str, message: str, now_ms: float) -> None:
         if now_ms - m.last_error_ms >= SAMPLE_ERROR_EVERY_MS:
@@ -379,6 +521,11 @@ class Room:
         if self.phase == "calibrating" and end is not None \
                 and now_ms >= end + self.s.allowed_delay_ms:
             self._finish_calibration(now_ms)
+        elif self.phase == "steady":
+            if self._away(now_ms):
+                self._enter("paused", now_ms, self.s.grace_ms)
+            else:
+                self._check_straight(now_ms)
         elif self.phase == "countdown" and end is not None and now_ms >= end:
             self._start_round(end, now_ms)
         elif self.phase == "round" and self.round is not None:
@@ -438,7 +585,7 @@ class Room:
             self.n_matches -= 1
             self._enter("lobby", now_ms)
             return
-        self._enter("countdown", now_ms, self.s.countdown_ms)
+        self._enter("steady", now_ms, self.s.steady_max_ms)
 
     def _away(self, now_ms: float) -> list[str]:
         """Match players not ready to play a round: disconnected, or not streaming."""
@@ -453,7 +600,7 @@ class Room:
         if self._away(now_ms):
             self._enter("paused", t_ms, self.s.grace_ms)
         else:
-            self._enter("countdown", t_ms, self.s.countdown_ms)
+            self._enter("steady", t_ms, self.s.steady_max_ms)
 
     def _resume_if_paused(self, now_ms: float) -> None:
         if self.phase != "paused":
@@ -471,19 +618,21 @@ class Room:
                 return
             away = []
         if not away:
-            self._enter("countdown", now_ms, self.s.countdown_ms)
+            self._enter("steady", now_ms, self.s.steady_max_ms)
 
     def _start_round(self, start_ms: float, now_ms: float) -> None:
         active = self._active()
         self.round_no += 1
         self.round = judge.new_round(self.cfg, [(p.id, p.threshold) for p in active],
-                                     start_ms, start_ms + self.s.round_ms)
+                                     start_ms, start_ms + self.round_ms)
         self.round_events = []
         for p in active:
             m = self.members.get(p.id)
             if m is not None and m.clock is not None:
                 m.clock.lock()  # one offset for the whole round: samples keep their order
-        self._enter("round", start_ms, self.s.round_ms)
+        self.countdown_forced = False
+        self.not_straight = []
+        self._enter("round", start_ms, self.round_ms)
 
     def _judge_events(self, events: list[dict[str, Any]]) -> None:
         assert self.round is not None
@@ -523,13 +672,16 @@ class Room:
         self.round = None
         active = self._active()
         top = max((p.score for p in active), default=0)
-        if top >= self.s.rounds_to_win or self.round_no >= self.s.max_rounds or len(active) < 2:
+        if top >= self.rounds_to_win or self.round_no >= self.s.max_rounds or len(active) < 2:
             self._end_match(now_ms)
         else:
             self._enter("verdict", now_ms, self.s.verdict_ms)
 
     def _end_match(self, now_ms: float) -> None:
         assert self.match is not None
+        if not self.match.rounds:
+            self._abandon(now_ms)
+            return
         active = self._active()
         top = max((p.score for p in active), default=0)
         winners = [p.id for p in active if p.score == top] if active else []
@@ -538,7 +690,7 @@ class Room:
         self.winners = winners
         self.records.append(MatchRecord(
             room_code=self.code, number=self.match.number,
-            duration_ms=now_ms - self.match.started_ms, rounds_to_win=self.s.rounds_to_win,
+            duration_ms=now_ms - self.match.started_ms, rounds_to_win=self.rounds_to_win,
             players=tuple(PlayerRecord(
                 id=p.id, nickname=p.nickname, seat=p.seat, score=p.score, threshold=p.threshold,
                 result="forfeit" if p.status == "forfeit" else
@@ -549,6 +701,19 @@ class Room:
         for m in self.players:
             m.ready = False
         self._enter("match_over", now_ms)
+
+    def _abandon(self, now_ms: float) -> None:
+        """No round was decided (someone left during calibration or before the first
+        verdict): nobody won anything, so nothing is stored; back to the lobby."""
+        assert self.match is not None
+        gone = [p.nickname for p in self.match.players.values() if p.status == "forfeit"]
+        self._out.append(Send(None, schemas.Notice(code="match_abandoned", names=gone)))
+        self.match, self.round = None, None
+        self.n_matches -= 1
+        self.round_no, self.last_verdict, self.winners = 0, None, []
+        for m in self.players:
+            m.ready = False
+        self._enter("lobby", now_ms)
 
     def stored(self, number: int, match_id: int, now_ms: float) -> list[Output]:
         """The hub stored match `number` as `match_id` (the page links to it)."""
@@ -564,6 +729,10 @@ class Room:
     def _remove(self, m: Member, now_ms: float) -> None:
         """A member leaves for good (asked to, or its grace ran out)."""
         del self.members[m.id]
+        if self.host == m.id:  # the oldest player takes over, else the oldest member
+            rest = [o for o in self.members.values() if o.role == "player"] \
+                or list(self.members.values())
+            self.host = rest[0].id if rest else None
         self._dirty = True
         if not self.in_match:
             self._maybe_start(now_ms)  # perhaps the only one not ready has left
@@ -594,7 +763,8 @@ class Room:
             id=m.id, nickname=m.nickname, role=m.role, seat=m.seat, connected=m.connected,
             ready=m.ready, calibrated=p is not None and p.threshold is not None,
             threshold=p.threshold if p else None, score=p.score if p else 0,
-            status=p.status if p else "active", grace_left_ms=grace)
+            status=p.status if p else "active", grace_left_ms=grace,
+            mic=m.mic, camera=m.camera, camera_error=m.camera_error)
 
     def view(self, now_ms: float) -> schemas.RoomView:
         members = self.players + self.spectators
@@ -607,9 +777,11 @@ class Room:
                 waiting = judge.round_verdict(self.round).get("waiting_for", [])
         return schemas.RoomView(
             code=self.code, phase=self.phase, phase_left_ms=left, phase_ms=length,
-            round=self.round_no, rounds_to_win=self.s.rounds_to_win, round_ms=self.s.round_ms,
+            round=self.round_no, rounds_to_win=self.rounds_to_win, round_ms=self.round_ms,
+            host=self.host, locked=self.locked,
             members=[self._member_view(m, now_ms) for m in members],
             waiting_for=waiting, paused_for=self._away(now_ms) if self.phase == "paused" else [],
+            not_straight=self.not_straight if self.phase == "steady" else [],
             last_verdict=self.last_verdict, winners=self.winners,
             match_id=self.match.id
             if self.match is not None and self.phase == "match_over" else None)

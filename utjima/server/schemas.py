@@ -24,7 +24,16 @@ ROOM_CODE_PATTERN = re.compile(f"^[{ROOM_CODE_ALPHABET}]{{{ROOM_CODE_LEN}}}$")
 NICKNAME_MAX = 20
 
 Role = Literal["player", "spectator"]
-Phase = Literal["lobby", "calibrating", "countdown", "round", "verdict", "paused", "match_over"]
+Phase = Literal["lobby", "calibrating", "steady", "countdown", "round", "verdict", "paused",
+                "match_over"]
+# Spectator (and player) reactions: a fixed set, so a reaction is a choice, never free text.
+REACTIONS = ("😂", "😐", "🔥", "👏", "😱", "🤫")
+Reaction = Literal["😂", "😐", "🔥", "👏", "😱", "🤫"]
+# Why a player's camera does not work (the page names it in the player's language).
+CameraError = Literal["denied", "not_found", "in_use", "insecure", "unsupported", "detector",
+                      "failed"]
+ROUNDS_TO_WIN_MAX = 5  # host setting: first to 1..5 round wins
+ROUND_MS_MIN, ROUND_MS_MAX = 10_000, 120_000  # host setting: a round's time limit
 
 
 class In(BaseModel):
@@ -116,7 +125,8 @@ class Joined(Out):
 
 
 class RoomInfo(Out):
-    """GET /api/rooms/{code}: enough for the landing page to say whether joining works."""
+    """GET /api/rooms/{code}: enough for the landing page to say whether joining works, and
+    for the invite page to say who invited you and to what."""
 
     code: str
     phase: Phase
@@ -125,6 +135,10 @@ class RoomInfo(Out):
     max_players: int
     can_join_as_player: bool
     can_spectate: bool
+    host: str | None = None  # the host's nickname (who made the room, or took it over)
+    locked: bool = False  # the host locked the room: nobody new may join
+    rounds_to_win: int = 3
+    round_ms: float = 30000.0
 
 
 class MatchPlayerOut(Out):
@@ -251,10 +265,50 @@ class Signal(In):
         return self
 
 
-ClientMessage = Annotated[Hello | Score | Pong | Ready | Leave | Signal,
-                          Field(discriminator="type")]
+class Rules(In):
+    """The host sets the room's rules in the lobby or after a match (fields left out stay)."""
+
+    type: Literal["rules"]
+    rounds_to_win: int | None = Field(default=None, ge=1, le=ROUNDS_TO_WIN_MAX)
+    round_ms: int | None = Field(default=None, ge=ROUND_MS_MIN, le=ROUND_MS_MAX)
+    locked: bool | None = None  # a locked room takes no new members
+
+    @field_validator("round_ms")
+    @classmethod
+    def _whole_seconds(cls, v: int | None) -> int | None:
+        if v is not None and v % 1000:
+            raise ValueError(f"round_ms must be whole seconds (a multiple of 1000), got {v}")
+        return v
+
+
+class Kick(In):
+    """The host removes a member from the room (they may come back unless it is locked)."""
+
+    type: Literal["kick"]
+    member: str = Field(max_length=16)
+
+
+class Media(In):
+    """What this page sends: microphone and camera on or off, and why a camera fails."""
+
+    type: Literal["media"]
+    mic: bool
+    camera: bool
+    camera_error: CameraError | None = None
+
+
+class React(In):
+    """An emoji reaction everybody in the room sees (rate-limited per member)."""
+
+    type: Literal["react"]
+    emoji: Reaction
+
+
+ClientMessage = Annotated[Hello | Score | Pong | Ready | Leave | Signal | Rules | Kick | Media
+                          | React, Field(discriminator="type")]
 CLIENT_MESSAGE = TypeAdapter(ClientMessage)
-CLIENT_TYPES = ("hello", "score", "pong", "ready", "leave", "signal")
+CLIENT_TYPES = ("hello", "score", "pong", "ready", "leave", "signal", "rules", "kick", "media",
+                "react")
 
 
 # --- websocket: server -> client --------------------------------------------------------------
@@ -272,6 +326,9 @@ class MemberView(Out):
     score: int
     status: Literal["active", "forfeit"]  # forfeit: dropped out of the current match
     grace_left_ms: float | None  # while disconnected: time left to come back
+    mic: bool = True  # the member's page says its microphone is on
+    camera: bool = True  # ... and its camera is on (players)
+    camera_error: CameraError | None = None  # why this player's camera does not work
 
 
 class VerdictView(Out):
@@ -288,11 +345,16 @@ class RoomView(Out):
     phase_left_ms: float | None  # time left in a timed phase (calibrating, countdown, round, ...)
     phase_ms: float | None  # the phase's full length (for progress bars)
     round: int  # current or last round, 1-based; 0 before the first
-    rounds_to_win: int
+    rounds_to_win: int  # the room's rules (the host sets them between matches)
     round_ms: float
+    host: str | None = None  # member id of the host (sets rules, kicks, locks)
+    locked: bool = False  # nobody new may join
     members: list[MemberView]  # players in seat order, then spectators
     waiting_for: list[str] = []  # round verdict pending on these players (ids)
     paused_for: list[str] = []  # the match waits for these players to come back (ids)
+    # steady: players whose face has not yet stayed below their threshold for steady_ms
+    # (the countdown waits for them; a smile during the countdown sends the room back)
+    not_straight: list[str] = []
     last_verdict: VerdictView | None = None
     winners: list[str] = []  # match over: winner ids
     match_id: int | None = None  # stored match (after match over), for the history page
@@ -355,6 +417,24 @@ class JudgeEvent(Out):
     event: dict[str, Any]  # the judge's event dict, tagged with player; t_ms since round start
 
 
+class ReactionOut(Out):
+    """A member's emoji reaction, to everybody in the room."""
+
+    type: Literal["reaction"] = "reaction"
+    sender: str = Field(serialization_alias="from")
+    emoji: str
+
+
+class Notice(Out):
+    """Something happened that is not an error (the page words it from `code`):
+    match_abandoned (a match ended before any round was decided: not stored),
+    kicked (the host removed you), steady_timeout (the round starts anyway)."""
+
+    type: Literal["notice"] = "notice"
+    code: str
+    names: list[str] = []  # nicknames the notice is about
+
+
 class Ping(Out):
     type: Literal["ping"] = "ping"
     server_ms: float
@@ -367,7 +447,7 @@ class ErrorMsg(Out):
 
 
 ServerMessage = Welcome | RoomMsg | PeerJoined | PeerLeft | SignalOut | ScoreOut | JudgeEvent \
-    | Ping | ErrorMsg
+    | ReactionOut | Notice | Ping | ErrorMsg
 
 
 def dump(msg: Out) -> dict[str, Any]:

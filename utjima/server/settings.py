@@ -48,6 +48,9 @@ class Settings:
     database_url: str | None = None  # SQLAlchemy URL; None = sqlite:///<data_dir>/utjima.db
     ort_dir: Path = REPO_ROOT / "node_modules" / "onnxruntime-web" / "dist"  # /vendor/ort/
     web_dir: Path = WEB_DIR  # /static/ and the pages
+    # /vendor/fonts/: the game's typefaces from npm (@fontsource, SIL OFL); pages fall back
+    # to system fonts when it is missing
+    fonts_dir: Path = REPO_ROOT / "node_modules" / "@fontsource"
     # RTCPeerConnection iceServers, e.g. [{"urls": "stun:stun.example.org:3478"}]; none are
     # needed on a LAN or loopback. Env UTJIMA_ICE_SERVERS (a JSON list).
     ice_servers: tuple[dict[str, Any], ...] = ()
@@ -73,9 +76,15 @@ class Settings:
     collect_burst: int = 10
     # --- game timing ---------------------------------------------------------------------
     calib_ms: float = 4000.0  # neutral-face calibration window (>= calib_min_samples at 5+ Hz)
-    countdown_ms: float = 3000.0  # "3, 2, 1" before each round
+    # "Straight face, please": a round's countdown starts once every player's face has
+    # stayed below their threshold this long (a laugh from the last round dies down first)
+    steady_ms: float = 1000.0
+    # ... or once this long has passed anyway (someone who cannot stop smiling does not
+    # hold the room forever; their smile is then theirs to lose the round with)
+    steady_max_ms: float = 15000.0
+    countdown_ms: float = 3000.0  # "3, 2, 1" before each round (a smile sends it back)
     round_ms: float = 30000.0  # a round's time limit; nobody laughed by then = draw
-    verdict_ms: float = 4000.0  # the verdict banner stays this long before the next round
+    verdict_ms: float = 6000.0  # the verdict (and the laugh replay) stays this long
     rounds_to_win: int = 3  # first to this many round wins takes the match
     max_rounds: int = 9  # hard cap on rounds (draws); then the best score wins
     grace_ms: float = 30000.0  # a dropped player keeps seat and score this long
@@ -95,13 +104,15 @@ class Settings:
     max_msg_bytes: int = 1024  # any message except signalling
     max_signal_bytes: int = 65536  # SDP offers/answers
     max_bad_messages: int = 20  # invalid messages tolerated per connection before closing
+    react_rate_per_s: float = 2.0  # emoji reactions per member: sustained per second ...
+    react_burst: int = 5  # ... and at once; more are dropped (one error says so)
     http_rate_per_s: float = 2.0  # room create/join requests per client address
     http_burst: int = 20
     clock: Callable[[], float] = monotonic_ms  # the game clock, injectable for tests
     wall_clock: Callable[[], float] = time.time  # unix seconds: TURN credentials' expiry
 
     def __post_init__(self) -> None:
-        for name in ("model_dir", "data_dir", "ort_dir", "web_dir", "collect_dir"):
+        for name in ("model_dir", "data_dir", "ort_dir", "web_dir", "fonts_dir", "collect_dir"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):  # str from flags and env
                 object.__setattr__(self, name, Path(value))
@@ -122,6 +133,9 @@ class Settings:
             (1 <= self.port <= 65535 or self.port == 0, "port must be in 1..65535"),
             (self.calib_ms >= 1000, "calib_ms must be >= 1000"),
             (self.countdown_ms >= 0, "countdown_ms must be >= 0"),
+            (0 <= self.steady_ms <= self.steady_max_ms, "need 0 <= steady_ms <= steady_max_ms"),
+            (self.react_rate_per_s > 0 and self.react_burst >= 1,
+             "need react_rate_per_s > 0, react_burst >= 1"),
             (self.round_ms >= 1000, "round_ms must be >= 1000"),
             (self.verdict_ms >= 0, "verdict_ms must be >= 0"),
             (self.rounds_to_win >= 1, "rounds_to_win must be >= 1"),
@@ -187,7 +201,7 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         skip = {"clock", "wall_clock", "host", "port", "model_dir", "data_dir", "database_url",
-                "web_dir"}
+                "web_dir", "fonts_dir"}
         for f in fields(cls):
             key = f"UTJIMA_{f.name.upper()}"
             if f.name in skip or key not in env:

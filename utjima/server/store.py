@@ -175,7 +175,11 @@ class Store:
         return p
 
     def save_match(self, rec: MatchRecord, ended_at: datetime | None = None) -> int:
-        """Store a finished match; returns the match id."""
+        """Store a finished match; returns the match id. A match without a decided round
+        is nobody's win and is refused (the room abandons it instead)."""
+        if not rec.rounds:
+            raise ValueError(f"match {rec.number} of room {rec.room_code} has no decided "
+                             "round: an abandoned match is not stored")
         ended = ended_at or datetime.now(timezone.utc)
         started = ended - timedelta(milliseconds=rec.duration_ms)
         with Session(self.engine) as s, s.begin():
@@ -226,7 +230,7 @@ class Store:
 
     def list_matches(self, limit: int = 20, offset: int = 0) -> list[schemas.MatchOut]:
         with Session(self.engine) as s:
-            ms = s.scalars(select(Match).options(*_EAGER)
+            ms = s.scalars(select(Match).options(*_EAGER).where(Match.n_rounds > 0)
                            .order_by(Match.ended_at.desc(), Match.id.desc())
                            .limit(limit).offset(offset)).all()
             return [self._match_out(m, with_events=False) for m in ms]
@@ -234,7 +238,7 @@ class Store:
     def get_match(self, match_id: int) -> schemas.MatchOut | None:
         with Session(self.engine) as s:
             m = s.get(Match, match_id, options=_EAGER)
-            return None if m is None else self._match_out(m, with_events=True)
+            return None if m is None or not m.n_rounds else self._match_out(m, with_events=True)
 
     def leaderboard(self, limit: int = 50) -> list[schemas.LeaderRow]:
         with Session(self.engine) as s:
@@ -244,6 +248,7 @@ class Store:
                        func.sum(Match.n_rounds))
                 .join(MatchPlayer, MatchPlayer.player_id == Player.id)
                 .join(Match, Match.id == MatchPlayer.match_id)
+                .where(Match.n_rounds > 0)  # rows an older server stored for abandoned matches
                 .group_by(Player.id, Player.nickname)).all()
             laughs = dict(s.execute(
                 select(MatchPlayer.player_id, func.count(LaughEvent.id))

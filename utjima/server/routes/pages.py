@@ -7,8 +7,10 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
@@ -26,6 +28,8 @@ CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".svg": "image/svg+xml",
     ".md": "text/markdown; charset=utf-8",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
 }
 
 
@@ -92,7 +96,22 @@ def mount(app: FastAPI, settings: Settings) -> None:
         return _page_or_empty(web / "game" / "favicon.svg")
 
     app.include_router(router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_found(request: Request, exc: StarletteHTTPException) -> Response:
+        """A page people can read for an unknown URL (the API keeps answering JSON)."""
+        path = request.url.path
+        if exc.status_code != 404 or path == "/api" or path.startswith(("/api/", "/ws/")):
+            return await http_exception_handler(request, exc)
+        page = web / "404.html"
+        if not page.is_file():
+            return await http_exception_handler(request, exc)
+        return FileResponse(page, status_code=404, media_type="text/html; charset=utf-8",
+                            headers={"cache-control": "no-cache"})
+
     app.mount("/static", Static(directory=web), name="static")
+    if settings.fonts_dir.is_dir():  # the game's fonts (npm @fontsource, OFL); else system
+        app.mount("/vendor/fonts", Static(directory=settings.fonts_dir), name="fonts")
     app.mount("/models/default", Static(directory=settings.model_dir), name="model")
     ort = settings.ort_dir  # env UTJIMA_ORT_DIR overrides it (Settings.from_env)
     if ort.is_dir():

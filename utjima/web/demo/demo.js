@@ -5,8 +5,9 @@
 // except same-origin model and onnxruntime files.
 
 import { createDetector } from "/static/detector/detector.js";
-import { translate } from "/static/game/i18n.js";
+import { lang as gameLang, t as gameT, translate } from "/static/game/i18n.js";
 import { cameraBlocked, showBlocked } from "/static/game/secure.js";
+import { chrome } from "/static/game/ui.js";
 
 const HISTORY = 900; // results kept on window.utjimaDemo.results (~30 s at 30 fps)
 const STATS_OVER = 30; // per-stage ms are averaged over the latest results
@@ -32,7 +33,8 @@ const TEXT = {
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-let lang = params.get("lang") || ((navigator.language || "en").toLowerCase().startsWith("ko") ? "ko" : "en");
+let lang = params.get("lang") || gameLang(); // the game's language choice, shared header
+
 if (!(lang in TEXT)) lang = "en";
 let statusKey = "loading", statusArgs = {};
 
@@ -40,7 +42,7 @@ const state = { detector: null, results: [], latest: null, threshold: 0.5, class
 window.utjimaDemo = state; // for the browser tests and the curious
 
 function t(key, args = {}) {
-  return (TEXT[lang][key] ?? key).replace(/\{(\w+)\}/g, (_, k) => args[k] ?? "");
+  return (TEXT[lang][key] ?? gameT(key)).replace(/\{(\w+)\}/g, (_, k) => args[k] ?? "");
 }
 
 function setStatus(key, args = {}) {
@@ -54,7 +56,6 @@ function applyLanguage() {
   document.documentElement.lang = lang;
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const li of $("emotions").children) li.querySelector(".name").textContent = TEXT[lang].emotion[li.dataset.name] ?? li.dataset.name;
-  for (const b of document.querySelectorAll("[data-lang]")) b.setAttribute("aria-pressed", String(b.dataset.lang === lang));
   setStatus(statusKey, statusArgs);
   if (cameraBlocked()) showBlocked(document.body, (k, p) => translate(lang, k, p), document.querySelector("main"), false);
   state.dirty = true;
@@ -91,7 +92,7 @@ function render() {
   if (r.face) {
     const [x1, y1, x2, y2] = r.box;
     g.lineWidth = Math.max(2, canvas.width / 200);
-    g.strokeStyle = smiling ? "#ff8a00" : "#2ec4b6";
+    g.strokeStyle = smiling ? "#ff4f79" : "#3ddc97"; // style.css --pink, --mint
     g.strokeRect(x1, y1, x2 - x1, y2 - y1);
   }
   setStatus(r.face ? "running" : "noface");
@@ -145,7 +146,7 @@ async function startCamera() {
 }
 
 async function main() {
-  for (const b of document.querySelectorAll("[data-lang]")) b.addEventListener("click", () => { lang = b.dataset.lang; applyLanguage(); });
+  chrome({ onlang: () => { lang = gameLang(); applyLanguage(); } });
   $("start").addEventListener("click", startCamera);
   applyLanguage();
   requestAnimationFrame(render);

@@ -97,6 +97,18 @@ export async function openCamera() {
   }
 }
 
+/** Why the camera failed, as a code the server relays and the pages word (i18n
+ *  camera_err_<code>): denied, not_found, in_use, insecure, unsupported, failed. */
+export function cameraError(e) {
+  if (!navigator.mediaDevices?.getUserMedia) return globalThis.isSecureContext === false ? "insecure" : "unsupported";
+  switch (e?.name) {
+    case "NotAllowedError": case "SecurityError": return "denied";
+    case "NotFoundError": case "OverconstrainedError": case "DevicesNotFoundError": return "not_found";
+    case "NotReadableError": case "AbortError": case "TrackStartError": return "in_use";
+    default: return "failed";
+  }
+}
+
 /** The on-device detector (docs/detector_api.md), loaded lazily so pages work without it. */
 export async function startDetector(stream) {
   const { createDetector } = await import("/static/detector/detector.js");

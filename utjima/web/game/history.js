@@ -2,7 +2,8 @@
 // judge's laugh events. /history#m12 opens match 12.
 
 import { $, api, el, pct, showError } from "./common.js";
-import { apply, lang, t, wireSwitch } from "./i18n.js";
+import { errorText, lang, t } from "./i18n.js";
+import { chrome } from "./ui.js";
 
 let matches = [];
 
@@ -36,6 +37,7 @@ async function fillRounds(box, id) {
 
 function render() {
   const box = $("#matches");
+  const open = new Set([...box.querySelectorAll("details[open]")].map((d) => d.id));
   if (!matches.length) {
     box.replaceChildren(el("p", { class: "muted", text: t("no_matches") }));
     return;
@@ -47,9 +49,11 @@ function render() {
         el("strong", { text: m.winners.length ? t(m.winners.length > 1 ? "winners" : "winner", { names: m.winners.join(", ") }) : t("match_draw") }), " · ",
         el("span", {}, ...m.players.map((p, i) => el("span", { class: p.result === "win" ? "win" : "" },
           `${i ? " vs " : ""}${p.nickname} ${p.score}`))),
-        el("div", { class: "muted", text: `${when(m.ended_at)} · ${t("room_title", { code: m.room_code })} · ${m.rounds_to_win > 0 ? t("first_to", { n: m.rounds_to_win }) : ""}` })),
+        el("div", { class: "muted", text: [when(m.ended_at), t("room_title", { code: m.room_code }),
+          m.rounds_to_win > 0 ? t("first_to", { n: m.rounds_to_win }) : ""].filter(Boolean).join(" · ") })),
       rounds);
     details.addEventListener("toggle", () => { if (details.open) fillRounds(rounds, m.id).catch(failed); });
+    details.open = open.has(details.id); // a language switch keeps what was open
     return details;
   }));
   const target = location.hash.match(/^#m(\d+)$/);
@@ -60,9 +64,8 @@ function render() {
 }
 
 function failed(e) {
-  showError(t("error", { message: e.message }));
+  showError(errorText(e.code, e.message));
 }
 
-apply();
-wireSwitch($("#lang"), render);
+chrome({ onlang: render });
 api("/api/matches?limit=50").then((m) => { matches = m; render(); }, failed);

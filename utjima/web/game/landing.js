@@ -1,17 +1,27 @@
-// The landing page: nickname, create a room (code + invite link) or join one, and a
-// camera check with the on-device detector ("we can see you").
+// The landing page: nickname, create a room (code + invite link) or join one, a camera
+// check with the on-device detector ("we can see you"), and how to play.
 
-import { $, Meter, api, nickname, openCamera, showError, startDetector, takeNickname } from "./common.js";
-import { apply, t, wireSwitch } from "./i18n.js";
+import { $, Meter, api, cameraError, nickname, openCamera, showError, startDetector, takeNickname } from "./common.js";
+import { errorText, t } from "./i18n.js";
 import { showInvite, wireInvite } from "./invite.js";
 import { cameraBlocked, showBlocked } from "./secure.js";
+import { chrome, howTo } from "./ui.js";
+
+const CODE = /^[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{6}$/; // schemas.ROOM_CODE_ALPHABET, 6 long
+
+// the error line, as a function of the language, so a language switch rewords it
+let errorLine = () => "";
+function say(line) {
+  errorLine = line;
+  showError(line());
+}
 
 const nick = $("#nickname");
 const codeInput = $("#code");
 
 async function create() {
-  showError("");
-  if (!takeNickname(nick)) return;
+  say(() => "");
+  if (!takeNickname(nick, () => say(() => t("need_nickname")))) return;
   try {
     const room = await api("/api/rooms", {});
     $("#created-code").textContent = room.code;
@@ -19,19 +29,24 @@ async function create() {
     $("#enter").href = `${room.invite_path}?auto=1`;
     $("#created").hidden = false;
   } catch (e) {
-    showError(t("error", { message: e.message }));
+    say(() => errorText(e.code, e.message));
   }
 }
 
 async function go(spectate) {
-  showError("");
-  if (!takeNickname(nick)) return;
+  say(() => "");
   const code = codeInput.value.trim().toUpperCase();
+  if (!code || !CODE.test(code)) { // say what a code is, before asking the server anything
+    say(() => t(code ? "bad_code" : "need_code"));
+    codeInput.focus();
+    return;
+  }
+  if (!takeNickname(nick, () => say(() => t("need_nickname")))) return;
   try {
     await api(`/api/rooms/${encodeURIComponent(code)}`);
     location.href = `/r/${code}?auto=1${spectate ? "&spectate=1" : ""}`;
   } catch (e) {
-    showError(e.status === 404 ? t("no_room", { code }) : t("error", { message: e.message }));
+    say(() => (e.status === 404 ? t("no_room", { code }) : errorText(e.code, e.message)));
   }
 }
 
@@ -58,7 +73,7 @@ async function toggleCamera() {
   try {
     camera = await openCamera();
   } catch (e) {
-    face.textContent = t("camera_failed", { error: e.message });
+    face.textContent = t(`camera_err_${cameraError(e)}`);
     return;
   }
   video.srcObject = camera;
@@ -84,10 +99,10 @@ async function toggleCamera() {
 
 // over http:// from another device the camera API is missing: say why, up front
 const blocked = cameraBlocked();
-const explain = () => { if (blocked) showBlocked($("main"), t, $("main .card")); };
-apply();
+const explain = () => { if (blocked) showBlocked($("main .card").parentElement, t, $("main .card")); };
+$("#how-slot").replaceWith(howTo());
+chrome({ onlang: () => { showError(errorLine()); explain(); } });
 explain();
-wireSwitch($("#lang"), explain);
 $("#camera").disabled = blocked;
 nick.value = nickname.get();
 $("#create").addEventListener("click", create);

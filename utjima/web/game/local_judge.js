@@ -16,6 +16,8 @@ export class LocalJudge {
     this.threshold = null; // this player's calibrated threshold, null before calibration
     this.cfg = null; // the rules with that threshold, as the server's round builds them
     this.tracker = null; // judge.js tracker state, null until the first sample of a timeline
+    this.prob = null; // the last sample's smile_prob (null: no face)
+    this.laughStartMs = null; // page time (t_ms) the latest laugh of this timeline started
   }
 
   /** The server's rules and this player's threshold; a change starts a fresh timeline. */
@@ -31,6 +33,8 @@ export class LocalJudge {
   /** A fresh timeline, as the server starts one for calibration and for each round. */
   reset() {
     this.tracker = null;
+    this.prob = null;
+    this.laughStartMs = null;
   }
 
   /** One sample, exactly as sent to the server ({t_ms, face, smile_prob}); returns the
@@ -40,6 +44,8 @@ export class LocalJudge {
     if (this.tracker === null) this.tracker = newTracker(this.cfg, tMs);
     const [tracker, events] = update(this.tracker, tMs, face ? smileProb : null, face);
     this.tracker = tracker;
+    this.prob = face ? smileProb : null;
+    for (const ev of events) if (ev.type === "laugh_start") this.laughStartMs = ev.start_ms;
     return events;
   }
 
@@ -50,4 +56,30 @@ export class LocalJudge {
     if (!l) return null;
     return l.confirmed ? "laughed" : "laughing";
   }
+}
+
+/** The cue a player's tile shows in a round, from what the judge knows of them:
+ *  "almost" while their smile is near their threshold (within the rules' `release`) or a
+ *  laugh has started that is not yet long enough to count; "laughed" once it counts;
+ *  null otherwise, and always outside a round. The two never show together: a confirmed
+ *  laugh ends the "almost" cue (issue 10, item 4).
+ *  @param {{phase: string, prob: number|null, threshold: number|null, release: number,
+ *           laugh: null|"laughing"|"laughed"}} o */
+export function cueOf({ phase, prob, threshold, release, laugh }) {
+  if (phase !== "round") return null;
+  if (laugh === "laughed") return "laughed";
+  if (laugh === "laughing") return "almost";
+  if (prob !== null && prob !== undefined && threshold !== null && threshold !== undefined
+      && prob >= threshold - release) return "almost";
+  return null;
+}
+
+/** Another player's laugh state from the server's judge events of the running round:
+ *  laugh_start -> "laughing", laugh_confirmed -> "laughed", laugh_end -> null (a laugh
+ *  that ended unconfirmed was only "almost"; a confirmed one stays "laughed"). */
+export function laughAfter(laugh, ev) {
+  if (ev.type === "laugh_start") return laugh === "laughed" ? laugh : "laughing";
+  if (ev.type === "laugh_confirmed") return "laughed";
+  if (ev.type === "laugh_end") return ev.confirmed ? "laughed" : null;
+  return laugh;
 }

@@ -5,6 +5,9 @@
 // Who offers: the newcomer, to every peer already connected (listed in `welcome`). Peers
 // already there only answer, so two sides never offer at once. A spectator's offer asks
 // to receive only; a player answers with its camera tracks.
+//
+// Each connection also carries one data channel ("replay", opened by the offerer): the
+// laugh replay goes over it browser to browser (replay.js), never through the server.
 
 export class Mesh {
   /**
@@ -17,10 +20,11 @@ export class Mesh {
    * @param {(to: string, msg: object) => void} o.send   send a signal via the server
    * @param {(id: string, stream: MediaStream) => void} o.onstream  a peer's video arrived
    * @param {(id: string, state: string) => void} [o.onstate]
+   * @param {(id: string, data: string|ArrayBuffer) => void} [o.ondata]  a data channel message
    */
   constructor(o) {
     this.o = o;
-    this.pcs = new Map(); // peer id -> {pc, pending: [ice candidates before the remote sdp]}
+    this.pcs = new Map(); // peer id -> {pc, pending: [ice candidates before the remote sdp], channel}
   }
 
   _pc(id) {
@@ -29,14 +33,40 @@ export class Mesh {
       iceServers: this.o.iceServers || [],
       iceTransportPolicy: this.o.iceTransportPolicy || "all",
     });
-    const entry = { pc, pending: [] };
+    const entry = { pc, pending: [], channel: null };
     this.pcs.set(id, entry);
     pc.onicecandidate = (ev) => {
       if (ev.candidate) this.o.send(id, { kind: "ice", candidate: ev.candidate.toJSON() });
     };
     pc.ontrack = (ev) => this.o.onstream(id, ev.streams[0] || new MediaStream([ev.track]));
     pc.onconnectionstatechange = () => this.o.onstate?.(id, pc.connectionState);
+    pc.ondatachannel = (ev) => this._channel(entry, id, ev.channel);
     return entry;
+  }
+
+  _channel(entry, id, channel) {
+    channel.binaryType = "arraybuffer";
+    channel.onmessage = (ev) => this.o.ondata?.(id, ev.data);
+    entry.channel = channel;
+  }
+
+  /** Send to every peer whose data channel is open; returns the ids it went to. */
+  broadcast(data) {
+    const to = [];
+    for (const [id, entry] of this.pcs) {
+      if (entry.channel?.readyState === "open") {
+        entry.channel.send(data);
+        to.push(id);
+      }
+    }
+    return to;
+  }
+
+  /** Bytes queued on the data channels and not yet sent (to pace a burst). */
+  get buffered() {
+    let n = 0;
+    for (const entry of this.pcs.values()) n += entry.channel?.bufferedAmount ?? 0;
+    return n;
   }
 
   _addLocal(pc) {
@@ -48,7 +78,9 @@ export class Mesh {
   async call(peer) {
     if (this.o.role === "spectator" && peer.role === "spectator") return;
     if (this.o.role === "player" && peer.role === "spectator" && !this.o.stream) return;
-    const { pc } = this._pc(peer.id);
+    const entry = this._pc(peer.id);
+    const { pc } = entry;
+    this._channel(entry, peer.id, pc.createDataChannel("replay"));
     if (this.o.role === "player" && this.o.stream) {
       this._addLocal(pc);
     } else {
