@@ -678,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the page's address instead of opening it")
     p.add_argument("--oof", default=None, metavar="PATH",
                    help="out-of-fold per-frame scores (utjima.oof/1 JSON, or a folder with "
-                        "oof.json, e.g. from utjima study) to use instead of the model's")
+                        "oof.json; docs/review.md) to use instead of the model's")
     p.add_argument("--export-sheets", type=out_dir, default=None, metavar="OUT",
                    help="write one contact-sheet PNG per clip into OUT and exit")
     p.add_argument("--stats", action="store_true",

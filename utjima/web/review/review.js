@@ -297,10 +297,13 @@ function renderProgress(p) {
 
 function renderSource() {
   const i = S.info;
+  // a folder by its last name (the whole path in the tooltip and in the terminal)
+  const short = i.read_only ? i.name : i.name.split("/").filter(Boolean).pop() || i.name;
+  $("#source").title = i.read_only ? "" : i.sidecar;
   $("#source").replaceChildren(
-    el("strong", { text: t("source", { name: i.name, n: i.clips }) }),
+    el("strong", { text: t("source", { name: short, n: i.clips }) }),
     el("br"),
-    el("span", { class: "muted", text: i.read_only ? t("read_only", { note: i.note }) : t("sidecar", { path: i.sidecar }) }));
+    el("span", { class: "muted", text: i.read_only ? t("read_only", { note: i.note }) : t("sidecar", { path: `${short}/review.json` }) }));
 }
 
 // --- rendering: one clip -----------------------------------------------------------------------
@@ -346,7 +349,7 @@ function renderFrame() {
   img.src = S.images[i]?.src || clipUrl(v.id, `/frames/${i}`);
   const p = v.scores ? v.scores[i] : undefined;
   const live = v.live ? v.live[i] : null;
-  const parts = [`${secs(v.times_ms[i])} s`, smileName(v.smile[i])];
+  const parts = [t("seconds_n", { s: secs(v.times_ms[i]) }), smileName(v.smile[i])];
   if (v.emotion[i]) parts.push(emotionName(v.emotion[i]));
   if (p === null) parts.push(t("no_face"));
   else if (p !== undefined) parts.push(t("score_x", { p: p.toFixed(2) }));
@@ -354,6 +357,7 @@ function renderFrame() {
   const info = $("#frame-info");
   info.textContent = parts.join(" · ");
   info.dataset.label = v.smile[i] ?? "";
+  info.dataset.scored = v.scores ? "1" : "0"; // the model's scores have arrived
   info.classList.toggle("hot", p !== null && p !== undefined && p >= S.info.model.threshold);
   $("#frame-no").textContent = t("frame_of", { i, n: v.times_ms.length - 1 });
   redraw();

@@ -269,11 +269,13 @@ extend({
     emo_sad: "sad", emo_surprise: "surprise", emo_neutral: "neutral",
     row_manifest: "manifest", row_labels: "labels", row_score: "score",
     suspect_n: "suspect {i} of {n}",
+    suspect_spans: "Label spans", suspect_clips: "Clip labels", flagged_clips: "Flagged clips",
   },
   ko: {
     emo_angry: "화남", emo_disgust: "혐오", emo_fear: "두려움", emo_happy: "기쁨",
     emo_sad: "슬픔", emo_surprise: "놀람", emo_neutral: "무표정",
     row_manifest: "원래 라벨", row_labels: "라벨", row_score: "점수",
     suspect_n: "의심 {n}개 중 {i}번째",
+    suspect_spans: "라벨 구간", suspect_clips: "클립 라벨", flagged_clips: "표시한 클립",
   },
 });
