@@ -133,7 +133,8 @@ def test_review_a_recorded_clip(chromium, reviewing):
             cid = view["id"]
             assert cid.endswith("-05-big_smile") and view["subject"] == "p-rev01"
             # what the timeline draws: the label spans (a smiling run after an unlabelled
-            # margin, another at the end when a frame falls in it) and a score per frame from the bundled model
+            # margin, another unlabelled one at the end when a frame falls in it) and a
+            # score per frame from the bundled model
             assert [s["smile"] for s in view["spans"]] in ([None, 1], [None, 1, None])
             scores = [p for p in view["scores"] if p is not None]
             assert view["score_source"] == "model" and len(scores) > 0.8 * len(view["scores"])
