@@ -86,6 +86,7 @@ bench: setup system-deps
 	$(PY) -m benchmarks.bench_accuracy
 	$(PY) -m benchmarks.bench_photo_faces
 	$(PY) -m benchmarks.bench_augment
+	$(PY) -m benchmarks.bench_deploy
 
 lint: setup
 	$(VENV)/bin/ruff check utjima tests benchmarks tools harness

@@ -1,5 +1,6 @@
 """Test helpers for the server: a stand-in model folder, a clock the test moves by hand,
-and the traffic audit (what reached the server, sizes and types only).
+websocket helpers (hello, receive_until, closed_with), client addresses for one
+TestClient, and the traffic audit (what reached the server, sizes and types only).
 
 Test modules import them (`from server_helpers import fake_model_dir`; pytest puts tests/
 on sys.path). Run as a script, this is `utjima serve` (any of its flags) with the audit
@@ -55,6 +56,47 @@ class FakeClock:
     def advance(self, ms: float) -> float:
         self.now_ms += ms
         return self.now_ms
+
+
+def receive_until(ws, mtype: str, limit: int = 60) -> dict:
+    """The next websocket message of this type (others are skipped, at most `limit`)."""
+    for _ in range(limit):
+        msg = ws.receive_json()
+        if msg["type"] == mtype:
+            return msg
+    raise AssertionError(f"no {mtype!r} message in {limit}")
+
+
+def hello(ws, token: str) -> dict:
+    """Say hello with this seat's token; the welcome."""
+    ws.send_json({"type": "hello", "token": token})
+    return receive_until(ws, "welcome")
+
+
+def closed_with(ws) -> tuple[list[dict], int]:
+    """Messages until the server closes the socket, and the close code."""
+    from starlette.websockets import WebSocketDisconnect
+
+    msgs = []
+    try:
+        while True:
+            msgs.append(ws.receive_json())
+    except WebSocketDisconnect as e:
+        return msgs, e.code
+
+
+def addressed(app: Any) -> Any:
+    """`app` with the client address taken from an `x-test-address` header, so one
+    TestClient can speak as several addresses (the per-address limits)."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            for k, v in scope["headers"]:
+                if k == b"x-test-address":
+                    scope = {**scope, "client": (v.decode(), 50000)}
+        await app(scope, receive, send)
+
+    return wrapped
 
 
 class TrafficLog:

@@ -9,8 +9,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import FakeClock, fake_model_dir
-from starlette.websockets import WebSocketDisconnect
+from server_helpers import FakeClock, closed_with, fake_model_dir, hello, receive_until
 
 from utjima.server.app import create_app
 from utjima.server.hub import Observer, ignore
@@ -43,33 +42,10 @@ def room(c: TestClient) -> str:
     return r.json()["code"]
 
 
-def join(c: TestClient, code: str, nick: str, role: str = "player") -> dict:
-    r = c.post(f"/api/rooms/{code}/join", json={"nickname": nick, "role": role})
+def join(c: TestClient, code: str, nick: str, role: str = "player", **more) -> dict:
+    r = c.post(f"/api/rooms/{code}/join", json={"nickname": nick, "role": role, **more})
     assert r.status_code == 200, r.text
     return r.json()
-
-
-def receive_until(ws, mtype: str, limit: int = 50) -> dict:
-    for _ in range(limit):
-        msg = ws.receive_json()
-        if msg["type"] == mtype:
-            return msg
-    raise AssertionError(f"no {mtype!r} message in {limit}")
-
-
-def hello(ws, token: str) -> dict:
-    ws.send_json({"type": "hello", "token": token})
-    return receive_until(ws, "welcome")
-
-
-def closed_with(ws) -> tuple[list[dict], int]:
-    """Messages until the server closes the socket, and the close code."""
-    msgs = []
-    try:
-        while True:
-            msgs.append(ws.receive_json())
-    except WebSocketDisconnect as e:
-        return msgs, e.code
 
 
 # --- HTTP rooms ---------------------------------------------------------------------------
@@ -330,10 +306,12 @@ def sync(ws) -> list[str]:
 
 def test_a_short_match_through_the_protocol(make_client, clock):
     """Two players over sockets; the ticker runs on the injected clock."""
-    with make_client(calib_ms=1000.0, countdown_ms=500.0, round_ms=5000.0, rounds_to_win=1,
+    with make_client(calib_ms=1400.0, countdown_ms=500.0, round_ms=5000.0, rounds_to_win=1,
                      allowed_delay_ms=100.0) as c:
         code = room(c)
-        a, b = join(c, code, "Ana"), join(c, code, "Bo")
+        # device keys: the players' identities, what the leaderboard counts
+        a = join(c, code, "Ana", device_key="ana-device-key-0123456789")
+        b = join(c, code, "Bo", device_key="bo-device-key-01234567890")
         with c.websocket_connect(f"/ws/rooms/{code}") as wa, \
                 c.websocket_connect(f"/ws/rooms/{code}") as wb:
             hello(wa, a["token"]), hello(wb, b["token"])
@@ -354,7 +332,7 @@ def test_a_short_match_through_the_protocol(make_client, clock):
 
             wa.send_json({"type": "ready"}), wb.send_json({"type": "ready"})
             assert "calibrating" in sync(wa)
-            stream(0.1, 1000 + 100 + 500 + 200)  # calibration, its allowed delay, countdown
+            stream(0.1, 1400 + 100 + 500 + 200)  # calibration, its allowed delay, countdown
             time.sleep(0.1)
             assert "round" in sync(wa)
             stream(0.95, 800)  # Bo laughs: confirmed after 400 ms

@@ -55,6 +55,8 @@ def test_every_client_type_is_in_the_union_and_in_client_types():
       "candidate": {"candidate": "candidate:1 1 udp 1 10.0.0.1 5000 typ host", "sdpMid": "0",
                     "sdpMLineIndex": 0, "usernameFragment": "abcd"}}, schemas.Signal),
     ({"type": "signal", "to": "m1", "kind": "ice"}, schemas.Signal),  # end of candidates
+    ({"type": "spectating", "mode": "invite"}, schemas.SpectatingIn),
+    ({"type": "spectating", "mode": "open"}, schemas.SpectatingIn),
 ])
 def test_valid_client_messages(msg, kind):
     got = parse(msg)
@@ -135,6 +137,13 @@ def test_client_messages_are_frozen():
     ("x" * schemas.NICKNAME_MAX, "x" * schemas.NICKNAME_MAX),
     ("a" + " " * 30 + "b", "a b"),  # the limit counts the cleaned name
     ("Mi\x85na", "Mi na"),  # NEL is whitespace to str.split: collapsed like a tab
+    # what shows nothing is removed: "Ana" with a zero-width space or bidi controls is "Ana"
+    ("Ana\u200b", "Ana"), ("\u202eAna\u202c", "Ana"), ("A\u2066na\u2069", "Ana"),
+    ("\ufeffAna\u3164", "Ana"), ("An\u00ada", "Ana"), ("Ana\U000e0041", "Ana"),
+    ("Ａｎａ", "Ana"), ("ｱﾅ", "アナ"),  # NFKC: full- and half-width forms folded
+    ("e\u0301", "é"),  # composed
+    ("A" + "\u0301" * 8 + "na", "Á\u0301\u0301\u0301na"),  # at most 3 marks on a letter
+    ("Ana\ue000", "Ana"),  # private use
 ])
 def test_nicknames_are_cleaned(raw, clean):
     assert schemas.clean_nickname(raw) == clean
@@ -148,6 +157,8 @@ def test_nicknames_are_cleaned(raw, clean):
     ("Mi\x00na", "control characters"),
     ("Mi\x7fna", "control characters"),
     ("Mi\x9bna", "control characters"),
+    ("\u200b\u200d\u2060", "got 0"),  # nothing visible left
+    ("A\ud800", "valid Unicode text"),  # a lone surrogate (JSON "\\ud800")
 ])
 def test_bad_nicknames_are_refused(raw, problem):
     with pytest.raises(ValueError, match=problem):
@@ -226,3 +237,36 @@ def test_describe_leaves_out_fastapi_body_and_pydantic_validator_names():
               {"loc": (), "msg": "Field required"}]
     assert schemas.describe(errors) == \
         "nickname: Value error, nickname must be 1..20; needs sdp; Field required"
+
+
+def test_one_name_however_it_is_written():
+    same = ["Ana", "ANA", "ana\u200b", "Ａｎａ", "\u202eana", " Ana "]
+    assert {schemas.name_key(n) for n in same} == {"ana"}
+    assert schemas.name_key("Ana") != schemas.name_key("Anna")
+
+
+@pytest.mark.parametrize("msg, problem", [
+    ({"type": "hello", "token": "é" * 10}, "token"),  # compare_digest needs ASCII
+    ({"type": "hello", "token": "ab cd efgh"}, "token"),
+    ({"type": "signal", "to": "m\ud800", "kind": "ice"}, "valid Unicode text"),
+    ({"type": "score", "t_ms": 1, "face": False, "\udc00": 1}, "valid Unicode text"),
+    ({"type": "spectating", "mode": "secret"}, "mode"),
+    ({"type": "spectating"}, "mode"),
+])
+def test_secrets_are_url_safe_and_text_is_unicode(msg, problem):
+    assert problem in refused(msg)
+
+
+def test_join_carries_a_device_key_and_a_watch_key():
+    j = schemas.JoinIn(nickname="A", device_key="k" * 22, watch_key="w" * 16)
+    assert j.device_key == "k" * 22 and j.watch_key == "w" * 16
+    for bad in ({"device_key": "short"}, {"device_key": "é" * 30}, {"watch_key": "w w w w w"}):
+        with pytest.raises(ValidationError):
+            schemas.JoinIn(nickname="A", **bad)
+    with pytest.raises(ValidationError, match="tokens"):
+        schemas.ResumeIn(tokens=["é" * 10])
+
+
+def test_describe_never_passes_on_a_lone_surrogate():
+    text = schemas.describe([{"loc": ("body", "\ud800"), "msg": "Extra inputs"}])
+    assert text == "\\ud800: Extra inputs" and text.encode()

@@ -36,6 +36,37 @@ def test_database_url_wins():
     assert s.db_url == "postgresql+psycopg://u@localhost/utjima"
 
 
+@pytest.mark.parametrize("env, message", [
+    ({"UTJIMA_MAX_ROOMS_PER_ADDR": "0"}, "max_rooms_per_addr"),
+    ({"UTJIMA_ROOM_UNJOINED_MS": "700000"}, "room_unjoined_ms <= room_idle_ms"),
+    ({"UTJIMA_ADDR_MSG_RATE_PER_S": "10"}, "at least one seat's"),
+    ({"UTJIMA_SEND_QUEUE_BYTES": "1000"}, "two signals"),
+    ({"UTJIMA_PONG_TIMEOUT_MS": "5000"}, "pong_timeout_ms must be >= 10000"),
+    ({"UTJIMA_PREDICT_MAX_PIXELS": "100"}, "predict_max_pixels"),
+    ({"UTJIMA_PREDICT": "maybe"}, "UTJIMA_PREDICT='maybe' is not valid: expected one of"),
+])
+def test_limits_that_cannot_work_fail_loudly(env, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        Settings.from_env(env)
+
+
+def test_switches_from_the_environment():
+    assert Settings.from_env({"UTJIMA_PREDICT": "yes"}).predict is True
+    assert Settings.from_env({"UTJIMA_PREDICT": "0"}).predict is False
+
+
+def test_settings_against_the_models_judge():
+    from utjima.judge import JudgeConfig
+
+    cfg = JudgeConfig()
+    Settings().check_judge(cfg)
+    with pytest.raises(SettingsError, match="at least 1334"):
+        Settings(calib_ms=1000).check_judge(cfg)  # 15 samples at 15 Hz < 20 needed
+    Settings(calib_ms=1334).check_judge(cfg)
+    with pytest.raises(SettingsError, match="too short to ever confirm a laugh"):
+        Settings(round_ms=1000, allowed_delay_ms=800).check_judge(cfg)
+
+
 def test_tls_and_public_url_from_the_environment():
     s = Settings.from_env({"UTJIMA_TLS": "yes", "UTJIMA_PUBLIC_URL": "https://play.lan:8443/"})
     assert s.tls is True and s.public_url == "https://play.lan:8443"

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,11 @@ def ev(player: str, type: str, t_ms: float, start_ms: float, *, peak_prob=None, 
                        peak_prob=peak_prob, reason=reason, decisive=decisive)
 
 
-def record(winner: str = "Ana", loser: str = "Bo") -> MatchRecord:
+ANA, BO = "a" * 64, "b" * 64  # identities (device key hashes)
+
+
+def record(winner: str = "Ana", loser: str = "Bo", winner_key: str | None = ANA,
+           loser_key: str | None = BO) -> MatchRecord:
     laugh = (ev("m2", "laugh_start", 2000.0, 2000.0, peak_prob=0.8),
              ev("m2", "laugh_confirmed", 2420.0, 2000.0, peak_prob=0.93, decisive=True),
              # the winner laughed too, after the round was lost: an offence, not decisive
@@ -36,9 +40,9 @@ def record(winner: str = "Ana", loser: str = "Bo") -> MatchRecord:
     return MatchRecord(
         room_code="ABCDEF", number=1, duration_ms=60_000.0, rounds_to_win=2,
         players=(PlayerRecord(id="m1", nickname=winner, seat=0, score=2, result="win",
-                              threshold=0.5),
+                              threshold=0.5, key_hash=winner_key),
                  PlayerRecord(id="m2", nickname=loser, seat=1, score=0, result="loss",
-                              threshold=0.62)),
+                              threshold=0.62, key_hash=loser_key)),
         rounds=(RoundRecord(index=1, status="loss", start_ms=9000.0, duration_ms=3100.0,
                             events=laugh),
                 RoundRecord(index=2, status="draw", start_ms=20000.0, duration_ms=30000.0,
@@ -51,8 +55,8 @@ def record(winner: str = "Ana", loser: str = "Bo") -> MatchRecord:
 def check_store(store: Store) -> None:
     ended = datetime(2025, 5, 1, 12, 0, tzinfo=timezone.utc)
     mid = store.save_match(record(), ended)
-    # the same player in another case
-    store.save_match(record(winner="ana", loser="Cy"), ended.replace(hour=13))
+    # the same player in another case, against another
+    store.save_match(record(winner="ana", loser="Cy", loser_key="c" * 64), ended.replace(hour=13))
     [newest, older] = store.list_matches()
     assert older.id == mid and newest.players[0].nickname == "ana"
     assert older.winners == ["Ana"] and len(older.rounds) == 3
@@ -81,9 +85,9 @@ def test_migrations_make_a_fresh_sqlite_database(tmp_path):
     store = Store(url)  # creates the folder, runs `upgrade head`
     tables = set(sa.inspect(store.engine).get_table_names())
     assert tables == {"alembic_version", "players", "matches", "match_players", "rounds",
-                      "laugh_events"}
+                      "laugh_events", "rooms"}
     with store.engine.connect() as c:
-        assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0001"
+        assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0002"
     store.close()
     Store(url).close()  # running the migrations again is a no-op
 
@@ -100,6 +104,62 @@ def test_the_migrations_match_the_models(tmp_path):
 
 def test_a_match_written_and_read_back(tmp_path):
     check_store(Store(f"sqlite:///{tmp_path / 'u.db'}"))
+
+
+# --- identities: who a result counts for ------------------------------------------------------
+
+
+def board(store: Store) -> dict[str, tuple[int, int]]:
+    return {r.nickname: (r.matches, r.wins) for r in store.leaderboard()}
+
+
+def test_a_nickname_belongs_to_one_identity(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'u.db'}")
+    store.save_match(record())  # Ana (key ANA) beats Bo
+    assert board(store) == {"Ana": (1, 1), "Bo": (1, 0)}
+    # someone else plays as "Ana" (the join is refused; a race past it is not ranked)
+    impostor = store.save_match(record(winner="ana", winner_key="e" * 64))
+    assert board(store) == {"Ana": (1, 1), "Bo": (2, 0)}
+    assert store.get_match(impostor).players[0].nickname == "ana"  # the history keeps it
+    assert store.name_holder("ana") == ANA and store.name_holder("cy") is None
+    # a guest (no device key) is in the history, never on the leaderboard
+    store.save_match(record(winner="Guest", winner_key=None))
+    assert "Guest" not in board(store) and store.list_matches()[0].winners == ["Guest"]
+    # renaming takes the identity's row along and frees the old name
+    store.save_match(record(winner="Anna", winner_key=ANA))
+    assert board(store)["Anna"] == (2, 2) and "Ana" not in board(store)
+    assert store.name_holder("ana") is None and store.name_holder("anna") == ANA
+    store.save_match(record(winner="Ana", winner_key="e" * 64))
+    assert board(store)["Ana"] == (1, 1)  # someone new now
+    store.close()
+
+
+def test_a_row_from_before_identities_is_adopted_once(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'u.db'}")
+    store.save_match(record(winner_key=None))  # as the old store wrote: no key
+    with store.engine.begin() as c:  # what migration 0002 leaves of an old row
+        c.execute(sa.text("insert into players (name_key, nickname, created_at) "
+                          "values ('ana', 'Ana', '2025-01-01')"))
+    assert store.name_holder("ana") is None  # nobody holds it yet
+    store.save_match(record())
+    assert board(store)["Ana"] == (1, 1) and store.name_holder("ana") == ANA
+    store.save_match(record(winner_key="e" * 64))
+    assert board(store)["Ana"] == (1, 1)
+    store.close()
+
+
+def test_live_rooms_are_remembered_across_a_restart(tmp_path):
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    store = Store(url)
+    assert store.restarted_rooms() == set()
+    store.rooms_changed(["AAAAAA", "BBBBBB", "CCCCCC"], [])
+    store.rooms_changed([], ["BBBBBB"])  # closed normally: forgotten
+    store.close()
+    store = Store(url)  # the next start
+    assert store.restarted_rooms() == {"AAAAAA", "CCCCCC"}
+    later = datetime.now(timezone.utc) + timedelta(days=2)
+    assert store.restarted_rooms(later) == set()  # not remembered for ever
+    store.close()
 
 
 def test_a_match_without_a_round_is_refused_and_old_ones_are_not_shown(tmp_path):
@@ -181,4 +241,6 @@ def test_the_same_migrations_on_postgresql(postgres_url):
 
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     check_store(store)
+    store.rooms_changed(["AAAAAA"], [])
+    assert store.restarted_rooms() == {"AAAAAA"}
     store.close()

@@ -467,7 +467,7 @@ def serve_options(a: argparse.Namespace) -> dict:
         turn_secret=a.turn_secret, ice_transport_policy="relay" if a.relay_only else None,
         rounds_to_win=a.rounds_to_win,
         round_ms=None if a.round_seconds is None else a.round_seconds * 1000.0,
-        collect_dir=a.collect, collect_token=a.collect_token)
+        collect_dir=a.collect, collect_token=a.collect_token, predict=a.predict or None)
 
 
 def _serve(a: argparse.Namespace) -> int:
@@ -661,6 +661,10 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument("--collect-token", default=None, metavar="TOKEN",
                       help="the token uploads must carry (default: $UTJIMA_COLLECT_TOKEN, "
                            "else a random one, printed in the link to share)")
+    p.add_argument("--predict", action="store_true",
+                   help="also answer POST /api/predict (frames in, faces and smiles out, "
+                        "onnxruntime on this machine; off by default: the game never sends "
+                        "video to the server)")
 
     # review ----------------------------------------------------------------------
     p = cmd("review", _review, "check recorded clips on a local page: frames, label spans, "

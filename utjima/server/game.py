@@ -45,12 +45,11 @@ from utjima.server import ice, schemas
 from utjima.server.clock import ClockError, ClockSync
 from utjima.server.ratelimit import TokenBucket
 from utjima.server.records import EventRecord, MatchRecord, PlayerRecord, RoundRecord
-from utjima.server.settings import Settings
+from utjima.server.settings import PING_EVERY_MS, SCORE_HZ, Settings
 
 Sample = list  # [t_ms, smile_prob | None, face]
 FAST_PINGS = 5  # pings 200 ms apart after connecting, then one every PING_EVERY_MS
 FAST_PING_MS = 200.0
-PING_EVERY_MS = 5000.0
 SAMPLE_ERROR_EVERY_MS = 2000.0  # at most one rejected-sample error per member this often
 # A player counts as back (a paused match resumes) once connected *and* streaming: a
 # sample arrived within this long. A page that reloads needs a moment to restart its
@@ -102,6 +101,7 @@ class Member:
     fast_pings_left: int = 0
     last_error_ms: float = -math.inf
     last_sample_ms: float = -math.inf  # server time the last accepted sample arrived
+    key_hash: str | None = None  # identity (device key SHA-256) the result counts for
     last_t_ms: float | None = None  # mapped (server-clock) time of that sample
     # mapped time of the first sample of the current run of straight-face samples (face
     # in view, below the player's threshold, none more than max_sample_gap_ms apart)
@@ -120,6 +120,7 @@ class MatchPlayer:
     threshold: float | None = None  # from calibration
     score: int = 0  # rounds won
     status: str = "active"  # "active" | "forfeit" (left the match)
+    key_hash: str | None = None  # Member.key_hash
 
 
 @dataclass
@@ -160,6 +161,10 @@ class Room:
         self.countdown_forced = False  # steady_max_ms ran out: a smile no longer stops it
         self.not_straight: list[str] = []  # last computed for the view (steady, countdown)
         self.last_active_ms = now_ms
+        self.joined_ever = False  # a room nobody ever joined is dropped sooner
+        # spectating: anyone with the code ("open"), or only with the host's watch link
+        self.spectating: schemas.Spectating = "open"
+        self.watch_key = secrets.token_urlsafe(12)
         self._out: list[Output] = []
         self._dirty = False
 
@@ -178,7 +183,7 @@ class Room:
     def in_match(self) -> bool:
         return self.phase not in ("lobby", "match_over")
 
-    def can_join(self, role: schemas.Role) -> RoomError | None:
+    def can_join(self, role: schemas.Role, watch_key: str | None = None) -> RoomError | None:
         if self.locked:
             return RoomError(403, "room_locked", "the host has locked this room")
         if role == "player":
@@ -193,11 +198,16 @@ class Room:
         elif len(self.spectators) >= self.s.max_spectators:
             return RoomError(409, "too_many_spectators",
                              f"the room already has {self.s.max_spectators} spectators")
+        elif self.spectating == "invite" and not (
+                watch_key and secrets.compare_digest(watch_key.encode(), self.watch_key.encode())):
+            return RoomError(403, "invite_only", "this room's host lets in only spectators "
+                                                 "with the watch link: ask them for it")
         return None
 
-    def join(self, nickname: str, role: schemas.Role, now_ms: float) -> Member:
+    def join(self, nickname: str, role: schemas.Role, now_ms: float, *,
+             key_hash: str | None = None, watch_key: str | None = None) -> Member:
         """Add a member (not yet connected); raises RoomError when the room says no."""
-        err = self.can_join(role)
+        err = self.can_join(role, watch_key)
         if err:
             raise err
         taken = {m.nickname for m in self.members.values()}
@@ -210,18 +220,19 @@ class Room:
             seat = min(set(range(self.s.max_players)) - {m.seat for m in self.players})
         mid = "m" + secrets.token_hex(4)
         m = Member(id=mid, token=secrets.token_urlsafe(24), nickname=name, role=role,
-                   seat=seat, away_since_ms=now_ms)
+                   seat=seat, away_since_ms=now_ms, key_hash=key_hash)
         m.reactions = TokenBucket(self.s.react_rate_per_s, self.s.react_burst)
         self.members[mid] = m
         if self.host is None:
             self.host = mid
         self.last_active_ms = now_ms
+        self.joined_ever = True
         self._dirty = True
         return m
 
     def by_token(self, token: str) -> Member | None:
         for m in self.members.values():
-            if secrets.compare_digest(m.token, token):
+            if secrets.compare_digest(m.token.encode(), token.encode()):
                 return m
         return None
 
@@ -240,6 +251,7 @@ class Room:
             spectators=len(self.spectators), max_players=self.s.max_players,
             can_join_as_player=self.can_join("player") is None,
             can_spectate=self.can_join("spectator") is None,
+            spectating=self.spectating,
             host=host.nickname if host else None, locked=self.locked,
             rounds_to_win=self.rounds_to_win, round_ms=self.round_ms)
 
@@ -270,7 +282,8 @@ class Room:
             ice_transport_policy=self.s.ice_transport_policy, judge=self.cfg.to_dict(),
             limits={"max_msg_bytes": self.s.max_msg_bytes,
                     "max_signal_bytes": self.s.max_signal_bytes,
-                    "msg_rate_per_s": self.s.msg_rate_per_s, "score_hz": 15.0})))
+                    "msg_rate_per_s": self.s.msg_rate_per_s, "score_hz": SCORE_HZ},
+            watch_key=self.watch_key if m.role == "player" else None)))
         self._pings(now_ms)
         self._dirty = True
         self.last_active_ms = now_ms
@@ -305,6 +318,8 @@ class Room:
             self._signal(m, msg)
         elif isinstance(msg, schemas.Leave):
             self._send_off(m, 1000, "left", now_ms)
+        elif isinstance(msg, schemas.SpectatingIn):
+            self._set_spectating(m, msg.mode)
         elif isinstance(msg, schemas.Rules):
             self._rules(m, msg)
         elif isinstance(msg, schemas.Kick):
@@ -479,6 +494,13 @@ class Room:
         self._dirty = True
         self._maybe_start(now_ms)
 
+    def _set_spectating(self, m: Member, mode: schemas.Spectating) -> None:
+        if m.id != self.host:
+            self._error(m, "forbidden", "only the room's host decides who may watch")
+            return
+        self.spectating = mode
+        self._dirty = True
+
     def _signal(self, m: Member, msg: schemas.Signal) -> None:
         peer = self.members.get(msg.to)
         if peer is None or not peer.connected or peer.id == m.id:
@@ -563,7 +585,8 @@ class Room:
             return
         self.n_matches += 1
         self.match = Match(number=self.n_matches, started_ms=now_ms, players={
-            p.id: MatchPlayer(id=p.id, nickname=p.nickname, seat=p.seat or 0) for p in players})
+            p.id: MatchPlayer(id=p.id, nickname=p.nickname, seat=p.seat or 0, key_hash=p.key_hash)
+            for p in players})
         for p in players:
             p.ready = False
         self.round_no, self.last_verdict, self.winners = 0, None, []
@@ -693,7 +716,7 @@ class Room:
             duration_ms=now_ms - self.match.started_ms, rounds_to_win=self.rounds_to_win,
             players=tuple(PlayerRecord(
                 id=p.id, nickname=p.nickname, seat=p.seat, score=p.score, threshold=p.threshold,
-                result="forfeit" if p.status == "forfeit" else
+                key_hash=p.key_hash, result="forfeit" if p.status == "forfeit" else
                 "win" if p.id in winners else "draw" if not winners else "loss")
                 for p in self.match.players.values()),
             rounds=tuple(self.match.rounds), winners=tuple(winners)))
@@ -784,7 +807,8 @@ class Room:
             not_straight=self.not_straight if self.phase == "steady" else [],
             last_verdict=self.last_verdict, winners=self.winners,
             match_id=self.match.id
-            if self.match is not None and self.phase == "match_over" else None)
+            if self.match is not None and self.phase == "match_over" else None,
+            spectating=self.spectating)
 
     def _flush(self, now_ms: float) -> list[Output]:
         if self._dirty:

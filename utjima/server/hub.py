@@ -1,15 +1,22 @@
 """`Hub`: the rooms, their websockets, the ticker and the store, wired together.
 
 Everything the game decides lives in `game.Room`; the hub only moves bytes:
-- it creates rooms and looks them up by code;
+- it creates rooms (at most `max_rooms_per_addr` held by one address) and looks them up
+  by code; failed lookups, joins and hellos cost the address from a small budget, so room
+  codes cannot be guessed at speed; a code that was live when the server last stopped is
+  answered with `server_restarted`, not `no_room`;
 - `serve(websocket, code)` runs one connection: the `hello` handshake, then each message
-  checked for size, rate (a token bucket) and shape (pydantic) before the room sees it;
-  problems are answered with `{"type": "error", "code", "message"}`, and abuse (flooding,
-  oversize frames, a stream of invalid messages) also closes the socket;
-- each connection gets a bounded send queue and a writer task, so one slow client never
-  holds up the others;
-- a ticker calls `room.tick(now)` every `tick_ms`, stores finished matches and drops
-  rooms that have been empty for a while;
+  checked for size, rate (token buckets per seat and per address, which reconnecting does
+  not refill) and shape (pydantic) before the room sees it; problems are answered with
+  `{"type": "error", "code", "message"}`, and abuse (flooding, oversize frames, a stream
+  of invalid messages) also closes the socket;
+- each connection gets a send queue bounded in bytes and a writer task, so one slow
+  client never holds up the others: a socket that falls behind is closed (logged once);
+- a ticker calls `room.tick(now)` every `tick_ms`, stores finished matches, closes
+  sockets that answer no ping within `pong_timeout_ms`, and drops rooms that have been
+  empty for a while (sooner when nobody ever joined);
+- `going_away()` (on SIGTERM, before uvicorn closes the sockets) tells every page the
+  server is restarting and closes with 1001;
 - an optional observer (`create_app(observe=...)`) hears the size and type of every
   websocket frame received, never its contents: the tests audit that no media arrives.
 """
@@ -32,14 +39,17 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from utjima.judge import JudgeConfig
 from utjima.server import schemas
 from utjima.server.game import Close, Output, Room, RoomError, Send
-from utjima.server.ratelimit import TokenBucket
+from utjima.server.ratelimit import KeyedBuckets, address_key
 from utjima.server.settings import Settings
 from utjima.server.store import Store
 
 log = logging.getLogger("utjima.server")
 
 HELLO_TIMEOUT_S = 10.0
-SEND_QUEUE = 512  # messages queued for one client before it counts as too slow
+SEND_QUEUE = 512  # messages queued for one client before it counts as too slow (and bytes:
+# Settings.send_queue_bytes)
+CLOSE_TIMEOUT_S = 2.0  # a socket that cannot take its close frame is dropped after this
+SIGNAL_ENVELOPE_BYTES = 1024  # a relayed signal's JSON around its sdp/candidate
 
 # websocket close codes (4000-4999 are the application's)
 CLOSE_BAD_MESSAGES = 4400
@@ -49,6 +59,8 @@ CLOSE_RATE = 4408
 CLOSE_REPLACED = 4409
 CLOSE_TOO_LARGE = 4413
 CLOSE_TOO_SLOW = 4429
+CLOSE_NO_PONG = 4410
+CLOSE_GOING_AWAY = 1001  # RFC 6455: the server is going down (a restart)
 
 
 # Hears one record per websocket frame and HTTP request body received, sizes and types
@@ -61,9 +73,15 @@ def ignore(record: dict[str, Any]) -> None:
     """The observer when nobody listens."""
 
 
+def wire(msg: schemas.Out) -> str:
+    """A server message as the JSON text sent on the wire: UTF-8 as is (a signal of "é" is
+    relayed at its own size, not six bytes a character), no padding."""
+    return json.dumps(schemas.dump(msg), ensure_ascii=False, separators=(",", ":"))
+
+
 def error_text(code: str, message: str) -> str:
     """An `error` message as the JSON text sent on the wire."""
-    return json.dumps(schemas.dump(schemas.ErrorMsg(code=code, message=message)))
+    return wire(schemas.ErrorMsg(code=code, message=message))
 
 
 @dataclass
@@ -72,7 +90,11 @@ class Conn:
     code: str
     member: str
     gen: int  # the member's connection generation when this socket said hello
-    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
+    addr: str = "?"  # ratelimit.address_key of the client
+    last_pong_ms: float = 0.0  # server time of the last pong (or of the hello)
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)  # (text, bytes, close)
+    queued_bytes: int = 0  # UTF-8 bytes waiting in `queue`
+    dropped: bool = False  # closed for falling behind (or no pong): queue no more
     writer: asyncio.Task | None = None
 
 
@@ -83,67 +105,140 @@ class Hub:
         self.rooms: dict[str, Room] = {}
         self.conns: dict[tuple[str, str], Conn] = {}  # (room code, member id) -> socket
         self.observe = observe
+        self.owners: dict[str, str] = {}  # room code -> address key of its creator
+        # codes that were live when the server last stopped (store.restarted_rooms)
+        self.restarted: set[str] = set()
+        self.misses = KeyedBuckets(settings.miss_rate_per_s, settings.miss_burst)
+        self.seat_budget = KeyedBuckets(settings.msg_rate_per_s, settings.msg_burst)
+        self.addr_budget = KeyedBuckets(settings.addr_msg_rate_per_s, settings.addr_msg_burst)
+        self._opened: list[str] = []  # room codes to record as live / as closed (ticker)
+        self._closed: list[str] = []
         self._ticker: asyncio.Task | None = None
+        self._closing: set[asyncio.Task] = set()
 
     def now(self) -> float:
         return self.s.clock()
 
     # --- rooms -------------------------------------------------------------------------------
 
-    def create_room(self) -> Room:
+    def create_room(self, addr: str = "?") -> Room:
+        """A new room held by `addr` (its creator's address key)."""
+        held = sum(1 for a in self.owners.values() if a == addr)
+        if held >= self.s.max_rooms_per_addr:
+            raise RoomError(429, "too_many_rooms_here", (
+                f"this address already holds {held} rooms; play in one of them, or wait until "
+                "one closes (a room nobody joins closes after "
+                f"{self.s.room_unjoined_ms / 1000:g} s)"))
         if len(self.rooms) >= self.s.max_rooms:
             raise RoomError(503, "too_many_rooms",
                             f"the server holds {self.s.max_rooms} rooms already; try again later")
         while True:
             code = "".join(secrets.choice(schemas.ROOM_CODE_ALPHABET)
                            for _ in range(schemas.ROOM_CODE_LEN))
-            if code not in self.rooms:
+            if code not in self.rooms and code not in self.restarted:
                 break
         room = Room(code, self.s, self.cfg, self.now())
         self.rooms[code] = room
+        self.owners[code] = addr
+        self._opened.append(code)
         return room
 
-    def room(self, code: str) -> Room:
+    def room(self, code: str, addr: str | None = None) -> Room:
+        """The room with this code. With `addr`, a failed lookup costs that address from
+        its guessing budget, and an address whose budget is spent is refused (429)."""
+        if addr is not None and self.misses.empty(addr, self.now()):
+            raise RoomError(429, "rate_limited", (
+                "too many unknown room codes or seats from this address; wait a minute "
+                "and check the code"))
         try:
             code = schemas.clean_room_code(code)
         except ValueError as e:
+            self.missed(addr)
             raise RoomError(404, "bad_code", str(e)) from None
         room = self.rooms.get(code)
         if room is None:
+            if code in self.restarted:
+                raise RoomError(410, "server_restarted", (
+                    f"the server restarted, and room {code} ended with it; create a new room "
+                    "(finished matches are kept)"))
+            self.missed(addr)
             raise RoomError(404, "no_room", f"there is no room {code}: check the code, "
                                             "or create a new room (empty rooms close)")
         return room
+
+    def missed(self, addr: str | None) -> None:
+        """A failed lookup, join or hello from `addr`: spend from its guessing budget."""
+        if addr is not None:
+            self.misses.take(addr, self.now())
 
     async def dispatch(self, room: Room, out: list[Output]) -> None:
         """Queue a room's outputs on its sockets."""
         for o in out:
             if isinstance(o, Send):
-                text = json.dumps(schemas.dump(o.msg))
+                text = wire(o.msg)
+                size = len(text.encode())
+                if isinstance(o.msg, schemas.SignalOut) \
+                        and size > self.s.max_signal_bytes + SIGNAL_ENVELOPE_BYTES:
+                    # measured as it would be relayed (after escaping), not as received
+                    sender = self.conns.get((room.code, o.msg.sender))
+                    if sender is not None:
+                        self._enqueue(sender, error_text("too_large", (
+                            f"this signal would be relayed as {size} bytes; the limit is "
+                            f"{self.s.max_signal_bytes}")))
+                    continue
                 ids = o.to if o.to is not None else [
                     m.id for m in room.members.values() if m.connected]
                 for mid in ids:
                     conn = self.conns.get((room.code, mid))
                     if conn is not None:
-                        self._enqueue(conn, text)
+                        self._enqueue(conn, text, size)
             elif isinstance(o, Close):
                 conn = self.conns.get((room.code, o.member))
                 if conn is not None:
-                    self._enqueue(conn, None, (o.code, o.reason))
+                    self._enqueue(conn, None, 0, (o.code, o.reason))
 
-    def _enqueue(self, conn: Conn, text: str | None, close: tuple[int, str] | None = None) -> None:
-        try:
-            conn.queue.put_nowait((text, close))
-        except asyncio.QueueFull:
-            log.warning("room %s: member %s is too slow, closing", conn.code, conn.member)
-            conn.queue = asyncio.Queue(2)  # drop the backlog; the writer reads the new queue
-            conn.queue.put_nowait((error_text(
-                "too_slow", "your connection cannot keep up; reconnecting may help"), None))
-            conn.queue.put_nowait((None, (CLOSE_TOO_SLOW, "too slow")))
+    def _enqueue(self, conn: Conn, text: str | None, size: int = 0,
+                 close: tuple[int, str] | None = None) -> None:
+        if conn.dropped:
+            return
+        if text is not None and not size:
+            size = len(text.encode())
+        if conn.queue.qsize() >= SEND_QUEUE or conn.queued_bytes + size > self.s.send_queue_bytes:
+            self._drop(conn, "too_slow", "your connection cannot keep up; reconnecting may help",
+                       CLOSE_TOO_SLOW, "too slow")
+            return
+        conn.queued_bytes += size
+        conn.queue.put_nowait((text, size, close))
+
+    def _drop(self, conn: Conn, code: str, message: str, close: int, reason: str) -> None:
+        """Close a socket that fell behind (or stopped answering pings): its backlog is
+        dropped, it gets one error and the close, and the server log one line."""
+        if conn.dropped:
+            return
+        conn.dropped = True
+        log.warning("room %s: closing member %s's socket (%s, %d bytes queued)",
+                    conn.code, conn.member, reason, conn.queued_bytes)
+        if conn.writer is not None:
+            conn.writer.cancel()
+        conn.queue, conn.queued_bytes = asyncio.Queue(), 0
+        task = asyncio.get_running_loop().create_task(
+            self._close_now(conn, error_text(code, message), close, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_now(self, conn: Conn, text: str, close: int, reason: str) -> None:
+        # the error only if the socket takes it at once; the close frame has the server's
+        # own close timeout, after which the connection is cut
+        with contextlib.suppress(Exception, asyncio.TimeoutError):
+            await asyncio.wait_for(conn.ws.send_text(text), CLOSE_TIMEOUT_S)
+        with contextlib.suppress(Exception):
+            await conn.ws.close(close, reason)
 
     async def _writer(self, conn: Conn) -> None:
         try:
             while True:
-                text, close = await conn.queue.get()
+                text, size, close = await conn.queue.get()
+                conn.queued_bytes -= size
                 if text is not None:
                     await conn.ws.send_text(text)
                 if close is not None:
@@ -181,8 +276,10 @@ class Hub:
                                        f"{self.s.max_signal_bytes} bytes")
         try:
             raw = json.loads(text or "")
-        except json.JSONDecodeError as e:
-            return None, "bad_message", f"not JSON: {e}"
+        except RecursionError:
+            return None, "bad_message", "not JSON we accept: nested too deeply"
+        except ValueError as e:  # JSONDecodeError, or an integer of thousands of digits
+            return None, "bad_message", f"not JSON: {str(e)[:120]}"
         mtype = raw.get("type") if isinstance(raw, dict) else None
         self.observe({"kind": "ws", "bytes": size, "binary": False,
                       "type": mtype if mtype in schemas.CLIENT_TYPES else "?"})
@@ -193,22 +290,28 @@ class Hub:
             return schemas.CLIENT_MESSAGE.validate_python(raw), None, ""
         except ValidationError as e:
             if not isinstance(raw, dict) or mtype not in schemas.CLIENT_TYPES:
-                return None, "bad_message", (f"unknown message type {mtype!r}; valid types: "
-                                             f"{', '.join(schemas.CLIENT_TYPES)}")
+                return None, "bad_message", (f"unknown message type {repr(mtype)[:40]}; valid "
+                                             f"types: {', '.join(schemas.CLIENT_TYPES)}")
             return None, "bad_message", f"invalid {mtype!r} message: {schemas.describe(e.errors())}"
 
     async def serve(self, ws: WebSocket, code: str) -> None:
         """Run one websocket until it closes."""
         await ws.accept()
+        addr = address_key(ws.client.host if ws.client else None)
         try:
-            room = self.room(code)
+            room = self.room(code, addr)
         except RoomError as e:
-            await self._refuse(ws, e.code, e.message, CLOSE_NO_ROOM)
+            await self._refuse(ws, e.code, e.message,
+                               CLOSE_RATE if e.status == 429 else CLOSE_NO_ROOM)
             return
         try:
             text, size, binary = await asyncio.wait_for(self._receive(ws), HELLO_TIMEOUT_S)
         except (asyncio.TimeoutError, WebSocketDisconnect):
             await self._refuse(ws, "bad_message", "expected a hello message first", CLOSE_BAD_TOKEN)
+            return
+        if not self.addr_budget.take(addr, self.now()):
+            await self._refuse(ws, "rate_limited", "too many messages from this address; wait "
+                               "a moment", CLOSE_RATE)
             return
         msg, err, err_text = self._parse(text, size, binary)
         if err or not isinstance(msg, schemas.Hello):
@@ -223,11 +326,13 @@ class Hub:
             return
         member = room.by_token(msg.token)
         if member is None:
+            self.missed(addr)
             await self._refuse(ws, "bad_token", "unknown token for this room (the seat may "
                                "have expired): join again", CLOSE_BAD_TOKEN)
             return
         out = room.connect(member.id, self.now())
-        conn = Conn(ws=ws, code=room.code, member=member.id, gen=member.conn)
+        conn = Conn(ws=ws, code=room.code, member=member.id, gen=member.conn, addr=addr,
+                    last_pong_ms=self.now())
         # a seat opened again (a reload whose old socket is still open): the room's
         # "replaced" error and Close go to the old socket, the rest to this one
         cut = next((i + 1 for i, o in enumerate(out)
@@ -249,7 +354,7 @@ class Hub:
                 await self.dispatch(room, room.disconnect(member.id, conn.gen, self.now()))
 
     async def _loop(self, room: Room, conn: Conn) -> None:
-        bucket = TokenBucket(self.s.msg_rate_per_s, self.s.msg_burst)
+        seat = f"{room.code}/{conn.member}"  # the budget outlives this socket
         bad = 0
         while True:
             try:
@@ -257,11 +362,11 @@ class Hub:
             except (WebSocketDisconnect, RuntimeError):
                 return
             now = self.now()
-            if not bucket.take(now):
+            if not (self.seat_budget.take(seat, now) and self.addr_budget.take(conn.addr, now)):
                 self._enqueue(conn, error_text("rate_limited", (
                     f"more than {self.s.msg_burst} messages at once or "
-                    f"{self.s.msg_rate_per_s:g} per second sustained; closing")),
-                    (CLOSE_RATE, "rate limited"))
+                    f"{self.s.msg_rate_per_s:g} per second sustained from this seat (or too "
+                    "many from this address); closing")), close=(CLOSE_RATE, "rate limited"))
                 await self._drain(conn)
                 return
             msg, err, err_text = self._parse(text, size, binary)
@@ -274,7 +379,7 @@ class Hub:
                     if bad > self.s.max_bad_messages:
                         close = (CLOSE_BAD_MESSAGES, "too many invalid messages")
                         err_text += f" ({bad} invalid messages: closing)"
-                self._enqueue(conn, error_text(err, err_text), close)
+                self._enqueue(conn, error_text(err, err_text), close=close)
                 if close:
                     await self._drain(conn)
                     return
@@ -283,6 +388,8 @@ class Hub:
                 return
             if room.members[conn.member].conn != conn.gen:
                 return  # this socket was replaced by a newer one
+            if isinstance(msg, schemas.Pong):
+                conn.last_pong_ms = now
             await self.dispatch(room, room.handle(conn.member, msg, now))
             await self._persist(room)
 
@@ -311,8 +418,29 @@ class Hub:
         for code, room in list(self.rooms.items()):
             await self.dispatch(room, room.tick(now))
             await self._persist(room)
-            if room.empty and now - room.last_active_ms > self.s.room_idle_ms:
+            idle = now - room.last_active_ms
+            if room.empty and (idle > self.s.room_idle_ms
+                               or (not room.joined_ever and idle > self.s.room_unjoined_ms)):
                 del self.rooms[code]
+                self.owners.pop(code, None)
+                self._closed.append(code)
+        for conn in list(self.conns.values()):
+            if now - conn.last_pong_ms > self.s.pong_timeout_ms:
+                self._drop(conn, "no_pong", (
+                    f"no pong for {self.s.pong_timeout_ms / 1000:g} s: closing (a page answers "
+                    "every ping at once)"), CLOSE_NO_PONG, "no pong")
+        await self._record_rooms()
+
+    async def _record_rooms(self) -> None:
+        """Write which room codes went live and which closed (for restart notices)."""
+        if not (self._opened or self._closed):
+            return
+        opened, closed, self._opened, self._closed = self._opened, self._closed, [], []
+        try:
+            await asyncio.to_thread(self.store.rooms_changed, opened, closed)
+        except Exception:  # the game goes on without restart notices; report it
+            log.exception("recording %d opened and %d closed rooms failed",
+                          len(opened), len(closed))
 
     async def run_ticker(self) -> None:
         while True:
@@ -325,12 +453,26 @@ class Hub:
     def start(self) -> None:
         self._ticker = asyncio.create_task(self.run_ticker())
 
+    async def going_away(self) -> None:
+        """The server is stopping (SIGTERM): tell every page, close with 1001, and keep
+        the live room codes recorded so that a page rejoining after the restart hears
+        "server_restarted". Called before uvicorn closes the connections itself."""
+        for conn in list(self.conns.values()):
+            self._enqueue(conn, error_text("server_restarting", (
+                "the server is restarting: rejoin in a moment (a running match ends; "
+                "finished matches are kept)")), close=(CLOSE_GOING_AWAY, "server restarting"))
+        writers = [c.writer for c in self.conns.values() if c.writer is not None]
+        if writers:
+            await asyncio.wait(writers, timeout=CLOSE_TIMEOUT_S)
+        await self._record_rooms()
+
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        await self.going_away()
         for conn in list(self.conns.values()):
             if conn.ws.client_state == WebSocketState.CONNECTED:
                 with contextlib.suppress(Exception):
-                    await conn.ws.close(1001, "server shutting down")
+                    await conn.ws.close(CLOSE_GOING_AWAY, "server shutting down")

@@ -22,6 +22,7 @@ class PlayerRecord:
     score: int  # rounds won
     result: Result
     threshold: float | None  # calibrated laugh threshold
+    key_hash: str | None = None  # the player's identity (device key SHA-256); None: a guest
 
 
 @dataclass(frozen=True)

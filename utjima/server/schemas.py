@@ -12,6 +12,7 @@ described in docs/protocol.md; keep the two in step.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
@@ -22,8 +23,19 @@ ROOM_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read al
 ROOM_CODE_LEN = 6
 ROOM_CODE_PATTERN = re.compile(f"^[{ROOM_CODE_ALPHABET}]{{{ROOM_CODE_LEN}}}$")
 NICKNAME_MAX = 20
+# secrets.token_urlsafe's alphabet: seat tokens, device keys and watch keys
+SECRET = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+# Code points that show nothing (Unicode's Default_Ignorable_Code_Point: zero-width
+# characters, bidi controls, variation selectors, fillers) and the blank Braille pattern:
+# removed from nicknames, so "Ana" + a zero-width space is "Ana".
+INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
+MAX_MARKS = 3  # combining marks kept on one character (Thai, Devanagari need a few)
 
 Role = Literal["player", "spectator"]
+Spectating = Literal["open", "invite"]  # who may watch: anyone with the code, or watch link
 Phase = Literal["lobby", "calibrating", "steady", "countdown", "round", "verdict", "paused",
                 "match_over"]
 # Spectator (and player) reactions: a fixed set, so a reaction is a choice, never free text.
@@ -36,10 +48,39 @@ ROUNDS_TO_WIN_MAX = 5  # host setting: first to 1..5 round wins
 ROUND_MS_MIN, ROUND_MS_MAX = 10_000, 120_000  # host setting: a round's time limit
 
 
+def is_text(v: str) -> bool:
+    """Encodable as UTF-8: JSON's "\\ud800" escapes decode to lone surrogates, which are not."""
+    try:
+        v.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_text(v: Any, depth: int = 0) -> None:
+    if isinstance(v, str):
+        if not is_text(v):
+            raise ValueError("strings must be valid Unicode text (a lone surrogate is not)")
+    elif isinstance(v, dict) and depth < 4:
+        for k, x in v.items():
+            _check_text(k, depth + 1)
+            _check_text(x, depth + 1)
+    elif isinstance(v, list) and depth < 4:
+        for x in v:
+            _check_text(x, depth + 1)
+
+
 class In(BaseModel):
-    """Base of everything a client sends: unknown fields are an error."""
+    """Base of everything a client sends: unknown fields are an error, and so is a string
+    that is not valid Unicode text."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        _check_text(data)
+        return data
 
 
 class Out(BaseModel):
@@ -49,12 +90,32 @@ class Out(BaseModel):
 
 
 def clean_nickname(v: str) -> str:
-    v = " ".join(v.split())  # collapse whitespace, strip
+    """A nickname as shown and compared: NFKC (full-width and compatibility forms folded),
+    invisible characters, format and private-use characters removed, at most MAX_MARKS
+    combining marks on a character, whitespace collapsed; 1..NICKNAME_MAX characters and no
+    control characters."""
+    if not is_text(v):
+        raise ValueError("nickname must be valid Unicode text")
+    v = INVISIBLE.sub("", unicodedata.normalize("NFKC", v))
+    kept, marks = [], 0
+    for c in v:
+        cat = unicodedata.category(c)
+        if cat in ("Cf", "Co"):
+            continue
+        marks = marks + 1 if cat in ("Mn", "Me") else 0
+        if marks <= MAX_MARKS:
+            kept.append(c)
+    v = " ".join("".join(kept).split())  # collapse whitespace, strip
     if not 1 <= len(v) <= NICKNAME_MAX:
         raise ValueError(f"nickname must be 1..{NICKNAME_MAX} characters, got {len(v)}")
     if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in v):
         raise ValueError("nickname must not contain control characters")
     return v
+
+
+def name_key(nickname: str) -> str:
+    """Two nicknames are the same name when their keys are equal (after clean_nickname)."""
+    return clean_nickname(nickname).casefold()
 
 
 def clean_room_code(v: str) -> str:
@@ -73,7 +134,8 @@ def describe(errors: Sequence[Any]) -> str:
         loc = ".".join(str(p) for p in err["loc"]
                        if p != "body" and not str(p).startswith("function-after"))
         parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
-    return "; ".join(parts)
+    # a field name may be whatever a client sent, lone surrogates included
+    return "; ".join(parts).encode("utf-8", "backslashreplace").decode()
 
 
 # --- HTTP: client -> server ------------------------------------------------------------------
@@ -88,6 +150,12 @@ class JoinIn(In):
 
     nickname: str
     role: Role = "player"
+    # A random secret the browser keeps (localStorage) and sends with every join: who the
+    # player is. The leaderboard counts matches by it, and a nickname belongs to the first
+    # key that finished a match under it. Without one a player is a guest (not ranked).
+    device_key: Annotated[str, Field(min_length=22, max_length=64,
+                                     pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+    watch_key: Annotated[str, SECRET] | None = None  # from the host's watch link
 
     @field_validator("nickname")
     @classmethod
@@ -98,7 +166,7 @@ class JoinIn(In):
 class ResumeIn(In):
     """POST /api/rooms/{code}/resume: tokens this browser held for the room, newest first."""
 
-    tokens: list[Annotated[str, Field(min_length=8, max_length=64)]] = Field(max_length=8)
+    tokens: list[Annotated[str, SECRET]] = Field(max_length=8)
 
 
 # --- HTTP: server -> client ------------------------------------------------------------------
@@ -134,7 +202,8 @@ class RoomInfo(Out):
     spectators: int
     max_players: int
     can_join_as_player: bool
-    can_spectate: bool
+    can_spectate: bool  # without the watch link
+    spectating: Spectating = "open"
     host: str | None = None  # the host's nickname (who made the room, or took it over)
     locked: bool = False  # the host locked the room: nobody new may join
     rounds_to_win: int = 3
@@ -196,7 +265,7 @@ class Hello(In):
     """First message on a socket: who I am. Answered with `welcome` or `error` + close."""
 
     type: Literal["hello"]
-    token: Annotated[str, Field(min_length=8, max_length=64)]
+    token: Annotated[str, SECRET]
     v: int = PROTOCOL_VERSION  # protocol version the page speaks
 
 
@@ -238,6 +307,14 @@ class Leave(In):
     """Leave the room now (no grace period)."""
 
     type: Literal["leave"]
+
+
+class SpectatingIn(In):
+    """The host decides who may watch: anyone with the room code, or only with the watch
+    link (`welcome.watch_key`). Spectators already in stay."""
+
+    type: Literal["spectating"]
+    mode: Spectating
 
 
 class IceCandidate(In):
@@ -304,11 +381,11 @@ class React(In):
     emoji: Reaction
 
 
-ClientMessage = Annotated[Hello | Score | Pong | Ready | Leave | Signal | Rules | Kick | Media
-                          | React, Field(discriminator="type")]
+ClientMessage = Annotated[Hello | Score | Pong | Ready | Leave | Signal | SpectatingIn | Rules
+                          | Kick | Media | React, Field(discriminator="type")]
 CLIENT_MESSAGE = TypeAdapter(ClientMessage)
-CLIENT_TYPES = ("hello", "score", "pong", "ready", "leave", "signal", "rules", "kick", "media",
-                "react")
+CLIENT_TYPES = ("hello", "score", "pong", "ready", "leave", "signal", "spectating", "rules",
+                "kick", "media", "react")
 
 
 # --- websocket: server -> client --------------------------------------------------------------
@@ -358,6 +435,7 @@ class RoomView(Out):
     last_verdict: VerdictView | None = None
     winners: list[str] = []  # match over: winner ids
     match_id: int | None = None  # stored match (after match over), for the history page
+    spectating: Spectating = "open"  # the host's choice: who may watch
 
 
 class PeerView(Out):
@@ -375,6 +453,7 @@ class Welcome(Out):
     ice_transport_policy: Literal["all", "relay"] = "all"  # "relay": TURN only
     judge: dict[str, Any]  # the judge rules (model.json `judge`), for the UI's meters
     limits: dict[str, float]  # max_msg_bytes, max_signal_bytes, msg_rate_per_s, score_hz
+    watch_key: str | None = None  # players only: the key of the room's watch link
 
 
 class RoomMsg(Out):

@@ -9,6 +9,7 @@ loudly here, at the boundary, with the allowed range in the message.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -22,6 +23,8 @@ from utjima.server.reach import URLError, clean_public_url
 from utjima.utils import UtjimaError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PING_EVERY_MS = 5000.0  # the server pings each socket this often (game.py), pages pong
+SCORE_HZ = 15.0  # the rate pages send scores at (told in `welcome`; calibration counts on it)
 BOOLS = {"1": True, "true": True, "yes": True, "on": True,
          "0": False, "false": False, "no": False, "off": False}
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
@@ -108,6 +111,26 @@ class Settings:
     react_burst: int = 5  # ... and at once; more are dropped (one error says so)
     http_rate_per_s: float = 2.0  # room create/join requests per client address
     http_burst: int = 20
+    # --- per address and per seat (a prober's holes, issue 12) ---------------------------
+    max_rooms_per_addr: int = 5  # rooms one address may hold at once (others keep capacity)
+    room_unjoined_ms: float = 120_000.0  # a room nobody ever joined is dropped after this
+    miss_rate_per_s: float = 0.5  # failed room lookups/joins/hellos per address (guessing)
+    miss_burst: int = 20
+    # The message budget belongs to the seat (room + member) and to the address, not to a
+    # socket: reconnecting does not refill it. An address may hold a household of seats.
+    addr_msg_rate_per_s: float = 200.0
+    addr_msg_burst: int = 400
+    send_queue_bytes: int = 1_048_576  # bytes queued to one socket before it is too slow
+    pong_timeout_ms: float = 30_000.0  # a socket that answers no ping this long is closed
+    # --- server-side inference (`utjima serve --predict`; off by default) -----------------
+    predict: bool = False  # POST /api/predict: frames in, faces and smiles out
+    predict_workers: int = 2  # inference threads (onnxruntime, one intra-op thread each)
+    predict_queue: int = 8  # requests waiting for a worker before 503 busy
+    predict_max_bytes: int = 8 * 1024 * 1024  # request body (all frames of a burst)
+    predict_max_pixels: int = 2_100_000  # per frame, read from the header before decoding
+    predict_max_frames: int = 32  # frames in one burst
+    predict_rate_per_s: float = 15.0  # requests per address (a camera's rate)
+    predict_burst: int = 30
     clock: Callable[[], float] = monotonic_ms  # the game clock, injectable for tests
     wall_clock: Callable[[], float] = time.time  # unix seconds: TURN credentials' expiry
 
@@ -155,6 +178,29 @@ class Settings:
              "need 256 <= max_msg_bytes <= max_signal_bytes"),
             (self.http_rate_per_s > 0 and self.http_burst >= 1,
              "need http_rate_per_s > 0, http_burst >= 1"),
+            (1 <= self.max_rooms_per_addr <= self.max_rooms,
+             "need 1 <= max_rooms_per_addr <= max_rooms"),
+            (0 < self.room_unjoined_ms <= self.room_idle_ms,
+             "need 0 < room_unjoined_ms <= room_idle_ms"),
+            (self.miss_rate_per_s > 0 and self.miss_burst >= 1,
+             "need miss_rate_per_s > 0, miss_burst >= 1"),
+            (self.addr_msg_rate_per_s >= self.msg_rate_per_s
+             and self.addr_msg_burst >= self.msg_burst,
+             "an address's message budget (addr_msg_rate_per_s, addr_msg_burst) must be at "
+             "least one seat's (msg_rate_per_s, msg_burst)"),
+            (self.send_queue_bytes >= 2 * self.max_signal_bytes,
+             "send_queue_bytes must hold two signals (>= 2 * max_signal_bytes)"),
+            (self.pong_timeout_ms >= 2 * PING_EVERY_MS,
+             f"pong_timeout_ms must be >= {2 * PING_EVERY_MS:g} (two pings)"),
+            (1 <= self.predict_workers <= 64 and 0 <= self.predict_queue <= 1024,
+             "need predict_workers in 1..64, predict_queue in 0..1024"),
+            (1024 <= self.predict_max_bytes <= 256 * 1024 * 1024,
+             "predict_max_bytes must be in 1024..268435456"),
+            (64 * 64 <= self.predict_max_pixels <= 50_000_000,
+             "predict_max_pixels must be in 4096..50000000"),
+            (1 <= self.predict_max_frames <= 256, "predict_max_frames must be in 1..256"),
+            (self.predict_rate_per_s > 0 and self.predict_burst >= 1,
+             "need predict_rate_per_s > 0, predict_burst >= 1"),
             ((self.cert_file is None) == (self.key_file is None),
              "--cert and --key go together (a certificate and its private key)"),
             (all(u.startswith(("stun:", "stuns:")) for u in self.stun_urls),
@@ -188,6 +234,21 @@ class Settings:
                 raise SettingsError(
                     f"ice_servers[{i}] must be an object with 'urls' (and optionally 'username', "
                     f"'credential'), got {s!r}")
+
+    def check_judge(self, cfg: Any) -> None:
+        """Settings that the model's judge rules (a `judge.JudgeConfig`) make impossible."""
+        need_ms = math.ceil(cfg.calib_min_samples * 1000.0 / SCORE_HZ)
+        if self.calib_ms < need_ms:
+            raise SettingsError(
+                f"Settings: calib_ms={self.calib_ms:g} collects at most "
+                f"{int(self.calib_ms * SCORE_HZ / 1000)} samples at {SCORE_HZ:g} Hz, and the "
+                f"model's judge needs calib_min_samples={cfg.calib_min_samples}: set "
+                f"UTJIMA_CALIB_MS to at least {need_ms}")
+        if self.round_ms <= cfg.min_laugh_ms + self.allowed_delay_ms:
+            raise SettingsError(
+                f"Settings: round_ms={self.round_ms:g} is too short to ever confirm a laugh "
+                f"(judge.min_laugh_ms {cfg.min_laugh_ms:g} + allowed_delay_ms "
+                f"{self.allowed_delay_ms:g})")
 
     @property
     def db_url(self) -> str:

@@ -6,19 +6,22 @@ The schema is created and upgraded by the Alembic migrations in `migrations/` (a
 startup, `upgrade head`), never by `create_all`, so a database always sits on a known
 revision. The tables:
 
-  players        one row per nickname (case-insensitive): the leaderboard's identity
+  players        one row per player identity (a device key's SHA-256) with the nickname
+                 it uses now; a nickname (schemas.name_key) belongs to one identity
   matches        a finished match: room, times, rules
   match_players  who played a match: seat, nickname then, score, result, threshold
   rounds         each round: status (loss/draw), start and duration
   laugh_events   the judge's events of a round (laugh_start, laugh_confirmed, laugh_end,
                  face_lost, face_back, absent_forfeit); `decisive` marks the offence
                  that lost the round
+  rooms          room codes live in this process (marked `restarted` at the next start)
 
 All calls are synchronous (the hub runs them in a worker thread).
 """
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -33,10 +36,13 @@ from sqlalchemy import (
     UniqueConstraint,
     case,
     create_engine,
+    delete,
     func,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -47,7 +53,8 @@ from sqlalchemy.orm import (
 )
 
 from utjima.server import schemas
-from utjima.server.records import MatchRecord
+from utjima.server.records import MatchRecord, PlayerRecord
+from utjima.utils import UtjimaError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -56,12 +63,31 @@ class Base(DeclarativeBase):
     pass
 
 
+RESTARTED_KEEP = timedelta(days=1)  # how long a restarted room's code is remembered
+
+
+class StoreError(UtjimaError):
+    """The database cannot be opened or migrated (a bad URL, an unwritable folder, a file
+    that is not a database)."""
+
+
 class Player(Base):
     __tablename__ = "players"
+    __table_args__ = (UniqueConstraint("key_hash", name="uq_players_key_hash"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name_key: Mapped[str] = mapped_column(String(40), unique=True)  # casefolded nickname
+    # SHA-256 of the device key; NULL for a row from before identities (adopted by the
+    # first key that finishes a match under its name)
+    key_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    name_key: Mapped[str] = mapped_column(String(40), unique=True)  # schemas.name_key
     nickname: Mapped[str] = mapped_column(String(40))  # as last written
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LiveRoom(Base):
+    __tablename__ = "rooms"
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    restarted: Mapped[bool] = mapped_column(Boolean, default=False)  # live at a restart
 
 
 class Match(Base):
@@ -83,7 +109,8 @@ class MatchPlayer(Base):
     __table_args__ = (UniqueConstraint("match_id", "seat"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"), index=True)
-    player_id: Mapped[int] = mapped_column(ForeignKey("players.id"), index=True)
+    player_id: Mapped[int | None] = mapped_column(ForeignKey("players.id"), index=True,
+                                                  nullable=True)  # None: a guest
     seat: Mapped[int] = mapped_column(Integer)
     nickname: Mapped[str] = mapped_column(String(40))
     score: Mapped[int] = mapped_column(Integer)
@@ -133,6 +160,19 @@ def _iso(dt: datetime) -> str:
     return dt.isoformat()
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return repr(url[:80])
+
+
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema revision (alembic `upgrade head`)."""
     from alembic import command
@@ -149,30 +189,79 @@ class Store:
     """The database behind history and leaderboard. `Store(url)` migrates at once."""
 
     def __init__(self, url: str) -> None:
-        u = make_url(url)
-        kwargs: dict[str, Any] = {}
-        if u.get_backend_name() == "sqlite":
-            if u.database and u.database != ":memory:":
-                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"check_same_thread": False}
-        self.engine = create_engine(url, **kwargs)
-        migrate(self.engine)
+        """Open and migrate; raises StoreError, in one line, when that cannot be done."""
+        try:
+            u = make_url(url)
+            kwargs: dict[str, Any] = {}
+            if u.get_backend_name() == "sqlite":
+                if u.database and u.database != ":memory:":
+                    folder = Path(u.database).parent
+                    folder.mkdir(parents=True, exist_ok=True)
+                    if not os.access(folder, os.W_OK):
+                        raise StoreError(f"the database folder {folder} is not writable")
+                kwargs["connect_args"] = {"check_same_thread": False}
+            self.url = _safe(url)  # for messages: no password
+            self.engine = create_engine(url, **kwargs)
+            migrate(self.engine)
+        except StoreError:
+            raise
+        except (OSError, SQLAlchemyError, ArgumentError, ValueError) as e:
+            raise StoreError(f"cannot open the database {_safe(url)}: "
+                             f"{_first_line(e)}") from None
 
     def close(self) -> None:
         self.engine.dispose()
 
     # --- writing ----------------------------------------------------------------------------
 
-    def _player(self, s: Session, nickname: str, now: datetime) -> Player:
-        key = nickname.casefold()[:40]
-        p = s.scalar(select(Player).where(Player.name_key == key))
-        if p is None:
-            p = Player(name_key=key, nickname=nickname, created_at=now)
-            s.add(p)
-            s.flush()
+    def _player(self, s: Session, rec: PlayerRecord, now: datetime) -> Player | None:
+        """The identity this result counts for, or None (a guest, or a name another
+        identity holds): the nickname goes with the identity, so renaming frees the old."""
+        if rec.key_hash is None:
+            return None
+        key = schemas.name_key(rec.nickname)[:40]
+        me = s.scalar(select(Player).where(Player.key_hash == rec.key_hash))
+        holder = s.scalar(select(Player).where(Player.name_key == key))
+        if holder is not None and holder is not me:
+            if holder.key_hash is not None or me is not None:
+                return me if holder.key_hash is None else None
+            holder.key_hash = rec.key_hash  # a row from before identities: adopted
+            me = holder
+        if me is None:
+            me = Player(key_hash=rec.key_hash, name_key=key, nickname=rec.nickname,
+                        created_at=now)
+            s.add(me)
         else:
-            p.nickname = nickname
-        return p
+            me.name_key, me.nickname = key, rec.nickname
+        s.flush()
+        return me
+
+    def name_holder(self, name_key: str) -> str | None:
+        """The key hash that holds this name (schemas.name_key), or None when nobody does
+        (or only a row from before identities)."""
+        with Session(self.engine) as s:
+            return s.scalar(select(Player.key_hash).where(Player.name_key == name_key[:40]))
+
+    # --- live rooms (restart notices) --------------------------------------------------------
+
+    def rooms_changed(self, opened: list[str], closed: list[str],
+                      now: datetime | None = None) -> None:
+        """Record codes that went live and codes that closed normally."""
+        now = now or datetime.now(timezone.utc)
+        with Session(self.engine) as s, s.begin():
+            for code in opened:
+                s.merge(LiveRoom(code=code, opened_at=now, restarted=False))
+            if closed:
+                s.execute(delete(LiveRoom).where(LiveRoom.code.in_(closed)))
+
+    def restarted_rooms(self, now: datetime | None = None) -> set[str]:
+        """At startup: every code still live belonged to the previous run; mark them
+        restarted (forgotten after RESTARTED_KEEP) and return them."""
+        now = now or datetime.now(timezone.utc)
+        with Session(self.engine) as s, s.begin():
+            s.execute(update(LiveRoom).values(restarted=True))
+            s.execute(delete(LiveRoom).where(LiveRoom.opened_at < now - RESTARTED_KEEP))
+            return set(s.scalars(select(LiveRoom.code)))
 
     def save_match(self, rec: MatchRecord, ended_at: datetime | None = None) -> int:
         """Store a finished match; returns the match id. A match without a decided round
@@ -188,7 +277,8 @@ class Store:
             s.add(m)
             by_id: dict[str, MatchPlayer] = {}
             for p in rec.players:
-                mp = MatchPlayer(player_id=self._player(s, p.nickname, ended).id, seat=p.seat,
+                who = self._player(s, p, ended)
+                mp = MatchPlayer(player_id=who.id if who else None, seat=p.seat,
                                  nickname=p.nickname, score=p.score, result=p.result,
                                  threshold=p.threshold)
                 m.players.append(mp)

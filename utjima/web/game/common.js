@@ -62,6 +62,20 @@ export const nickname = {
   set: (v) => localStorage.setItem("utjima:nickname", v),
 };
 
+/** This browser's player identity: a random key kept in localStorage and sent with every
+ * join. The server keeps only its SHA-256: the leaderboard counts results by it, and a
+ * nickname belongs to the first key that finished a match with it (docs/protocol.md). */
+export function deviceKey() {
+  let key = localStorage.getItem("utjima:device-key");
+  if (!/^[A-Za-z0-9_-]{22,64}$/.test(key || "")) {
+    const bytes = crypto.getRandomValues(new Uint8Array(24));
+    key = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    localStorage.setItem("utjima:device-key", key);
+  }
+  return key;
+}
+
+/** The server's error in the page's language when we have words for its code. */
 // A seat ({token, role}) lives in sessionStorage (this tab: a reload rejoins), and the last
 // few are also kept in localStorage, so a closed tab reopened within the grace period can
 // take its seat back (the server only hands back a seat whose socket is gone, so a second

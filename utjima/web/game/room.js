@@ -6,7 +6,7 @@
 // The same scores go through judge.js here (local_judge.js), so the player's own meter
 // and "almost laughed" cue show what the server's judge will decide.
 
-import { $, Meter, api, cameraError, el, nickname, openCamera, pct, seats, showError as showErrorLine, startDetector, takeNickname } from "./common.js";
+import { $, Meter, api, cameraError, deviceKey, el, nickname, openCamera, pct, seats, showError as showErrorLine, startDetector, takeNickname } from "./common.js";
 import { apply, errorText, t } from "./i18n.js";
 import { showInvite, wireInvite } from "./invite.js";
 import { LocalJudge, cueOf, laughAfter } from "./local_judge.js";
@@ -20,6 +20,7 @@ import { chrome } from "./ui.js";
 // 15 Hz); frame times jitter by a fraction of a millisecond, hence the slack.
 const SCORE_SLACK_MS = 1;
 const FATAL = { 4401: "bad_token", 4403: "kicked", 4404: "no_room", 4409: "replaced", 1000: "left" };
+const GOING_AWAY = 1001; // the server is restarting: reconnect, and say so
 const REACTIONS = ["😂", "😐", "🔥", "👏", "😱", "🤫"];
 const ROUND_LENGTHS_S = [15, 30, 45, 60];
 const BETWEEN = new Set(["lobby", "match_over"]); // phases where Ready and the settings count
@@ -59,6 +60,8 @@ const state = {
   phase: null,
   shownSecond: null, // countdown number last shown (one beep each)
   detectorRunning: false, // the first detector result arrived
+  watchKey: null, // players: the key of this room's watch link (welcome.watch_key)
+  lastError: null, // code of the last error the server sent
   straightSinceMs: null, // page time our face went straight (steady phase, shown to us)
   sentReplayFor: 0, // round whose clip we sent
 };
@@ -94,7 +97,9 @@ async function join(role) {
   const nick = takeNickname($("#nickname"), showError);
   if (!nick) return;
   try {
-    const j = await api(`/api/rooms/${code}/join`, { nickname: nick, role });
+    const body = { nickname: nick, role, device_key: deviceKey() };
+    if (params.get("watch")) body.watch_key = params.get("watch");
+    const j = await api(`/api/rooms/${code}/join`, body);
     state.seat = { token: j.token, role: j.role };
     seats.save(code, state.seat);
     await enter();
@@ -274,10 +279,12 @@ function connect() {
     if (fatal || state.done) {
       state.done = true;
       if (fatal === "replaced") showError(t("replaced"), true);
-      if (fatal === "no_room") showError(t("no_room", { code }), true);
+      if (fatal === "no_room") {
+        showError(state.lastError === "server_restarted" ? t("err_server_restarted") : t("no_room", { code }), true);
+      }
       return;
     }
-    showError(t("reconnecting"), true);
+    showError(ev.code === GOING_AWAY ? t("err_server_restarting") : t("reconnecting"), true);
     state.retry = Math.min(state.retry + 1, 5);
     setTimeout(connect, 500 * state.retry);
   };
@@ -288,6 +295,7 @@ function onMessage(msg) {
     case "welcome":
       state.scoreEveryMs = scoreInterval(msg.limits); // first: a bad value sends nothing
       state.me = msg.you;
+      state.watchKey = msg.watch_key ?? null;
       state.judge = msg.judge;
       state.localJudge.configure(msg.judge, msg.you.threshold ?? null);
       state.retry = 0;
@@ -338,8 +346,9 @@ function onMessage(msg) {
       send({ type: "pong", server_ms: msg.server_ms, t_ms: performance.now() });
       break;
     case "error":
+      state.lastError = msg.code;
       if (msg.code === "replaced") state.done = true;
-      showError(errorText(msg.code, msg.message), msg.code === "replaced");
+      showError(errorText(msg.code, msg.message), msg.code === "replaced" || msg.code.startsWith("server_"));
       break;
   }
 }
@@ -791,6 +800,22 @@ function renderSide(room, isHost, players) {
   $("#lock").checked = room.locked;
   $("#lock").disabled = !isHost;
   $("#host-panel").classList.toggle("readonly", !isHost);
+  renderWatch(room);
+}
+
+/** Who may watch: the host's switch, and the watch link while spectating is invite-only. */
+function renderWatch(room) {
+  const host = room.host === state.me?.id;
+  const invite = room.spectating === "invite";
+  $("#watch").hidden = $("#invite").hidden || !(host || (invite && state.watchKey));
+  $("#invite-only-row").hidden = !host;
+  $("#invite-only").checked = invite;
+  $("#watch-row").hidden = !(invite && state.watchKey);
+  if (state.watchKey) {
+    const url = new URL(`/r/${code}`, location.origin);
+    url.search = new URLSearchParams({ spectate: "1", watch: state.watchKey }).toString();
+    $("#watch-link").value = url.href;
+  }
 }
 
 // --- wiring -----------------------------------------------------------------------------------
@@ -805,6 +830,10 @@ function wireControls() {
   wireInvite(); // the link a friend can reach, Copy, Share, the QR code (invite.js)
   $("#join-player").disabled = blocked; // watching needs no camera
   $("#ready").addEventListener("click", () => send({ type: "ready", ready: $("#ready").dataset.ready !== "1" }));
+  $("#invite-only").addEventListener("change", (ev) => send({ type: "spectating", mode: ev.target.checked ? "invite" : "open" }));
+  $("#copy-watch").addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText($("#watch-link").value); } catch { $("#watch-link").select(); }
+  });
   $("#leave").addEventListener("click", () => {
     send({ type: "leave" });
     state.done = true;
