@@ -48,7 +48,8 @@ node_modules/.installed: package.json package-lock.json
 
 # Debian packages the tests use: Chromium for the headless browser tests (never
 # `playwright install`), Korean and emoji fonts for its screenshots, PostgreSQL for the
-# migration test, coturn (TURN) for the relayed-video test.
+# migration test, coturn (TURN) for the relayed-video test, HAProxy and Redis (with
+# PostgreSQL) for the two-process cluster test.
 system-deps:
 	@missing=""; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
@@ -56,6 +57,8 @@ system-deps:
 	dpkg -s fonts-nanum >/dev/null 2>&1 || missing="$$missing fonts-nanum"; \
 	dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || missing="$$missing fonts-noto-color-emoji"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -x /usr/sbin/haproxy || missing="$$missing haproxy"; \
+	test -x /usr/bin/redis-server || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "missing Debian packages:$$missing (sudo apt-get install -y$$missing)"; \

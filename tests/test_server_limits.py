@@ -369,14 +369,16 @@ def test_a_slow_reader_is_closed_once_and_its_queue_stays_bounded(tmp_path, capl
 
 
 def test_playing_as_someone_else_is_refused_and_leaves_their_row_alone(make_client):
-    from utjima.server.records import MatchRecord, PlayerRecord
+    from utjima.server.records import MatchRecord, PlayerRecord, RoundRecord
     from utjima.server.routes.rooms import key_hash
 
     ana_key, eve_key = "ana-browser-key-0123456789", "eve-browser-key-0123456789"
     with make_client() as c:
         store = c.hub().store
         store.save_match(MatchRecord(
-            room_code="ABCDEF", number=1, duration_ms=1000.0, rounds_to_win=1, rounds=(),
+            room_code="ABCDEF", number=1, duration_ms=1000.0, rounds_to_win=1,
+            rounds=(RoundRecord(index=1, status="draw", start_ms=0.0, duration_ms=900.0,
+                                events=()),),  # a stored match has a decided round
             winners=("m1",), players=(
                 PlayerRecord(id="m1", nickname="Ana", seat=0, score=1, result="win",
                              threshold=0.5, key_hash=key_hash(ana_key)),

@@ -5,13 +5,7 @@ one can be started here (Debian's `postgresql` package and psycopg); skipped oth
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -182,54 +176,23 @@ def test_a_match_without_a_round_is_refused_and_old_ones_are_not_shown(tmp_path)
 # --- PostgreSQL, when this machine can run one ------------------------------------------------
 
 
-def _pg_bin() -> Path | None:
-    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (d / "initdb").exists():
-            return d
-    return None
-
-
 @pytest.fixture(scope="module")
 def postgres_url():
     if os.environ.get("UTJIMA_TEST_POSTGRES_URL"):
         yield os.environ["UTJIMA_TEST_POSTGRES_URL"]
         return
     pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[scale]')")
-    bin_dir = _pg_bin()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL server here (apt-get install postgresql), "
-                    "and UTJIMA_TEST_POSTGRES_URL is not set")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("PostgreSQL refuses to run as root and runuser is missing")
-    # not under pytest's tmp dirs: those are private to root, and the server runs as postgres
-    root = Path(tempfile.mkdtemp(prefix="utjima-pg-"))
-    data = root / "data"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(root, "postgres")
-    subprocess.run(as_user + [str(bin_dir / "initdb"), "-D", str(data), "-U", "utjima",
-                              "--auth=trust"],
-                   check=True, capture_output=True)
-    subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                              "-w", "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
-                              "start"],
-                   check=True, capture_output=True)
+    from harness.cluster import Unavailable, postgres
+
     try:
-        url = f"postgresql+psycopg://utjima@127.0.0.1:{port}/postgres"
-        for _ in range(50):
-            try:
-                sa.create_engine(url).connect().close()
-                break
-            except sa.exc.OperationalError:
-                time.sleep(0.1)
+        server = postgres()
+        url = server.__enter__()
+    except Unavailable as e:
+        pytest.skip(f"{e}, and UTJIMA_TEST_POSTGRES_URL is not set")
+    try:
         yield url
     finally:
-        subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        server.__exit__(None, None, None)
 
 
 @pytest.mark.slow

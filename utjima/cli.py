@@ -467,7 +467,8 @@ def serve_options(a: argparse.Namespace) -> dict:
         turn_secret=a.turn_secret, ice_transport_policy="relay" if a.relay_only else None,
         rounds_to_win=a.rounds_to_win,
         round_ms=None if a.round_seconds is None else a.round_seconds * 1000.0,
-        collect_dir=a.collect, collect_token=a.collect_token, predict=a.predict or None)
+        collect_dir=a.collect, collect_token=a.collect_token, predict=a.predict or None,
+        node_id=a.node_id, redis_url=a.redis, node_url=a.node_url)
 
 
 def _serve(a: argparse.Namespace) -> int:
@@ -661,6 +662,19 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument("--collect-token", default=None, metavar="TOKEN",
                       help="the token uploads must carry (default: $UTJIMA_COLLECT_TOKEN, "
                            "else a random one, printed in the link to share)")
+    clu = p.add_argument_group("several processes behind a proxy (docs/deploy.md)")
+    clu.add_argument("--node-id", default=None, metavar="C",
+                     help="this process's id in a cluster: one character of the room code "
+                          "alphabet (A-Z without I L O, 2-9); its room codes start with it, "
+                          "which is how the proxy routes a room (needs --redis; default: one "
+                          "process, no cluster; env UTJIMA_NODE_ID)")
+    clu.add_argument("--redis", default=None, metavar="URL",
+                     help="the cluster's room directory, e.g. redis://127.0.0.1:6379/0 (needs "
+                          "--node-id, a PostgreSQL --database-url and pip install "
+                          "'utjima[scale]'; env UTJIMA_REDIS_URL)")
+    clu.add_argument("--node-url", default=None, metavar="URL",
+                     help="how the other processes reach this one (default "
+                          "http://HOST:PORT; env UTJIMA_NODE_URL)")
     p.add_argument("--predict", action="store_true",
                    help="also answer POST /api/predict (frames in, faces and smiles out, "
                         "onnxruntime on this machine; off by default: the game never sends "

@@ -161,7 +161,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         app.state.contract = contract
         app.state.store = store or await asyncio.to_thread(Store, settings.db_url)
         app.state.hub = Hub(settings, cfg, app.state.store, observe)
-        app.state.hub.restarted = await asyncio.to_thread(app.state.store.restarted_rooms)
+        if settings.redis_url is not None:  # one of several processes (cluster.py)
+            from utjima.server.cluster import Directory
+
+            directory = Directory(settings.redis_url, settings.node_id,
+                                  settings.node_url or f"http://{settings.host}:{settings.port}")
+            app.state.hub.restarted = await directory.start()
+            app.state.hub.directory = directory
+        else:
+            app.state.hub.restarted = await asyncio.to_thread(app.state.store.restarted_rooms)
         app.state.http_buckets = KeyedBuckets(settings.http_rate_per_s, settings.http_burst)
         app.state.predict_buckets = KeyedBuckets(settings.predict_rate_per_s,
                                                  settings.predict_burst)

@@ -17,6 +17,10 @@ Everything the game decides lives in `game.Room`; the hub only moves bytes:
   empty for a while (sooner when nobody ever joined);
 - `going_away()` (on SIGTERM, before uvicorn closes the sockets) tells every page the
   server is restarting and closes with 1001;
+- in a cluster (`--node-id` with `--redis`, utjima/server/cluster.py) room codes start
+  with the node id, live codes are kept in the Redis directory (not the shared store),
+  and a code of another node is forwarded to it (`elsewhere`), or answered with
+  `server_restarted` when its node stopped;
 - an optional observer (`create_app(observe=...)`) hears the size and type of every
   websocket frame received, never its contents: the tests audit that no media arrives.
 """
@@ -61,6 +65,7 @@ CLOSE_TOO_LARGE = 4413
 CLOSE_TOO_SLOW = 4429
 CLOSE_NO_PONG = 4410
 CLOSE_GOING_AWAY = 1001  # RFC 6455: the server is going down (a restart)
+HEARTBEAT_MS = 2000.0  # in a cluster, how often this node tells the directory it is alive
 
 
 # Hears one record per websocket frame and HTTP request body received, sizes and types
@@ -115,6 +120,8 @@ class Hub:
         self._closed: list[str] = []
         self._ticker: asyncio.Task | None = None
         self._closing: set[asyncio.Task] = set()
+        self.directory: Any = None  # cluster.Directory when this process is one of several
+        self._beat_ms = 0.0
 
     def now(self) -> float:
         return self.s.clock()
@@ -132,9 +139,10 @@ class Hub:
         if len(self.rooms) >= self.s.max_rooms:
             raise RoomError(503, "too_many_rooms",
                             f"the server holds {self.s.max_rooms} rooms already; try again later")
+        node = self.s.node_id or ""
         while True:
-            code = "".join(secrets.choice(schemas.ROOM_CODE_ALPHABET)
-                           for _ in range(schemas.ROOM_CODE_LEN))
+            code = node + "".join(secrets.choice(schemas.ROOM_CODE_ALPHABET)
+                                  for _ in range(schemas.ROOM_CODE_LEN - len(node)))
             if code not in self.rooms and code not in self.restarted:
                 break
         room = Room(code, self.s, self.cfg, self.now())
@@ -165,6 +173,30 @@ class Hub:
             raise RoomError(404, "no_room", f"there is no room {code}: check the code, "
                                             "or create a new room (empty rooms close)")
         return room
+
+    async def elsewhere(self, code: str) -> str | None:
+        """In a cluster: the URL of the node that owns `code` when that is another live
+        node (the caller forwards there), else None (this node answers). A code whose node
+        stopped with the room live is a RoomError 410 `server_restarted`."""
+        if self.directory is None:
+            return None
+        try:
+            code = schemas.clean_room_code(code)
+        except ValueError:
+            return None
+        if code in self.rooms:
+            return None
+        try:
+            state, url = await self.directory.locate(code)
+        except self.directory.errors as e:
+            log.warning("room directory lookup of %s failed: %s", code, e)
+            raise RoomError(503, "directory_unavailable", (
+                "the room directory does not answer; try again in a moment")) from None
+        if state == "restarted":
+            raise RoomError(410, "server_restarted", (
+                f"the server holding room {code} restarted, and the room ended with it; "
+                "create a new room (finished matches are kept)"))
+        return url if code[0] != self.s.node_id else None
 
     def missed(self, addr: str | None) -> None:
         """A failed lookup, join or hello from `addr`: spend from its guessing budget."""
@@ -299,6 +331,13 @@ class Hub:
         await ws.accept()
         addr = address_key(ws.client.host if ws.client else None)
         try:
+            if (owner := await self.elsewhere(code)) is not None:
+                from utjima.server.cluster import forward_ws
+
+                base = "ws" + owner[len("http"):]  # http -> ws, https -> wss
+                await forward_ws(ws, f"{base.rstrip('/')}/ws/rooms/{code}",
+                                 ws.client.host if ws.client else "")
+                return
             room = self.room(code, addr)
         except RoomError as e:
             await self._refuse(ws, e.code, e.message,
@@ -432,12 +471,22 @@ class Hub:
         await self._record_rooms()
 
     async def _record_rooms(self) -> None:
-        """Write which room codes went live and which closed (for restart notices)."""
+        """Write which room codes went live and which closed (for restart notices): to the
+        store, or in a cluster to the room directory (with this node's heartbeat)."""
+        if self.directory is not None and self.now() - self._beat_ms > HEARTBEAT_MS:
+            self._beat_ms = self.now()
+            try:
+                await self.directory.heartbeat()
+            except self.directory.errors as e:
+                log.warning("room directory heartbeat failed: %s", e)
         if not (self._opened or self._closed):
             return
         opened, closed, self._opened, self._closed = self._opened, self._closed, [], []
         try:
-            await asyncio.to_thread(self.store.rooms_changed, opened, closed)
+            if self.directory is not None:
+                await self.directory.rooms_changed(opened, closed)
+            else:
+                await asyncio.to_thread(self.store.rooms_changed, opened, closed)
         except Exception:  # the game goes on without restart notices; report it
             log.exception("recording %d opened and %d closed rooms failed",
                           len(opened), len(closed))
@@ -456,7 +505,15 @@ class Hub:
     async def going_away(self) -> None:
         """The server is stopping (SIGTERM): tell every page, close with 1001, and keep
         the live room codes recorded so that a page rejoining after the restart hears
-        "server_restarted". Called before uvicorn closes the connections itself."""
+        "server_restarted". Called before uvicorn closes the connections itself.
+
+        A match decided but not yet stored is stored first; a match still running is
+        interrupted: it ends here, unstored and credited to nobody (as an abandoned one)."""
+        for room in list(self.rooms.values()):
+            await self._persist(room)
+            if room.match is not None and room.in_match:
+                log.warning("room %s: match %d interrupted by the shutdown (not stored, "
+                            "nobody credited)", room.code, room.match.number)
         for conn in list(self.conns.values()):
             self._enqueue(conn, error_text("server_restarting", (
                 "the server is restarting: rejoin in a moment (a running match ends; "
@@ -476,3 +533,5 @@ class Hub:
             if conn.ws.client_state == WebSocketState.CONNECTED:
                 with contextlib.suppress(Exception):
                     await conn.ws.close(CLOSE_GOING_AWAY, "server shutting down")
+        if self.directory is not None:
+            await self.directory.stop()

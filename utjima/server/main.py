@@ -6,7 +6,9 @@ Everything that can be wrong is found before "serving on" is printed, and raised
 with the model's judge rules (SettingsError), the model folder (ContractError), the TLS
 files, the collection folder, the ONNX files with `--predict`, the database (StoreError: a
 bad URL, a data dir that is a file or cannot be written, a file that is not a database),
-and the port (PortError: in use, not allowed). On SIGTERM or Ctrl-C every page hears
+the port (PortError: in use, not allowed), and with `--redis` the room directory
+(ClusterError: the package missing, Redis unreachable, the node id held by another live
+process). On SIGTERM or Ctrl-C every page hears
 "server_restarting" and a 1001 close before uvicorn closes the sockets.
 """
 
@@ -70,6 +72,10 @@ def serve(*, host: str | None = None, port: int | None = None, model_dir: str | 
     settings = Settings.from_env(host=host, port=port, model_dir=model_dir, data_dir=data_dir,
                                  database_url=database_url, **more)
     judge_config(load_contract(settings.model_dir), settings)
+    if settings.redis_url is not None:
+        from utjima.server import cluster
+
+        cluster.check(settings.redis_url, settings.node_id)  # before opening the database
     certs = tls.prepare(settings)
     with ExitStack() as opened:
         collection = predictor = None
@@ -87,6 +93,10 @@ def serve(*, host: str | None = None, port: int | None = None, model_dir: str | 
         sock = bind(settings.host, settings.port)
         opened.callback(sock.close)
         port = sock.getsockname()[1]  # --port 0: the one the system chose
+        if settings.redis_url is not None:
+            settings = replace(settings, port=port, node_url=settings.node_url
+                               or f"{'https' if certs else 'http'}://{settings.host}:{port}")
+            cluster.check(settings.redis_url, settings.node_id, settings.node_url)
         app = create_app(settings, store=store, observe=observe, collection=collection,
                          predictor=predictor)
         scheme = "https" if certs else "http"
@@ -96,6 +106,8 @@ def serve(*, host: str | None = None, port: int | None = None, model_dir: str | 
                                          public_url=settings.public_url,
                                          self_signed=bool(certs and certs.self_signed))
             extra = ", predictions on" if predictor else ""
+            if settings.node_id is not None:
+                extra += f", node {settings.node_id} of the cluster at {settings.redis_url}"
             print(f"utjima: serving on {scheme}://{settings.host}:{port}/  "
                   f"(model {settings.model_dir}, database {store.url}{extra})", *lines, sep="\n")
             if qr_url:

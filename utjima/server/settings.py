@@ -20,6 +20,7 @@ from typing import Any
 
 from utjima.contract import default_model_dir
 from utjima.server.reach import URLError, clean_public_url
+from utjima.server.schemas import ROOM_CODE_ALPHABET
 from utjima.utils import UtjimaError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -131,6 +132,13 @@ class Settings:
     predict_max_frames: int = 32  # frames in one burst
     predict_rate_per_s: float = 15.0  # requests per address (a camera's rate)
     predict_burst: int = 30
+    # --- several processes behind a proxy (docs/deploy.md, utjima/server/cluster.py) -----
+    # One character of the room code alphabet: this process's rooms start with it, which is
+    # how the proxy routes a room to its process. None = one process, as always.
+    node_id: str | None = None
+    redis_url: str | None = None  # the room directory (redis://host:port/db); with node_id
+    # how the other processes reach this one (default http://<host>:<port>, the bound port)
+    node_url: str | None = None
     clock: Callable[[], float] = monotonic_ms  # the game clock, injectable for tests
     wall_clock: Callable[[], float] = time.time  # unix seconds: TURN credentials' expiry
 
@@ -224,6 +232,21 @@ class Settings:
              "need collect_uploads_per_hour > 0, collect_burst >= 1"),
             (self.collect_token is None or _TOKEN.fullmatch(self.collect_token) is not None,
              "collect_token must be 16..128 characters of A-Z a-z 0-9 _ -"),
+            (self.node_id is None or (len(self.node_id) == 1
+                                      and self.node_id in ROOM_CODE_ALPHABET),
+             f"node_id must be one character of {ROOM_CODE_ALPHABET} (room codes start with "
+             f"it), got {self.node_id!r}"),
+            ((self.node_id is None) == (self.redis_url is None),
+             "--node-id and --redis go together (each process of a cluster has its own node "
+             "id, and they share one Redis)"),
+            (self.redis_url is None or self.redis_url.startswith(("redis://", "rediss://",
+                                                                  "unix://")),
+             f"redis_url must start with redis://, rediss:// or unix://, got {self.redis_url!r}"),
+            (self.redis_url is None or (self.database_url or "").startswith("postgresql"),
+             "a cluster (--redis) keeps its history in PostgreSQL, which every process "
+             "shares: give --database-url postgresql+psycopg://..."),
+            (self.node_url is None or self.node_url.startswith(("http://", "https://")),
+             f"node_url must start with http:// or https://, got {self.node_url!r}"),
         ]
         for ok, msg in checks:
             if not ok:

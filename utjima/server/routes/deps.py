@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fastapi import Request
+from fastapi.responses import JSONResponse, Response
 
+from utjima.server.game import RoomError
 from utjima.server.hub import Hub
 from utjima.server.store import Store
 
@@ -14,3 +16,19 @@ def get_hub(request: Request) -> Hub:
 
 def get_store(request: Request) -> Store:
     return request.app.state.store
+
+
+async def forwarded(request: Request, hub: Hub, code: str) -> Response | None:
+    """In a cluster (server/cluster.py), the answer of the process that owns room `code`
+    when that is another one, or this process's answer for a code whose process stopped;
+    else None (this process answers)."""
+    try:
+        owner = await hub.elsewhere(code)
+    except RoomError as e:
+        return JSONResponse({"detail": {"code": e.code, "message": e.message}}, e.status)
+    if owner is None:
+        return None
+    from utjima.server.cluster import forward_http
+
+    return await forward_http(request, owner, request.client.host if request.client else "",
+                              hub.directory.http())

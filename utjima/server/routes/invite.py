@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from utjima.server import reach, schemas
 from utjima.server.game import RoomError
 from utjima.server.hub import Hub
-from utjima.server.routes.deps import get_hub
+from utjima.server.routes.deps import forwarded, get_hub
 from utjima.server.security import plain_host
 
 router = APIRouter(tags=["rooms"])
@@ -30,6 +30,8 @@ def invite_url(request: Request, code: str) -> str:
 
 @router.get("/api/rooms/{code}/invite", response_model=schemas.Invite)
 async def invite(code: str, request: Request, hub: HubDep):
+    if (r := await forwarded(request, hub, code)) is not None:
+        return r
     try:
         room = hub.room(code)
     except RoomError as e:
@@ -40,6 +42,8 @@ async def invite(code: str, request: Request, hub: HubDep):
 
 @router.get("/r/{code}/qr.svg", include_in_schema=False)
 async def qr(code: str, request: Request, hub: HubDep) -> Response:
+    if (r := await forwarded(request, hub, code)) is not None:
+        return r
     try:
         room = hub.room(code)
     except RoomError as e:

@@ -18,7 +18,7 @@ from utjima.server import schemas
 from utjima.server.game import RoomError
 from utjima.server.hub import Hub
 from utjima.server.ratelimit import address_key
-from utjima.server.routes.deps import get_hub, get_store
+from utjima.server.routes.deps import forwarded, get_hub, get_store
 from utjima.server.routes.invite import invite_url
 from utjima.server.store import Store
 
@@ -60,6 +60,8 @@ async def create_room(request: Request, hub: HubDep, body: schemas.CreateRoomIn 
 
 @router.get("/{code}", response_model=schemas.RoomInfo)
 async def room_info(code: str, request: Request, hub: HubDep):
+    if (r := await forwarded(request, hub, code)) is not None:
+        return r
     try:
         return hub.room(code, client(request)).info()
     except RoomError as e:
@@ -68,6 +70,8 @@ async def room_info(code: str, request: Request, hub: HubDep):
 
 @router.post("/{code}/join", response_model=schemas.Joined)
 async def join(code: str, body: schemas.JoinIn, request: Request, hub: HubDep, store: StoreDep):
+    if (r := await forwarded(request, hub, code)) is not None:
+        return r
     if (r := _limited(request, hub)) is not None:
         return r
     me = key_hash(body.device_key)
@@ -89,6 +93,8 @@ async def join(code: str, body: schemas.JoinIn, request: Request, hub: HubDep, s
 @router.post("/{code}/resume", response_model=schemas.Joined)
 async def resume(code: str, body: schemas.ResumeIn, request: Request, hub: HubDep):
     """The first token (of those this browser kept) whose seat is free to take back."""
+    if (r := await forwarded(request, hub, code)) is not None:
+        return r
     if (r := _limited(request, hub)) is not None:
         return r
     try:
