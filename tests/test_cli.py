@@ -18,7 +18,8 @@ from utjima.cli import build_parser, main, parse_set
 from utjima.utils import UtjimaError
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SUBCOMMANDS = ["predict", "export", "train", "finetune", "evaluate", "data", "serve", "review"]
+SUBCOMMANDS = ["predict", "export", "train", "finetune", "evaluate", "study", "data",
+               "serve", "review"]
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

@@ -448,6 +448,36 @@ def _evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    """'7,10,30' -> (7, 10, 30): integers >= 0 separated by commas (an argparse type)."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not integers >= 0 separated by commas")
+    return values
+
+
+def _study(a: argparse.Namespace) -> int:
+    from utjima.study import QUICK, StudyConfig, study, summary_lines
+
+    kw: dict = dict(QUICK) if a.quick else {}
+    for flag, key in (("folds", "folds"), ("seeds", "seeds"), ("epochs", "epochs"),
+                      ("patience", "patience"), ("freeze_epochs", "freeze_epochs"),
+                      ("jobs", "jobs"), ("bootstrap", "n_boot"), ("init", "init_from"),
+                      ("threshold_rule", "threshold_rule")):
+        v = getattr(a, flag)
+        if v is not None:
+            kw[key] = v
+    doc = study(StudyConfig(data=a.data, short_captures=a.short_captures, **kw), a.out,
+                command=a.command_line)
+    for line in summary_lines(doc):
+        print(line)
+    print(f"wrote {a.out}/study.json, report.html and predictions.json")
+    return 0
+
+
 def _data(a: argparse.Namespace) -> int:
     from utjima.data.prepare import prepare_all, status
 
@@ -605,6 +635,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at most this many samples per source (default: all)")
     p.add_argument("--errors", type=COUNT, default=20, metavar="N",
                    help="worst errors shown as thumbnails (false laughs; half as many misses)")
+
+    # study -----------------------------------------------------------------------
+    p = cmd("study", _study,
+            "the seed's fine-tuning A/B on clips: subject-grouped K-fold, seeds, arms "
+            "0/7/10/30/50 epochs, early stopping, frozen trunk, ensemble (docs/study.md)")
+    p.add_argument("--data", required=True, metavar="SPEC",
+                   help="clips with participant ids: ckplus:all (the CK+ sequences) or "
+                        "clips:DIR (docs/clip_format.md)")
+    p.add_argument("--out", required=True, type=out_dir, metavar="DIR",
+                   help="study folder: study.json, report.html, predictions.json, runs/ "
+                        "(run again to finish an interrupted study)")
+    p.add_argument("--quick", action="store_true",
+                   help="the test grid: 2 folds, 1 seed, arms at 1 and 2 epochs")
+    p.add_argument("--folds", type=Num(int, 2), default=None, metavar="K",
+                   help="subject-grouped folds (default: 5)")
+    p.add_argument("--seeds", type=_int_list, default=None, metavar="S,S,..",
+                   help="seeds of every arm (default: 0,1,2)")
+    p.add_argument("--epochs", type=_int_list, default=None, metavar="E,E,..",
+                   help="fixed-epoch arms, read off one run per fold and seed "
+                        "(default: 7,10,30,50)")
+    p.add_argument("--patience", type=POSITIVE, default=None, metavar="N",
+                   help="early stopping: epochs without a lower validation loss (default: 5)")
+    p.add_argument("--freeze-epochs", type=POSITIVE, default=None, metavar="N",
+                   help="epochs of the frozen-trunk arm (default: 10)")
+    p.add_argument("--init", type=existing_file, default=None, metavar="CKPT",
+                   help="the start model (default: utjima/models/torch/shipped.pt)")
+    p.add_argument("--threshold-rule", choices=["youden", "best_f1"], default=None,
+                   help="how inner validation re-chooses the threshold (default: youden)")
+    p.add_argument("--bootstrap", type=Num(int, 100), default=None, metavar="N",
+                   help="bootstrap resamples of participants (default: 2000)")
+    p.add_argument("--jobs", type=COUNT, default=None, metavar="N",
+                   help="runs in parallel, one CPU thread each (default: 0 = the CPU cores)")
+    p.add_argument("--short-captures", action="store_true",
+                   help="keep clips of shortened capture runs (?scale < 1, made by tests)")
 
     # data ------------------------------------------------------------------------
     p = cmd("data", _data, "prepare and inspect the research datasets (cached outside the repo)")

@@ -174,3 +174,31 @@ def multiclass_report(labels: np.ndarray, probs: np.ndarray, classes: list[str],
         "classes": list(classes),
         "n": int(len(labels)),
     }
+
+
+# --- paired comparisons and grouped resampling (utjima.study) ---------------------------
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for paired right/wrong outcomes: `b` items only the
+    first model got right, `c` only the second. Under no difference each of the n = b + c
+    discordant items goes either way with probability 1/2, so
+    p = min(1, 2 * P(X <= min(b, c))), X ~ Binomial(n, 1/2); n = 0 gives 1."""
+    from math import comb
+
+    if b < 0 or c < 0:
+        raise ValueError(f"counts must be >= 0, got b={b}, c={c}")
+    n, k = b + c, min(b, c)
+    if n == 0:
+        return 1.0
+    tail = sum(comb(n, i) for i in range(k + 1)) / 2**n
+    return float(min(1.0, 2 * tail))
+
+
+def cluster_resamples(n_groups: int, n: int = 1000, seed: int = 0) -> np.ndarray:
+    """(n, n_groups) counts: how often each group (a participant) is drawn in each of `n`
+    bootstrap resamples that draw n_groups whole groups with replacement. Weighting
+    per-group sums by a row resamples groups, never single items: items of one group are
+    not independent."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n_groups, (n, n_groups))
+    return np.stack([np.bincount(r, minlength=n_groups) for r in idx]).astype(np.float64)

@@ -37,6 +37,7 @@ Blocks:
 - `curve_panel(series)`: ROC, precision-recall and reliability charts side by side, every
   series drawn with its operating point (the threshold) as a ringed dot; or the charts
   alone: `roc_chart`, `pr_chart`, `reliability_chart`.
+- `line_chart(lines)`: lines over a numeric x, e.g. learning curves (epochs vs loss).
 - `thumbnail_grid(thumbs)`: face crops with a score and a caption; `tone` colours the
   frame ("false_laugh" red, "missed" amber, "ok" green, "" grey). Research images must not
   end up in committed files: such grids carry `class="research"` when `research=True`,
@@ -249,19 +250,24 @@ class Series:
 
 
 class _Chart:
-    """A unit-square chart (0..1 on both axes), SVG, sized to sit three in a row."""
+    """A chart, SVG, sized to sit three in a row; axes 0..1 unless `xlim`/`ylim` say
+    otherwise (then ticks show data values)."""
 
     W, H, L, R, T, B = 340, 300, 48, 14, 12, 44
 
-    def __init__(self, xlabel: str, ylabel: str):
+    def __init__(self, xlabel: str, ylabel: str, xlim: tuple[float, float] = (0.0, 1.0),
+                 ylim: tuple[float, float] = (0.0, 1.0)):
         self.parts: list[str] = []
         self.xlabel, self.ylabel = xlabel, ylabel
+        self.xlim, self.ylim = xlim, ylim
 
     def x(self, v: float) -> float:
-        return self.L + v * (self.W - self.L - self.R)
+        u = (v - self.xlim[0]) / ((self.xlim[1] - self.xlim[0]) or 1)
+        return self.L + u * (self.W - self.L - self.R)
 
     def y(self, v: float) -> float:
-        return self.H - self.B - v * (self.H - self.T - self.B)
+        u = (v - self.ylim[0]) / ((self.ylim[1] - self.ylim[0]) or 1)
+        return self.H - self.B - u * (self.H - self.T - self.B)
 
     def line(self, xs, ys, color: str, width: float = 2.2, dash: str = "") -> None:
         pts = _thin([self.x(v) for v in xs], [self.y(v) for v in ys])
@@ -294,23 +300,31 @@ class _Chart:
 
     def svg(self, label: str) -> str:
         g = []
+        (x0, x1), (y0, y1) = self.xlim, self.ylim
         for t in np.linspace(0, 1, 6):
-            g.append(f'<line x1="{self.x(t):.1f}" y1="{self.y(0)}" x2="{self.x(t):.1f}" '
-                     f'y2="{self.y(1)}" class="grid"/>'
-                     f'<line x1="{self.x(0)}" y1="{self.y(t):.1f}" x2="{self.x(1)}" '
-                     f'y2="{self.y(t):.1f}" class="grid"/>'
-                     f'<text x="{self.x(t):.1f}" y="{self.y(0) + 16}" class="tick" '
-                     f'text-anchor="middle">{fmt(t, 1)}</text>'
-                     f'<text x="{self.x(0) - 7}" y="{self.y(t) + 4:.1f}" class="tick" '
-                     f'text-anchor="end">{fmt(t, 1)}</text>')
-        g.append(f'<rect x="{self.x(0)}" y="{self.y(1)}" width="{self.x(1) - self.x(0)}" '
-                 f'height="{self.y(0) - self.y(1)}" class="frame"/>')
-        g.append(f'<text x="{(self.x(0) + self.x(1)) / 2:.1f}" y="{self.H - 8}" class="axis" '
+            tx, ty = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+            g.append(f'<line x1="{self.x(tx):.1f}" y1="{self.y(y0)}" x2="{self.x(tx):.1f}" '
+                     f'y2="{self.y(y1)}" class="grid"/>'
+                     f'<line x1="{self.x(x0)}" y1="{self.y(ty):.1f}" x2="{self.x(x1)}" '
+                     f'y2="{self.y(ty):.1f}" class="grid"/>'
+                     f'<text x="{self.x(tx):.1f}" y="{self.y(y0) + 16}" class="tick" '
+                     f'text-anchor="middle">{_tick(tx, x1 - x0)}</text>'
+                     f'<text x="{self.x(x0) - 7}" y="{self.y(ty) + 4:.1f}" class="tick" '
+                     f'text-anchor="end">{_tick(ty, y1 - y0)}</text>')
+        g.append(f'<rect x="{self.x(x0)}" y="{self.y(y1)}" width="{self.x(x1) - self.x(x0)}" '
+                 f'height="{self.y(y0) - self.y(y1)}" class="frame"/>')
+        g.append(f'<text x="{(self.x(x0) + self.x(x1)) / 2:.1f}" y="{self.H - 8}" class="axis" '
                  f'text-anchor="middle">{esc(self.xlabel)}</text>'
-                 f'<text transform="translate(13 {(self.y(0) + self.y(1)) / 2:.1f}) rotate(-90)" '
-                 f'class="axis" text-anchor="middle">{esc(self.ylabel)}</text>')
+                 f'<text transform="translate(13 {(self.y(y0) + self.y(y1)) / 2:.1f}) '
+                 f'rotate(-90)" class="axis" text-anchor="middle">{esc(self.ylabel)}</text>')
         return (f'<svg viewBox="0 0 {self.W} {self.H}" role="img" aria-label="{esc(label)}">'
                 + "".join(g) + "".join(self.parts) + "</svg>")
+
+
+def _tick(v: float, span: float) -> str:
+    """A tick label with as many decimals as the axis span needs (1 for 0..1)."""
+    digits = 0 if span >= 10 else 1 if span >= 1 else 2 if span >= 0.1 else 3
+    return fmt(v, digits) if digits else fmt(round(v), 0)
 
 
 def _thin(xs: Sequence[float], ys: Sequence[float], px: float = 0.75) -> list[tuple]:
@@ -429,6 +443,45 @@ def _dot_note(series: Sequence[Series]) -> str:
 def curve_panel(series: Sequence[Series]) -> Html:
     """ROC, precision-recall and reliability side by side."""
     return grid(roc_chart(series), pr_chart(series), reliability_chart(series), cls="charts")
+
+
+@dataclass
+class Line:
+    """One line of a `line_chart`: y over x (NaN points are left out), its legend value."""
+
+    label: str
+    xs: Sequence[float]
+    ys: Sequence[float]
+    color: str | None = None
+    dash: str = ""
+    value: str = ""
+
+
+def line_chart(lines: Sequence[Line], title: str, xlabel: str, ylabel: str,
+               xlim: tuple[float, float] | None = None, ylim: tuple[float, float] | None = None,
+               marks: Sequence[float] = (), note: str = "") -> Html:
+    """Lines over a numeric x (learning curves: epochs vs loss or accuracy), the axes fitted
+    to the data unless given; `marks` draws faint vertical lines (e.g. the epochs compared)."""
+    pts = [(x, y) for ln in lines for x, y in zip(ln.xs, ln.ys, strict=True)
+           if _finite(x) and _finite(y)]
+    xs, ys = [p[0] for p in pts] or [0.0, 1.0], [p[1] for p in pts] or [0.0, 1.0]
+    xlim = xlim or (min(xs), max(xs))
+    if ylim is None:
+        lo, hi = min(ys), max(ys)
+        pad = 0.05 * (hi - lo or 1)
+        ylim = (lo - pad, hi + pad)
+    ch = _Chart(xlabel, ylabel, xlim, ylim)
+    for m in marks:
+        ch.parts.append(f'<line x1="{ch.x(m):.1f}" y1="{ch.y(ylim[0])}" x2="{ch.x(m):.1f}" '
+                        f'y2="{ch.y(ylim[1])}" class="chance"/>')
+    legend = []
+    for i, ln in enumerate(lines):
+        c = ln.color or PALETTE[i % len(PALETTE)]
+        keep = [(x, y) for x, y in zip(ln.xs, ln.ys, strict=True) if _finite(x) and _finite(y)]
+        if keep:
+            ch.line([p[0] for p in keep], [p[1] for p in keep], c, dash=ln.dash)
+        legend.append((c, ln.label, ln.value))
+    return _figure(title, ch.svg(title), legend, note)
 
 
 def bars(values: Mapping[str, float], percent: bool = True, color: str = PALETTE[0]) -> Html:

@@ -8,7 +8,9 @@ Multi-task with missing labels: SMILEsmileD gives smile only, FER+ gives emotion
 Stills become 5-frame clips: `distinct_frames` jittered views of the still spread over the
 T steps (utjima.data.augment), so the CNN runs K times per clip instead of T (K=2: 2.5x
 faster) while the LSTM still sees the temporal jitter. Recorded clips use all T frames.
-Fine-tuning (`init_from`) is the same function with the seed's defaults. Distillation
+Fine-tuning (`init_from`) is the same function with the seed's defaults; a study
+(utjima.study) passes its folds' clips in memory (`sets`) and evaluates held-out clips after
+every epoch (`on_epoch`). Distillation
 (`teacher`): a bigger model's predictions on the clean stills are computed once at start
 and every augmented view learns them too (offline knowledge distillation); where a source
 lacks a label (emotion on SMILEsmileD) the teacher's answer is the only signal.
@@ -79,6 +81,13 @@ class TrainConfig:
                                            # windows drown among 40k stills)
     device: str = "cpu"                    # "cpu" or "cuda" (a GPU run; the recipe is the same)
     freeze_trunk: bool = False             # fine-tuning: train only LSTM + heads
+    frozen_bn: bool = False                # keep the trunk's BatchNorm in eval mode while its
+                                           # weights train (a checkpoint whose BatchNorm was folded
+                                           # at export, like shipped.pt: batch statistics would
+                                           # undo it)
+    epoch_items: int = 0                   # items drawn per epoch (0 = the training set's size);
+                                           # a recorded clip gives a window per frame, so a study
+                                           # may draw fewer (one per model frame interval)
     init_from: str | None = None           # checkpoint to start from (fine-tuning)
     seed: int = 0
     threads: int = 0                       # torch CPU threads (0 = all cores)
@@ -168,7 +177,11 @@ def _split_val(sets, fraction: float, seed: int):
     return tr, va
 
 
-def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
+def train(cfg: TrainConfig, out: str | Path, resume: bool = False, sets=None,
+          on_epoch=None) -> dict:
+    """Train into `out`; returns the last epoch's metrics. `sets`: training FaceSets/ClipSets
+    already in memory, used instead of loading `cfg.data`; `on_epoch(model, result) -> dict`:
+    called after each epoch's validation, its dict joins the epoch's line in metrics.jsonl."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
@@ -210,7 +223,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                                limit=cfg.limit, seed=cfg.seed, progress=cfg.progress)
                 for spec in specs]
 
-    train_sets = load_sets(cfg.data)
+    train_sets = list(sets) if sets is not None else load_sets(cfg.data)
     if cfg.val_fraction > 0:
         train_sets, val_sets = _split_val(train_sets, cfg.val_fraction, cfg.seed)
     else:
@@ -220,7 +233,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
     ds = FaceClipDataset(train_sets, n_frames=k, size=mcfg.img_size, channels=mcfg.in_chans,
                          strength=cfg.aug_strength, train=True, seed=cfg.seed,
                          frame_interval_ms=mcfg.frame_interval_ms)
-    n_per_epoch = len(ds)
+    n_per_epoch = cfg.epoch_items or len(ds)
     kd, t_ckpt = None, None
     if cfg.teacher:  # one load: its predictions now, its metadata for the provenance below
         teacher, t_ckpt = load_checkpoint(cfg.teacher)
@@ -276,13 +289,14 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
         elif cfg.balance_sources:
             sampler = make_sampler(ds, num_samples=n_per_epoch, seed=g_seed)
         else:
-            sampler = RandomSampler(ds, generator=torch.Generator().manual_seed(g_seed))
+            sampler = RandomSampler(ds, num_samples=cfg.epoch_items or None,
+                                    generator=torch.Generator().manual_seed(g_seed))
         loader = DataLoader(_Indexed(ds), batch_size=cfg.batch_size, sampler=sampler,
                             drop_last=True, num_workers=cfg.num_workers, persistent_workers=False,
                             pin_memory=dev.type == "cuda",
                             worker_init_fn=_worker_init if cfg.num_workers else None)
         model.train()
-        if cfg.freeze_trunk:
+        if cfg.freeze_trunk or cfg.frozen_bn:
             model.trunk.eval()  # frozen BN statistics too
         sums = {"loss": 0.0, "smile": 0.0, "emotion": 0.0, "n": 0}
         t0 = time.time()
@@ -316,6 +330,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False) -> dict:
                   "train_emotion_loss": sums["emotion"] / n, "val": val, "best": is_best,
                   "epoch_s": round(time.time() - t0, 1),
                   "elapsed_s": round(time.time() - t_start, 1)}
+        if on_epoch is not None:
+            result.update(on_epoch(model, result) or {})
         with open(out / METRICS, "a") as f:
             f.write(json.dumps(result) + "\n")
         state = {"train_config": _cfg_dict(cfg), "epoch": epoch, "step": step, "best_score": best,

@@ -412,3 +412,46 @@ def write(folder: str | Path, clips: Sequence[Clip], crop: str = "face", ext: st
         manifest = {"format": FORMAT, "crop": crop, "clips": entries}
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     return path
+
+
+# --- whole camera frames -> face crops -------------------------------------------------
+
+def face_crops(cs: ClipSet, size: int = 128, progress: bool = False) -> ClipSet:
+    """A `crop: "full"` set (camera frames, as the capture page records them) through the
+    live face path: in every frame the largest face BlazeFace (the policy's detector) finds,
+    cropped by the default crop policy at `size` px (the model resizes); a frame without a
+    face keeps the last face found (the first face for frames before it). A clip where no
+    frame has a face (a covered camera) is dropped. `info["face"]`: per kept clip, which
+    frames had a face of their own; `info["no_face"]`: the dropped clips' ids. A face-crop
+    set comes back as it is."""
+    if cs.crop == "face":
+        return cs
+    from utjima.faces import CropPolicy, crop_face, default_detector
+
+    policy = CropPolicy.default(size=size)
+    det = default_detector(policy.detector)
+    kept, found, dropped = [], {}, []
+    it = cs.clips
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(cs.clips, desc="finding faces", unit="clip", leave=False)
+    for clip in it:
+        faces = []
+        for frame in clip.frames:
+            fs = det.detect(frame)
+            faces.append(max(fs, key=lambda f: f.side) if fs else None)
+        if all(f is None for f in faces):
+            dropped.append(clip.id)
+            continue
+        last = next(f for f in faces if f is not None)
+        crops = []
+        for frame, face in zip(clip.frames, faces, strict=True):
+            last = face or last
+            crop = crop_face(frame, last, policy, channels="rgb")  # (3, S, S) float 0..1
+            crops.append(np.clip(np.round(crop.transpose(1, 2, 0) * 255), 0, 255).astype(np.uint8))
+        kept.append(Clip(clip.id, np.stack(crops), clip.times_ms, clip.smile, clip.emotion_label,
+                         clip.clip_smile, clip.subject, clip.split))
+        found[clip.id] = np.array([f is not None for f in faces])
+    return ClipSet(cs.source, kept, "face", cs.test_only,
+                   {**cs.info, "face": found, "no_face": dropped, "crop_size": size})

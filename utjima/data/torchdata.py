@@ -57,6 +57,9 @@ class FaceClipDataset(Dataset):
             if train and s.test_only:
                 raise ValueError(f"{s.source} is a held-out test set: never train on it "
                                  "(train=False to evaluate)")
+            if isinstance(s, ClipSet) and s.crop != "face":
+                raise ValueError(f"{s.source} holds whole camera frames (crop {s.crop!r}): crop "
+                                 "the faces first (utjima.data.clips.face_crops)")
         self.n_frames, self.size, self.channels = n_frames, size, channels
         self.strength = (1.0 if train else 0.0) if strength is None else float(strength)
         self.seed, self.epoch, self.aug = seed, 0, aug
