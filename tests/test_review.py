@@ -252,3 +252,27 @@ def test_one_folder_one_review_at_a_time(tmp_path):
     finally:
         s.close()
     ReviewSession.open(str(folder)).close()
+
+
+def test_a_studys_predictions_serve_as_out_of_fold_scores(tmp_path):
+    """`--oof` takes `utjima study --out DIR` (its predictions.json, the early-stopping arm)."""
+    from utjima import study as study_mod
+    from utjima.review import session as review_session
+
+    assert review_session.STUDY_FORMAT == study_mod.PREDICTIONS_FORMAT  # one format
+    folder, _ = _folder(tmp_path)
+    study = tmp_path / "study"
+    study.mkdir()
+    doc = {"format": review_session.STUDY_FORMAT, "clips": [
+        {"id": "c-mislabelled", "frame_scores": {"baseline": [0.5] * 8,
+                                                 "early_stop": [.1, .1, .9, .9, .9, .9, .1, .1]}}]}
+    (study / "predictions.json").write_text(json.dumps(doc))
+    s = ReviewSession.open(str(folder), oof=study, lock=False)
+    try:
+        assert s.oof["c-mislabelled"].tolist() == [.1, .1, .9, .9, .9, .9, .1, .1]
+    finally:
+        s.close()
+    doc["clips"][0]["frame_scores"] = {"baseline": [0.5] * 8}
+    (study / "predictions.json").write_text(json.dumps(doc))
+    with pytest.raises(ReviewError, match="frame_scores.early_stop"):
+        ReviewSession.open(str(folder), oof=study, lock=False)

@@ -759,8 +759,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true",
                    help="print the page's address instead of opening it")
     p.add_argument("--oof", default=None, metavar="PATH",
-                   help="out-of-fold per-frame scores (utjima.oof/1 JSON, or a folder with "
-                        "oof.json; docs/review.md) to use instead of the model's")
+                   help="out-of-fold per-frame scores to use instead of the model's: a "
+                        "`utjima study --out` folder, or utjima.oof/1 JSON (docs/review.md)")
     p.add_argument("--export-sheets", type=out_dir, default=None, metavar="OUT",
                    help="write one contact-sheet PNG per clip into OUT and exit")
     p.add_argument("--stats", action="store_true",

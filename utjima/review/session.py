@@ -42,6 +42,7 @@ from utjima.utils import UtjimaError, atomic_write
 
 LOCK = ".review.lock"
 OOF_FORMAT = "utjima.oof/1"
+STUDY_FORMAT, STUDY_PREDICTIONS = "utjima.study-predictions/1", "predictions.json"  # utjima study
 RESEARCH = ("ckplus",)  # clip sets from research archives: shown, never changed
 
 
@@ -536,21 +537,33 @@ def _floats(values, n: int) -> list | None:
 
 def read_oof(path: str | Path) -> dict[str, np.ndarray]:
     """Out-of-fold per-frame scores: `utjima.oof/1` JSON (a file, or `oof.json` in a folder):
-    {"format": "utjima.oof/1", "clips": {"<clip id>": {"smile_prob": [p or null, ...]}}}."""
+    {"format": "utjima.oof/1", "clips": {"<clip id>": {"smile_prob": [p or null, ...]}}},
+    or a study's `predictions.json` (`utjima study --out DIR`: its early-stopping arm, whose
+    fold models never saw the clip's participant)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "oof.json"
+        path = next((path / n for n in ("oof.json", STUDY_PREDICTIONS) if (path / n).is_file()),
+                    path / "oof.json")
     if not path.is_file():
         raise ReviewError(f"--oof {path}: no such file (a utjima.oof/1 JSON, or a folder "
-                          "holding oof.json)")
+                          f"holding oof.json or a study's {STUDY_PREDICTIONS})")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ReviewError(f"--oof {path}: not valid JSON ({e})") from e
+    if isinstance(data, dict) and data.get("format") == STUDY_FORMAT \
+            and isinstance(data.get("clips"), list):
+        try:
+            data = {"format": OOF_FORMAT, "clips": {
+                str(c["id"]): {"smile_prob": c["frame_scores"]["early_stop"]}
+                for c in data["clips"]}}
+        except (KeyError, TypeError) as e:
+            raise ReviewError(f"--oof {path}: a study's predictions without per-clip "
+                              f"frame_scores.early_stop ({e})") from e
     if not isinstance(data, dict) or data.get("format") != OOF_FORMAT \
             or not isinstance(data.get("clips"), dict):
         raise ReviewError(f"--oof {path}: expected {{'format': {OOF_FORMAT!r}, 'clips': "
-                          "{id: {'smile_prob': [...]}}}")
+                          f"{{id: {{'smile_prob': [...]}}}}}} or a study's {STUDY_PREDICTIONS}")
     out = {}
     for cid, d in data["clips"].items():
         p = d.get("smile_prob") if isinstance(d, dict) else None
