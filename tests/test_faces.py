@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from utjima import faces
+from utjima.contract import load_contract
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -372,3 +373,143 @@ def test_merge_faces_joins_detections_of_one_face():
     assert len(merged) == 2 and merged[0].score == 0.9 and merged[1].box == far.box
     assert 0 < merged[0].box[0] < 4  # score-weighted mean of the two boxes
     assert faces.merge_faces([], []) == []
+
+
+# --- the live path ---------------------------------------------------------------------
+
+def on_face(f, truth) -> bool:
+    """A box on the rendered face: its centre within a quarter of the crop's side of the
+    crop's centre (the astronaut crop holds hair and sky around a face half its size)."""
+    tx, ty, side = (truth[0] + truth[2]) / 2, (truth[1] + truth[3]) / 2, truth[2] - truth[0]
+    return abs(f.center[0] - tx) < side / 4 and abs(f.center[1] - ty) < side / 4
+
+
+def dim_small_clip(**over):
+    """The astronaut as a player sitting back in a dim room (harness.scenes), 640x480."""
+    from harness import fakecam, scenes
+
+    cam = dataclasses.replace(scenes.CAMERAS["dark+small"], **over)
+    return scenes.Clip(fakecam.astronaut_face(), cam, seed=5)
+
+
+def test_live_config_json_round_trip_and_refusals():
+    d = json.loads(json.dumps(faces.LIVE.to_json()))
+    assert faces.LiveConfig.from_json(d) == faces.LIVE
+    # the bundled model follows today's live path
+    assert faces.LiveConfig.from_json(load_contract().streaming["live"]) == faces.LIVE
+    with pytest.raises(ValueError, match="exactly the keys"):
+        faces.LiveConfig.from_json({k: v for k, v in d.items() if k != "hold_ms"})
+    with pytest.raises(ValueError, match="exactly the keys"):
+        faces.LiveConfig.from_json({**d, "speed": 1.0})
+    for key, bad in (("max_gain", 0.5), ("hold_ms", -1.0), ("roi_scale", "2"),
+                     ("acquire_min_score", 1.5)):
+        with pytest.raises(ValueError, match="positive numbers"):
+            faces.LiveConfig.from_json({**d, key: bad})
+
+
+def test_scan_tiles_cover_the_frame_half_overlapping():
+    live = faces.LIVE
+    for w, h in ((640, 480), (480, 640), (1280, 720), (320, 240)):
+        tiles = faces.scan_regions(w, h, 128, live)
+        t = live.tile_frac * max(w, h)
+        assert len(tiles) <= 6
+        xs = sorted({m[0, 2] for m in tiles})
+        ys = sorted({m[1, 2] for m in tiles})
+        for origins, length in ((xs, w), (ys, h)):
+            assert origins[0] <= 0 and origins[-1] + t >= length  # the frame, edge to edge
+            assert (np.diff(origins) <= t / 2 + 1e-9).all()  # half-overlapping
+        assert all(m[0, 0] == m[1, 1] == t / 128 for m in tiles)
+    assert len(faces.scan_regions(640, 480, 128, live)) == 6  # 3 x 2 tiles of 320 px
+
+
+def test_roi_region_is_a_square_around_the_face_or_the_whole_frame():
+    f = faces.Face(box=(300.0, 200.0, 340.0, 250.0), score=0.9, keypoints=((0, 0),) * 6)
+    m = faces.roi_region(f, 640, 480, 128, faces.LIVE)
+    side = faces.LIVE.roi_scale * 50  # max(w, h) of the box
+    np.testing.assert_allclose(m @ [0, 0, 1], [320 - side / 2, 225 - side / 2])
+    np.testing.assert_allclose(m @ [128, 128, 1], [320 + side / 2, 225 + side / 2])
+    big = faces.Face(box=(100.0, 50.0, 400.0, 350.0), score=0.9, keypoints=((0, 0),) * 6)
+    assert faces.roi_region(big, 640, 480, 128, faces.LIVE) is None
+
+
+def test_exposure_gain_lifts_dark_inputs_only_and_ignores_the_bars():
+    live = faces.LIVE
+    m = faces.letterbox_region(40, 20, 16)  # 2:1: half the input is black bars
+    for level, want in ((10, live.max_gain), (40, live.exposure_target * 255 / 40),
+                        (200, 1.0)):
+        x = faces._warp(np.full((20, 40, 3), level, np.uint8), m, 16, 16, m[0, 0], fill=0.0)
+        assert x[0].max() == 0  # the bars
+        assert faces.exposure_gain(x, m, 40, 20, live) == pytest.approx(want, rel=1e-5)
+    assert faces.exposure_gain(np.zeros((16, 16, 3), np.float32), m, 40, 20, live) == \
+        live.max_gain
+
+
+def test_live_tracker_finds_a_small_face_in_a_dim_room_the_whole_frame_misses(short):
+    clip = dim_small_clip()
+    rgb, truth = clip.frame(0)
+    assert clip.visibility()["visible"] and clip.params["side"] < 100
+    assert not any(on_face(f, truth) for f in short.detect(rgb)), "the whole frame finds it"
+    tracker = faces.FaceTracker(short, faces.LIVE, detect_interval_ms=100.0)
+    searches = []
+    for i in range(30):
+        rgb, truth = clip.frame(i)
+        f = tracker.update(i * 1000 / 30, rgb)
+        assert f is not None, f"frame {i}: no face ({tracker.search})"
+        assert on_face(f, truth), (i, f.box, truth)
+        searches.append(tracker.search)
+    assert searches[0] == "scan" and "roi" in searches and "carried" in searches
+
+
+def test_live_tracker_holds_a_missed_face_then_reports_it_gone(short):
+    clip = dim_small_clip()
+    tracker = faces.FaceTracker(short, faces.LIVE, detect_interval_ms=100.0)
+    for i in range(6):
+        assert tracker.update(i * 1000 / 30, clip.frame(i)[0]) is not None
+    seen = tracker.last_seen_ms
+    empty = dim_small_clip(person=False)  # the same room: the player left
+    out = []
+    for i in range(6, 30):
+        t = i * 1000 / 30
+        f = tracker.update(t, empty.frame(i)[0])
+        out.append((t, f is not None, tracker.search))
+    held = [t for t, has, _ in out if has]
+    assert held and all(s == "held" for _, has, s in out if has)
+    assert max(held) - seen <= faces.LIVE.hold_ms  # kept no longer than hold_ms ...
+    gone = [t for t, has, _ in out if not has]
+    assert gone and min(gone) - seen <= faces.LIVE.hold_ms + 1000 / 30  # ... then gone
+    assert all(not has for t, has, _ in out if t >= min(gone))
+
+
+def test_live_tracker_finds_no_face_in_an_empty_dim_room(short):
+    from harness import scenes
+
+    for seed in range(3):
+        clip = scenes.Clip(np.zeros((8, 8), np.uint8), scenes.CAMERAS["empty dark"], seed=seed)
+        tracker = faces.FaceTracker(short, faces.LIVE, detect_interval_ms=100.0)
+        for i in range(0, 30, 3):
+            assert tracker.update(i * 1000 / 30, clip.frame(i)[0]) is None, (seed, i)
+
+
+def test_face_vectors_are_up_to_date():
+    """tests/vectors/faces.json (what the JavaScript port is held to) matches utjima.faces."""
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "tools.make_face_vectors", "--check"], cwd=root,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
+def test_brighten_crop_lifts_a_dim_crop_to_the_target_and_leaves_a_lit_one():
+    live = faces.LIVE
+    rng = np.random.default_rng(0)
+    lit = rng.uniform(0.3, 0.8, (1, 8, 8)).astype(np.float32)
+    assert faces.brighten_crop(lit, live) is lit
+    dim = lit * np.float32(0.25)  # mean ~0.14: gain ~2.5, nothing reaches 1
+    out = faces.brighten_crop(dim, live)
+    assert out.dtype == np.float32 and out.max() < 1
+    assert out.mean() == pytest.approx(live.exposure_target, rel=1e-6)
+    black = np.zeros((3, 8, 8), np.float32)
+    assert not faces.brighten_crop(black, live).any()
+    rgb = np.stack([dim[0], dim[0] * 0.5, dim[0] * 2]).astype(np.float32)
+    luma = sum(w * c for w, c in zip(faces.GRAY_WEIGHTS, rgb, strict=True)).mean()
+    gain = min(live.max_gain, live.exposure_target / luma)
+    np.testing.assert_allclose(faces.brighten_crop(rgb, live), np.minimum(rgb * gain, 1), atol=1e-6)

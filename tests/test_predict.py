@@ -114,17 +114,21 @@ def test_video_json_and_laughs(capsys, tmp_path, smile_faces):
     neutral, happy = smile_faces
     frames = [face_frame(neutral[0], dx=i % 5) for i in range(20)]
     frames += [face_frame(happy[0], dx=i % 5) for i in range(20)]
-    frames += [np.full((480, 640, 3), 90, np.uint8)] * 5  # the face leaves
+    frames += [np.full((480, 640, 3), 90, np.uint8)] * 10  # the face leaves
     p = tmp_path / "clip.mp4"
     write_video(p, frames, fps=15)
     code, out, _ = run(capsys, str(p), "--json")
     assert code == 0
     r = json.loads(out)
-    assert r["fps"] == 15 and r["n_frames"] == 45 and len(r["frames"]) == 45
+    assert r["fps"] == 15 and r["n_frames"] == 50 and len(r["frames"]) == 50
     t = [f["t_ms"] for f in r["frames"]]
     assert t[0] == 0 and np.allclose(np.diff(t), 1000 / 15, atol=1.0)
-    assert all(f["face"] for f in r["frames"][:40]) and not any(f["face"] for f in r["frames"][40:])
-    assert all(f["smile_prob"] is None for f in r["frames"][40:])
+    # a face that left is held through streaming.live.hold_ms of missed detections, then gone
+    gone = 40 + int(load_contract().streaming["live"]["hold_ms"] // (1000 / 15)) + 1
+    assert gone < 50
+    assert all(f["face"] for f in r["frames"][:40])
+    assert not any(f["face"] for f in r["frames"][gone:])
+    assert all(f["smile_prob"] is None for f in r["frames"][gone:])
     for seg in r["laughs"]:
         assert seg["end_ms"] - seg["start_ms"] >= 0 and 0 <= seg["peak_prob"] <= 1
     if not load_contract().data["provenance"].get("training", "").startswith("none"):

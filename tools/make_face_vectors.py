@@ -11,11 +11,19 @@ expectation comes from the Python implementation (the spec is faces.py's module 
   one with a negative size) -> faces after weighted NMS, box_scale and box_shift_y;
 - `crop`: crop transforms and crops (grey and RGB, aligned and not) of known faces;
 - `detect`: one real image (the astronaut fixture, small), its faces from the short
-  BlazeFace ONNX, and the policy's crop of the best face (node runs the same ONNX file).
-The crop policy used is stored in the file, so the vectors do not change with model.json.
+  BlazeFace ONNX, and the policy's crop of the best face (node runs the same ONNX file);
+- `regions`, `exposure`, `crop_exposure`: the live path's search squares (around a followed
+  face, the acquisition tiles), the detector input's exposure gain on small images and the
+  crop's (`brighten_crop`);
+- `live`: `FaceTracker` on a dim 320x240 camera whose face (the astronaut, 34 px) is too
+  small for the whole-frame pass: found by the tile scan, followed around its box, carried
+  between detections, held when it leaves, then gone, and found again; per frame what
+  searched and the face (node runs the same tracker on the same ONNX file).
+The crop policy and live config used are stored in the file, so the vectors do not change
+with model.json.
 
-    .venv/bin/python tools/make_face_vectors.py          # rewrite the file
-    .venv/bin/python tools/make_face_vectors.py --check  # fail if it is out of date
+    .venv/bin/python -m tools.make_face_vectors          # rewrite the file
+    .venv/bin/python -m tools.make_face_vectors --check  # fail if it is out of date
 """
 
 from __future__ import annotations
@@ -26,12 +34,14 @@ import dataclasses
 import json
 import math
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from harness import fakecam, scenes
 from utjima import faces
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,6 +212,96 @@ def detect_case(policy: faces.CropPolicy) -> dict:
             "crop_gray_f32": b64(crop.astype(np.float32))}
 
 
+def region_cases() -> dict:
+    live = faces.LIVE
+    face = lambda box: faces.Face(box=box, score=0.9, keypoints=((0, 0),) * 6)  # noqa: E731
+    roi = []
+    for w, h, box in ((640, 480, (300.0, 200.0, 340.0, 244.0)),  # small: a square around it
+                      (640, 480, (-20.0, 400.0, 30.0, 455.0)),  # past the edge
+                      (640, 480, (100.0, 50.0, 400.0, 370.0))):  # big: the whole frame
+        m = faces.roi_region(face(box), w, h, 128, live)
+        roi.append({"w": w, "h": h, "box": list(box), "m": None if m is None else m.tolist()})
+    scan = [{"w": w, "h": h, "m": [m.tolist() for m in faces.scan_regions(w, h, 128, live)]}
+            for w, h in ((640, 480), (480, 640), (1280, 720), (320, 240), (300, 300))]
+    return {"roi": roi, "scan": scan}
+
+
+def exposure_cases() -> list[dict]:
+    """The gain of sampled detector inputs: dark, bright and mid images, through the
+    letterbox (bars outside the image) and a square reaching past the image."""
+    out = []
+    for seed, (w, h), scale, m in (
+            (11, (20, 12), 0.15, faces.letterbox_region(20, 12, 8)),
+            (12, (20, 12), 1.0, faces.letterbox_region(20, 12, 8)),
+            (13, (9, 15), 0.4, faces.search_region(-3.0, 5.5, 12.0, 8)),
+            (14, (16, 16), 0.0, faces.search_region(2.0, 2.0, 8.0, 8))):
+        name, img = image(seed, w, h)
+        img = np.round(img * scale).astype(np.uint8)
+        name = f"{name}_x{scale}"
+        IMAGES[name] = {"w": w, "h": h, "rgb": b64(img)}
+        x = faces._warp(img, m, 8, 8, m[0, 0], fill=0.0)  # (8, 8, 3)
+        gain = faces.exposure_gain(x, m, w, h, faces.LIVE)
+        net = np.minimum(x * np.float32(gain), np.float32(1)) * 2 - 1
+        out.append({"image": name, "m": m.tolist(), "step": m[0, 0], "n": 8, "gain": gain,
+                    "net": rounded(net.transpose(2, 0, 1).reshape(-1))})  # (3, 8, 8) planes
+    return out
+
+
+def crop_exposure_cases() -> list[dict]:
+    """The live path's crop gain (`brighten_crop`) on small crops: grey and RGB, dim (gained,
+    some values capped at 1), lit (unchanged) and black (max_gain)."""
+    out = []
+    for seed, channels, scale in ((21, "gray", 0.2), (22, "gray", 1.0), (23, "rgb", 0.15),
+                                  (24, "gray", 0.0), (25, "rgb", 0.9)):
+        name, img = image(seed, 6, 6)
+        IMAGES.pop(name)  # the crop itself is stored
+        crop = (img.astype(np.float32) / 255 * np.float32(scale)).transpose(2, 0, 1)
+        if channels == "gray":
+            crop = crop[:1] * np.float32(0.5) + crop[1:2] * np.float32(0.5)
+        if scale:
+            crop[0, 0, 0] = 0.5 if scale < 0.5 else 1.0  # a bright pixel: capped when gained
+        out.append({"channels": channels, "size": 6, "crop": rounded(crop.reshape(-1), 8),
+                    "out": rounded(faces.brighten_crop(crop, faces.LIVE).reshape(-1), 8)})
+    return out
+
+
+LIVE_W, LIVE_H = 320, 240  # the live case's camera
+LIVE_DETECT_MS = 100.0  # its detect_interval_ms
+
+
+def live_case() -> dict:
+    """A dim room 560 px wide with the astronaut's face (34 px) at x ~ 100; the camera sees
+    a 320x240 window of it, panning slowly, then away (the face leaves), then back."""
+    cam = dataclasses.replace(scenes.CAMERAS["dark+small"], face_px=(34.0 * 640 / 560,) * 2,
+                              read_noise=1.0, shot_noise=0.05)
+    clip = scenes.Clip(fakecam.astronaut_face(), cam, seed=3, size=(560, LIVE_H))
+    clip.params.update(cx=100.0, cy=120.0, tilt_deg=0.0, sway_deg=0.0, drift_px=0.0)
+    canvas, truth = clip.frame(0)
+    grey = np.round(canvas.astype(np.float32) @ np.array(faces.GRAY_WEIGHTS, np.float32))
+    grey = grey.astype(np.uint8)  # (H, 560): one channel keeps the file small
+    steps = [(i * 33.4, 2 * i, 0) for i in range(12)]  # the face found, followed, carried
+    steps += [(400 + 33.4 * i, 240, 0) for i in range(14)]  # away: held, then gone
+    steps += [(900 + 33.4 * i, 20, 0) for i in range(10)]  # back: found again
+    det = faces.FaceDetector(kind="short")
+    tracker = faces.FaceTracker(det, faces.LIVE, detect_interval_ms=LIVE_DETECT_MS)
+    frames = []
+    for t_ms, x0, y0 in steps:
+        rgb = np.repeat(grey[y0:y0 + LIVE_H, x0:x0 + LIVE_W, None], 3, axis=2)
+        f = tracker.update(t_ms, rgb)
+        frames.append({"t_ms": t_ms, "x0": x0, "y0": y0, "search": tracker.search,
+                       "face": None if f is None else {
+                           "box": list(f.box), "score": f.score,
+                           "keypoints": [list(p) for p in f.keypoints]}})
+    searches = {f["search"] for f in frames}
+    want = {"scan", "roi", "carried", "held", "gone", "none"}
+    if not want <= searches:
+        raise RuntimeError(f"the live case shows {sorted(searches)}, not all of {sorted(want)}")
+    return {"w": LIVE_W, "h": LIVE_H, "canvas_w": grey.shape[1], "canvas_h": grey.shape[0],
+            "canvas_gray_zlib": base64.b64encode(zlib.compress(grey.tobytes(), 9)).decode(),
+            "truth_box": list(truth), "detect_interval_ms": LIVE_DETECT_MS,
+            "detector_file": det.spec.file, "frames": frames}
+
+
 def build() -> dict:
     policy = faces.CropPolicy.default()
     IMAGES.clear()
@@ -212,10 +312,14 @@ def build() -> dict:
         "decode": decode_cases(),
         "crop_cases": crop_cases(policy),
         "detect": detect_case(policy),
+        "regions": region_cases(),
+        "exposure": exposure_cases(),
+        "crop_exposure": crop_exposure_cases(),
+        "live": live_case(),
     }
     return {"about": "utjima.faces on tiny inputs; written by tools/make_face_vectors.py, "
                      "checked by tests/js/faces.test.mjs", "crop": policy.to_json(),
-            "images": dict(IMAGES), **cases}
+            "live_config": faces.LIVE.to_json(), "images": dict(IMAGES), **cases}
 
 
 def _close(a: Any, b: Any, path: str = "$") -> str | None:
@@ -249,12 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     data = build()
     if a.check:
         if not a.out.is_file():
-            print(f"{a.out} is missing; run tools/make_face_vectors.py", file=sys.stderr)
+            print(f"{a.out} is missing; run python -m tools.make_face_vectors", file=sys.stderr)
             return 1
         diff = _close(json.loads(a.out.read_text()), json.loads(json.dumps(data)))
         if diff:
             print(f"{a.out} is out of date ({diff}); "
-                  "rerun tools/make_face_vectors.py and review the diff", file=sys.stderr)
+                  "rerun python -m tools.make_face_vectors and review the diff", file=sys.stderr)
             return 1
         print(f"{a.out.relative_to(ROOT)} is up to date")
         return 0

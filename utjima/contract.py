@@ -15,8 +15,9 @@ Schema "utjima.model/1": what `utjima export` writes (extra keys are kept verbat
            the encoder takes (N, C, size, size) float in `range`; normalisation is
            inside the graph
   crop*    face crop policy, see utjima.faces.CropPolicy
-  streaming*{n_frames, frame_interval_ms, feature_dim, detect_interval_ms, rule, reset}
-           see utjima.streaming; the window is cleared when the face is lost
+  streaming*{n_frames, frame_interval_ms, feature_dim, detect_interval_ms, live, rule, reset}
+           see utjima.streaming; the window is cleared when the face is lost; live: how
+           the camera's face is found and followed (utjima.faces.LiveConfig)
   files*   {role: {path, sha256, bytes, inputs, outputs}}; roles: seed, encoder,
            encoder_int8, step, face_detector (short range), face_detector_full
   thresholds* {smile: float in (0, 1)}

@@ -165,7 +165,7 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
                  crops: np.ndarray | None = None, opset: int = OPSET, name: str | None = None,
                  extra: dict | None = None) -> dict[str, Any]:
     """Write every file + model.json into `out`; returns the model.json dict."""
-    from utjima.faces import CropPolicy
+    from utjima.faces import LIVE, CropPolicy
     from utjima.judge import JudgeConfig
 
     out = Path(out)
@@ -264,7 +264,7 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
                   "normalisation": "inside the graph: feed 0..1 pixels"},
         "crop": policy.to_json(),
         "streaming": {"n_frames": t, "frame_interval_ms": cfg.frame_interval_ms, "feature_dim": f,
-                      "detect_interval_ms": DETECT_INTERVAL_MS,
+                      "detect_interval_ms": DETECT_INTERVAL_MS, "live": LIVE.to_json(),
                       "rule": "window = for k in 0..T-1 the latest frame at or before "
                               "t_ms - (T-1-k)*frame_interval_ms, else the first frame; "
                               "re-run step.onnx on the window at every frame (utjima/streaming.py)",

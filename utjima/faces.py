@@ -62,6 +62,36 @@ Photos (`detect(image, tiles="auto")`, Python only): the whole letterboxed image
     detections whose centre lies in its share of the image and whose score >= the tiling
     min_score; all of them then go through the weighted NMS together.
 
+Live path (`FaceTracker`; web/detector/faces.js `FaceTracker`): one face followed through a
+    camera's frames, constants in model.json["streaming"]["live"] (`LiveConfig`) and
+    streaming.detect_interval_ms. A search region is an axis-aligned square, m =
+    [[R/N, 0, x0], [0, R/N, y0]] (`search_region`), or the whole frame (the letterbox's m),
+    sampled at the short detector's N with fill 0, step = m00. Exposure (`exposure_gain`):
+    L = mean of 0.299 R + 0.587 G + 0.114 B over the pixels whose source centre (sx, sy)
+    lies in [0, W) x [0, H); gain = min(max_gain, max(1, exposure_target / L)) (max_gain
+    when L is 0); network input = 2 * min(1, value * gain) - 1 (value * gain in float32).
+    The candidates of one search's regions go through one weighted NMS, in region order
+    (score ties: the earlier region, then the lower anchor index). At t_ms (increasing),
+    with F the followed face (none at first):
+    1. F and t_ms - last_detect < detect_interval_ms: crop from F ("carried"). Else
+       last_detect = t_ms, and:
+    2. F: search the square of side R = roi_scale * F.side centred on F's box centre, or
+       the whole frame when R >= max(W, H) ("roi"); the largest face found becomes F.
+    3. Nothing, and the whole frame not searched yet: the whole frame ("frame"); the
+       largest face with score >= acquire_min_score becomes F.
+    4. Nothing, F and t_ms - last_seen <= hold_ms: keep F ("held"), last_detect = -inf
+       (search again on the next frame).
+    5. Nothing, and t_ms - last_scan >= scan_interval_ms: last_scan = t_ms; the tiles
+       (`scan_regions`): squares of side T = tile_frac * max(W, H) at origins spread evenly
+       from 0 to W - T (k = ceil((W - T) / (T / 2)) + 1 of them; one centred when T >= W),
+       the same along y, row by row ("scan"); the largest face with score >=
+       acquire_min_score becomes F.
+    6. Nothing: F = none ("gone" when there was one, else "none"); the window resets.
+    Whenever a face becomes F, last_seen = t_ms.
+    The crop from F is brightened the same way (`brighten_crop`): L = its mean luma (a grey
+    crop's mean), gain as above, crop = min(1, value * gain) in float32. A dim crop costs
+    the smile model accuracy the detector input's gain does not give back.
+
 Training crops (`recrop`): a dataset crop is put at the centre of a grey canvas 3x its side
     (`embed`), the short detector finds the face there, and the crop is cut from the
     original crop (clamp to edge) with the same policy, so training and live crops match.
@@ -136,6 +166,55 @@ class TilingConfig:
 
 
 TILING = TilingConfig()
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """How the live path (a camera, a video) finds and follows one face (`FaceTracker`; the
+    module doc's "Live path"). Measured on webcam-like renders of validation faces: the short
+    model finds >= 99 % of faces of 23+ network px, in dim frames too, but a 640x480 frame
+    letterboxed to 128 px shrinks a face sitting back (60-90 px) to 12-18 px, where it finds
+    a quarter to a third of them (benchmarks/bench_robustness.py)."""
+
+    roi_scale: float = 3.0            # follow: search a square this many face sides wide
+                                      # around the followed face (its face: ~43 network px),
+                                      # the scale `recrop` detects training faces at (median
+                                      # face side / detector input: SMILEsmileD train 0.38,
+                                      # FER+ train 0.29), so live boxes frame faces as
+                                      # training crops do (2.5 drew tighter, jittering boxes)
+    tile_frac: float = 0.5            # acquire: tiles of this fraction of the frame's longer
+                                      # side, half-overlapping (640x480: 6 tiles of 320 px)
+    scan_interval_ms: float = 500.0   # acquire: the tile scan runs at most this often
+    acquire_min_score: float = 0.75   # acquire: a new face (whole frame or tiles) needs this
+                                      # score; a followed one is re-found in its square at
+                                      # the detector's min_score. Rendered empty rooms give
+                                      # false faces up to 0.75; real faces found in the whole
+                                      # frame or the tiles score >= 0.8 (5th percentile)
+    hold_ms: float = 300.0            # a followed face missing from detections is kept this
+                                      # long (re-detecting every frame), then reported gone
+    exposure_target: float = 0.35     # detector input, and the face crop (`brighten_crop`):
+                                      # gained so its mean luma reaches this
+    max_gain: float = 4.0             # ... by at most this factor; never darkened
+
+    def to_json(self) -> dict[str, float]:
+        """model.json["streaming"]["live"]: the browser follows the same rules."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> LiveConfig:
+        """Read model.json["streaming"]["live"]; refuse missing, unknown or bad values."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(d, dict) or set(d) != set(names):
+            got = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"streaming.live must have exactly the keys {names}, got {got}")
+        bad = [k for k in names if not isinstance(d[k], (int, float)) or not d[k] > 0]
+        if bad or d["max_gain"] < 1 or d["acquire_min_score"] > 1:
+            raise ValueError(f"streaming.live values must be positive numbers (max_gain >= 1, "
+                             f"acquire_min_score <= 1), got { {k: d[k] for k in names} }")
+        return cls(**{k: float(d[k]) for k in names})
+
+
+LIVE = LiveConfig()
 
 
 @dataclass(frozen=True)
@@ -307,14 +386,19 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
 
 
+def letterbox_region(w: int, h: int, n: int) -> np.ndarray:
+    """The letterbox's map, network px -> image px: s = min(n/w, n/h), centred."""
+    s = min(n / w, n / h)
+    pad_x, pad_y = (n - w * s) / 2, (n - h * s) / 2
+    return np.array([[1 / s, 0, -pad_x / s], [0, 1 / s, -pad_y / s]])
+
+
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Fit the whole image into a size x size square, aspect kept, centred, black bars.
     Returns (float32 (3, size, size) RGB in 0..1, m (2, 3) mapping network px -> image px)."""
     h, w = image.shape[:2]
-    s = min(size / w, size / h)
-    pad_x, pad_y = (size - w * s) / 2, (size - h * s) / 2
-    m = np.array([[1 / s, 0, -pad_x / s], [0, 1 / s, -pad_y / s]])
-    out = _warp(_as_rgb(image), m, size, size, step=1 / s, fill=0.0)
+    m = letterbox_region(w, h, size)
+    out = _warp(_as_rgb(image), m, size, size, step=m[0, 0], fill=0.0)
     return out.transpose(2, 0, 1), m  # (size, size, 3) -> (3, size, size)
 
 
@@ -411,11 +495,14 @@ class FaceDetector:
                              f"expected [1, 3, {n}, {n}] for kind={kind!r}")
         self.anchors = anchors(spec)
 
-    def _candidates(self, net_input: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Run the network on (3, N, N) 0..1 RGB; decode, threshold and map through m.
-        Returns data (K, 16) in image px and scores (K,)."""
+    def _candidates(self, net_input: np.ndarray, m: np.ndarray,
+                    gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Run the network on (3, N, N) 0..1 RGB (times `gain`, capped at 1); decode,
+        threshold and map through m. Returns data (K, 16) in image px and scores (K,)."""
         sp = self.spec
         n = sp.input_size
+        if gain != 1.0:
+            net_input = np.minimum(net_input * np.float32(gain), np.float32(1))
         reg, cls = self.session.run(["regressors", "classificators"],
                                     {"input": (net_input * 2 - 1)[None]})
         reg, cls = reg[0], cls[0, :, 0]  # (1, A, 16) -> (A, 16); (1, A, 1) -> (A,)
@@ -453,6 +540,24 @@ class FaceDetector:
                           & (s >= max(TILING.min_score, self.spec.min_score)))
                 data.append(d[inside])
                 scores.append(s[inside])
+        merged = weighted_nms(np.concatenate(data), np.concatenate(scores), self.spec.iou)
+        return [self._face(d, s) for d, s in merged]
+
+    def detect_regions(self, image: np.ndarray, regions: list[np.ndarray],
+                       live: LiveConfig | None = None) -> list[Face]:
+        """Faces in the axis-aligned regions of an RGB uint8 (H, W, 3) image: each m (2, 3)
+        maps network px -> image px (`search_region`), sampled at the network's side with
+        black outside the image; with `live`, each region's input is exposure-normalised
+        (`exposure_gain`). All candidates go through one weighted NMS, in region order."""
+        n = self.spec.input_size
+        data, scores = [], []
+        for m in regions:
+            x = _warp(image, m, n, n, step=m[0, 0], fill=0.0)  # (N, N, 3) 0..1
+            gain = 1.0 if live is None else exposure_gain(x, m, image.shape[1],
+                                                          image.shape[0], live)
+            d, s = self._candidates(x.transpose(2, 0, 1), m, gain)  # (N, N, 3) -> (3, N, N)
+            data.append(d)
+            scores.append(s)
         merged = weighted_nms(np.concatenate(data), np.concatenate(scores), self.spec.iou)
         return [self._face(d, s) for d, s in merged]
 
@@ -507,6 +612,137 @@ def _tile_grid(w: int, h: int, n: int, cfg: TilingConfig) -> list[tuple[np.ndarr
                 out.append((m, (xcut[i], ycut[j], xcut[i + 1], ycut[j + 1])))
         t *= 2
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# the live path: one face followed through a camera's frames
+
+
+def search_region(x0: float, y0: float, side: float, n: int) -> np.ndarray:
+    """(2, 3) network px -> image px for the square [x0, x0 + side) x [y0, y0 + side)
+    seen at network side n (step = side / n)."""
+    return np.array([[side / n, 0.0, x0], [0.0, side / n, y0]])
+
+
+def roi_region(face: Face, w: int, h: int, n: int, live: LiveConfig) -> np.ndarray | None:
+    """The square around a followed face (roi_scale of its side, centred on its box); None
+    when that square would be as large as the frame (search the whole frame instead)."""
+    side = live.roi_scale * face.side
+    if side >= max(w, h):
+        return None
+    cx, cy = face.center
+    return search_region(cx - side / 2, cy - side / 2, side, n)
+
+
+def _tile_origins(length: int, t: float) -> list[float]:
+    if t >= length:
+        return [(length - t) / 2]
+    k = math.ceil((length - t) / (t / 2)) + 1  # half-overlapping tiles, evenly spread
+    return [i * (length - t) / (k - 1) for i in range(k)]
+
+
+def scan_regions(w: int, h: int, n: int, live: LiveConfig) -> list[np.ndarray]:
+    """The acquisition tiles: squares of side tile_frac * max(w, h), half-overlapping,
+    spread evenly over the frame, row by row."""
+    t = live.tile_frac * max(w, h)
+    return [search_region(x0, y0, t, n) for y0 in _tile_origins(h, t)
+            for x0 in _tile_origins(w, t)]
+
+
+def exposure_gain(x: np.ndarray, m: np.ndarray, w: int, h: int, live: LiveConfig) -> float:
+    """The detector input's gain: x (N, N, 3) sampled 0..1 through the axis-aligned m from a
+    w x h image; the mean luma L of the pixels whose source centre lies inside the image;
+    min(max_gain, max(1, exposure_target / L)) (max_gain when L is 0 or nothing is inside)."""
+    n_y, n_x = x.shape[:2]
+    sx = m[0, 0] * (np.arange(n_x) + 0.5) + m[0, 2]
+    sy = m[1, 1] * (np.arange(n_y) + 0.5) + m[1, 2]
+    ins_x, ins_y = (sx >= 0) & (sx < w), (sy >= 0) & (sy < h)
+    r, g, b = GRAY_WEIGHTS
+    inside = x[ins_y][:, ins_x].astype(np.float64)  # (n_in_y, n_in_x, 3)
+    luma = float((r * inside[..., 0] + g * inside[..., 1] + b * inside[..., 2]).mean()) \
+        if inside.size else 0.0
+    return _gain(luma, live)
+
+
+def _gain(luma: float, live: LiveConfig) -> float:
+    if luma <= 0:
+        return live.max_gain
+    return min(live.max_gain, max(1.0, live.exposure_target / luma))
+
+
+def brighten_crop(crop: np.ndarray, live: LiveConfig) -> np.ndarray:
+    """The live path's crop exposure: a crop (C, S, S) float32 0..1 (C = 1: grey, 3: RGB)
+    times gain = min(max_gain, max(1, exposure_target / L)), capped at 1, where L is its
+    mean luma; unchanged when the gain is 1 (a lit face)."""
+    if crop.shape[0] == 1:
+        luma = float(crop.astype(np.float64).mean())
+    else:
+        r, g, b = GRAY_WEIGHTS
+        c = crop.astype(np.float64)
+        luma = float((r * c[0] + g * c[1] + b * c[2]).mean())
+    gain = _gain(luma, live)
+    return crop if gain == 1.0 else np.minimum(crop * np.float32(gain), np.float32(1))
+
+
+class FaceTracker:
+    """One camera's face, found and followed (the module doc's "Live path"): `update(t_ms,
+    rgb) -> Face | None`. `search` says what the last update did: "carried" (no detection
+    due), "roi", "frame", "scan" (the search that found the face), "held" (missed, kept),
+    "gone" or "none" (no face)."""
+
+    def __init__(self, detector: FaceDetector, live: LiveConfig = LIVE,
+                 detect_interval_ms: float = 0.0):
+        self.detector, self.live = detector, live
+        self.detect_interval_ms = detect_interval_ms
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the face and every time (a new round, or a new video)."""
+        self.face: Face | None = None
+        self.last_detect_ms = self.last_seen_ms = self.last_scan_ms = -math.inf
+        self.search = "none"
+
+    def _largest(self, rgb: np.ndarray, regions: list[np.ndarray],
+                 min_score: float = 0.0) -> Face | None:
+        found = [f for f in self.detector.detect_regions(rgb, regions, self.live)
+                 if f.score >= min_score]
+        return max(found, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]),
+                   default=None)
+
+    def update(self, t_ms: float, rgb: np.ndarray) -> Face | None:
+        """The face to crop from in this frame (RGB uint8 (H, W, 3)), or None."""
+        if self.face is not None and t_ms - self.last_detect_ms < self.detect_interval_ms:
+            self.search = "carried"
+            return self.face
+        self.last_detect_ms = t_ms
+        h, w = rgb.shape[:2]
+        n = self.detector.spec.input_size
+        searched_frame = False
+        found = None
+        if self.face is not None:
+            roi = roi_region(self.face, w, h, n, self.live)
+            searched_frame = roi is None
+            found = self._largest(rgb, [letterbox_region(w, h, n) if roi is None else roi])
+            self.search = "roi"
+        if found is None and not searched_frame:
+            found = self._largest(rgb, [letterbox_region(w, h, n)], self.live.acquire_min_score)
+            self.search = "frame"
+        holding = self.face is not None and t_ms - self.last_seen_ms <= self.live.hold_ms
+        if found is None and holding:
+            self.search = "held"
+            self.last_detect_ms = -math.inf  # look again on the next frame
+            return self.face
+        if found is None and t_ms - self.last_scan_ms >= self.live.scan_interval_ms:
+            self.last_scan_ms = t_ms
+            found = self._largest(rgb, scan_regions(w, h, n, self.live),
+                                  self.live.acquire_min_score)
+            self.search = "scan"
+        if found is None:
+            self.search = "gone" if self.face is not None else "none"
+            self.face = None
+            return None
+        self.face, self.last_seen_ms = found, t_ms
+        return found
 
 
 # ---------------------------------------------------------------------------------------

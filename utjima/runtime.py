@@ -10,14 +10,24 @@ The browser detector (utjima/web/detector/) does the same, reading the same mode
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from utjima.contract import Contract, load_contract
-from utjima.faces import CropPolicy, Face, FaceDetector, crop_face, detect_in_context, merge_faces
+from utjima.faces import (
+    LIVE,
+    CropPolicy,
+    Face,
+    FaceDetector,
+    FaceTracker,
+    LiveConfig,
+    brighten_crop,
+    crop_face,
+    detect_in_context,
+    merge_faces,
+)
 from utjima.streaming import FeatureWindow, window_indices
 from utjima.utils import ort_session
 
@@ -42,6 +52,10 @@ class SmileModel:
         self.encoder = ort_session(c.path("encoder_int8" if int8 else "encoder"), threads)
         self.stepper = ort_session(c.path("step"), threads)
         self.policy = CropPolicy.from_json(c.crop)
+        # the live path's search (utjima.faces.LiveConfig); models exported before it had
+        # none: they get the defaults here (the browser refuses them: re-export)
+        live = c.streaming.get("live")
+        self.live = LIVE if live is None else LiveConfig.from_json(live)
         self.classes = c.classes
         self.n_frames = int(c.streaming["n_frames"])
         self._detectors: dict[str, FaceDetector] = {}
@@ -125,43 +139,34 @@ class SmileModel:
 
     def stream(self, kind: str = "short") -> Stream:
         s = self.contract.streaming
-        return Stream(self, self.detector(kind),
-                      FeatureWindow(int(s["n_frames"]), float(s["frame_interval_ms"])),
-                      detect_interval_ms=float(s.get("detect_interval_ms", 0.0)))
-
-
-def _area(face: Face) -> float:
-    return (face.box[2] - face.box[0]) * (face.box[3] - face.box[1])
+        tracker = FaceTracker(self.detector(kind), self.live,
+                              detect_interval_ms=float(s.get("detect_interval_ms", 0.0)))
+        return Stream(self, tracker, FeatureWindow(int(s["n_frames"]),
+                                                   float(s["frame_interval_ms"])))
 
 
 @dataclass
 class Stream:
-    """One player's camera: follows the largest face; the window resets when it is lost.
-    The detector runs when `detect_interval_ms` has passed since it last ran (0: on every
-    frame); frames in between are cropped from the last face found (web/detector/ too)."""
+    """One player's camera: a FaceTracker follows one face (utjima.faces, "Live path"), its
+    crop brightened when dim (`brighten_crop`); the window resets when it is gone.
+    web/detector/pipeline.js does the same."""
 
     model: SmileModel
-    detector: FaceDetector
+    tracker: FaceTracker
     window: FeatureWindow
-    detect_interval_ms: float = 0.0  # model.json streaming.detect_interval_ms
-    last_face: Face | None = field(default=None)
-    last_detect_ms: float = field(default=-math.inf)
 
     def reset(self) -> None:
-        """A new round: clear the window and re-detect on the next frame."""
+        """A new round: clear the window and search for the face afresh."""
         self.window.reset()
-        self.last_face = None
+        self.tracker.reset()
 
     def process(self, t_ms: float, rgb: np.ndarray) -> dict:
-        face = self.last_face
-        if face is None or not t_ms - self.last_detect_ms < self.detect_interval_ms:
-            faces = self.detector.detect(rgb)
-            face = max(faces, key=_area) if faces else None
-            self.last_face, self.last_detect_ms = face, t_ms
+        face = self.tracker.update(t_ms, rgb)
         if face is None:
             self.window.reset()
             return {"t_ms": t_ms, "face": False, "box": None, "smile_prob": None, "emotion": None}
-        feat = self.model.encode(self.model.crop(rgb, face)[None])[0]   # (F,)
+        crop = brighten_crop(self.model.crop(rgb, face), self.model.live)
+        feat = self.model.encode(crop[None])[0]                          # (F,)
         window = self.window.push(t_ms, feat)                            # (T, F)
         smile, emo = self.model.step(window[None])
         probs = softmax(emo[0])

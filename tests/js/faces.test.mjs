@@ -4,20 +4,30 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 
+import { inflateSync } from "node:zlib";
+
 import {
   anchors,
+  brightenCrop,
   cropConfig,
   cropTransform,
   decodeFaces,
+  exposureGain,
+  FaceTracker,
   largestFace,
   letterboxTransform,
+  liveConfig,
+  RegionDetector,
+  roiRegion,
   Sampler,
+  scanRegions,
   toCropPlanes,
   toNetworkInput,
 } from "../../utjima/web/detector/faces.js";
 
 const V = JSON.parse(readFileSync(new URL("../vectors/faces.json", import.meta.url), "utf8"));
 const CFG = cropConfig(V.crop);
+const LIVE = liveConfig(V.live_config);
 const PIXEL_TOL = 2e-6; // sampler values in 0..1 (float32 in Python, float64 + float32 here)
 const PX_TOL = 1e-4; // boxes and keypoints, image px
 
@@ -130,6 +140,48 @@ test("model.json constants this port does not implement are refused", () => {
   assert.throws(() => cropConfig(noScale), /missing key "scale"/);
 });
 
+test("live search regions: around a followed face, and the acquisition tiles", () => {
+  for (const c of V.regions.roi) {
+    const got = roiRegion({ box: c.box }, c.w, c.h, 128, LIVE);
+    if (c.m === null) assert.equal(got, null, `${c.box}: the whole frame`);
+    else assert.ok(maxDiff(got.m.flat(), c.m.flat()) <= 1e-9, `${c.box}: ${got.m}`);
+  }
+  for (const c of V.regions.scan) {
+    const got = scanRegions(c.w, c.h, 128, LIVE);
+    assert.equal(got.length, c.m.length, `${c.w}x${c.h}: ${got.length} tiles`);
+    got.forEach((r, i) => assert.ok(maxDiff(r.m.flat(), c.m[i].flat()) <= 1e-9, `${c.w}x${c.h} tile ${i}`));
+  }
+});
+
+test("exposure gain of the detector input, and the gained network input", () => {
+  const s = new Sampler(CFG.stepEps);
+  for (const c of V.exposure) {
+    const image = img(c.image, 4);
+    const rgb = s.warp(image, c.m, c.n, c.n, c.step, CFG.fill);
+    const gain = exposureGain(rgb, c.n, c.m, image.width, image.height, LIVE, CFG.grayWeights);
+    // the samplers agree to PIXEL_TOL, so the gains to about that, relatively
+    assert.ok(Math.abs(gain - c.gain) <= 1e-5 * c.gain, `${c.image}: gain ${gain} != ${c.gain}`);
+    const net = toNetworkInput(rgb, c.n, CFG.range, undefined, gain);
+    assert.ok(maxDiff(net, c.net) <= 1e-5, `${c.image}: network input`);
+  }
+  assert.throws(() => liveConfig(undefined), /re-export/);
+  assert.throws(() => liveConfig({ ...V.live_config, max_gain: 0.5 }), /max_gain >= 1/);
+  const { hold_ms, ...noHold } = V.live_config;
+  assert.ok(hold_ms > 0);
+  assert.throws(() => liveConfig(noHold), /exactly the keys/);
+});
+
+test("a dim crop is brightened as Python's brighten_crop does; a lit one is left alone", () => {
+  const gains = [];
+  for (const c of V.crop_exposure) {
+    const planes = Float32Array.from(c.crop);
+    gains.push(brightenCrop(planes, c.size, c.channels, CFG.grayWeights, LIVE));
+    assert.ok(maxDiff(planes, c.out) <= 1e-6, `${c.channels} crop: ${maxDiff(planes, c.out)}`);
+  }
+  assert.ok(gains.some((g) => g === 1) && gains.some((g) => g > 1), `gains ${gains}`);
+  assert.ok(gains.includes(LIVE.maxGain), `a black crop gets max_gain: ${gains}`);
+});
+
 // The real detector on a real (small) photo: needs onnxruntime-web from `make setup`.
 const ORT = new URL("../../node_modules/onnxruntime-web/dist/ort.node.min.mjs", import.meta.url);
 const MODEL = new URL(`../../utjima/models/${V.detect.detector_file}`, import.meta.url);
@@ -149,4 +201,34 @@ test("BlazeFace ONNX + decode + crop on the astronaut", { skip: !existsSync(ORT)
   const crop = toCropPlanes(s.warp(image, t.m, CFG.size, CFG.size, t.step, null), CFG.size, "gray", CFG.grayWeights);
   const want = new Float32Array(new Uint8Array(Buffer.from(c.crop_gray_f32, "base64")).buffer);
   assert.ok(maxDiff(crop, want) <= 1e-4, `crop max |js - py| = ${maxDiff(crop, want)}`);
+});
+
+test("the live tracker on a dim camera with a small face: scan, follow, hold, gone, found again", { skip: !existsSync(ORT) && "onnxruntime-web not installed (make setup)" }, async () => {
+  const ort = await import(ORT.href);
+  const c = V.live;
+  const sess = await ort.InferenceSession.create(readFileSync(new URL(`../../utjima/models/${c.detector_file}`, import.meta.url)));
+  const grey = new Uint8Array(inflateSync(Buffer.from(c.canvas_gray_zlib, "base64")));
+  assert.equal(grey.length, c.canvas_w * c.canvas_h);
+  const tracker = new FaceTracker(new RegionDetector(sess, ort.Tensor, CFG, LIVE), LIVE, c.detect_interval_ms);
+  const rgba = new Uint8ClampedArray(c.w * c.h * 4);
+  for (const f of c.frames) {
+    for (let y = 0; y < c.h; y++) {
+      for (let x = 0; x < c.w; x++) {
+        const v = grey[(f.y0 + y) * c.canvas_w + f.x0 + x], o = 4 * (y * c.w + x);
+        rgba[o] = v; rgba[o + 1] = v; rgba[o + 2] = v; rgba[o + 3] = 255;
+      }
+    }
+    const got = await tracker.update(f.t_ms, { data: rgba, width: c.w, height: c.h, channels: 4 });
+    assert.equal(tracker.search, f.search, `t=${f.t_ms}: ${tracker.search}, Python ${f.search}`);
+    if (f.face === null) {
+      assert.equal(got, null, `t=${f.t_ms}: a face where Python has none`);
+      continue;
+    }
+    assert.ok(got !== null, `t=${f.t_ms}: no face where Python has one`);
+    assert.ok(maxDiff(got.box, f.face.box) <= 1e-3, `t=${f.t_ms}: box ${got.box} != ${f.face.box}`);
+    assert.ok(maxDiff(got.keypoints.flat(), f.face.keypoints.flat()) <= 1e-3, `t=${f.t_ms}: keypoints`);
+    assert.ok(Math.abs(got.score - f.face.score) <= 1e-5, `t=${f.t_ms}: score ${got.score} != ${f.face.score}`);
+  }
+  const seen = new Set(c.frames.map((f) => f.search));
+  for (const s of ["scan", "roi", "carried", "held", "gone", "none"]) assert.ok(seen.has(s), `the vectors show "${s}"`);
 });

@@ -1,7 +1,8 @@
 // Face detection decoding and the one face-crop policy: a line-by-line port of
 // utjima/faces.py, whose module docstring is the spec. Pure functions over typed arrays:
-// no DOM, no onnxruntime, so node (tests/js/faces.test.mjs, against tests/vectors/faces.json
-// written by tools/make_face_vectors.py) and the detector worker run the same code.
+// no DOM and no onnxruntime import (a detector session is passed in), so node
+// (tests/js/faces.test.mjs, against tests/vectors/faces.json written by
+// tools/make_face_vectors.py) and the detector worker run the same code.
 // Every constant comes from model.json["crop"] (`cropConfig` checks it); none is hard-coded.
 //
 // Images are {data, width, height, channels}: row-major uint8 pixels, channels = 3 (RGB)
@@ -223,9 +224,18 @@ export function letterboxTransform(width, height, n) {
   return { m: [[1 / s, 0, -padX / s], [0, 1 / s, -padY / s]], step: 1 / s };
 }
 
-/** Interleaved (n*n*3) 0..1 RGB -> the network input planes (1, 3, n, n) in `range`. */
-export function toNetworkInput(rgb, n, range, out = new Float32Array(3 * n * n)) {
+/** Interleaved (n*n*3) 0..1 RGB -> the network input planes (1, 3, n, n) in `range`; with
+ *  gain != 1 each value is min(1, value * gain) first (the live path's exposure). */
+export function toNetworkInput(rgb, n, range, out = new Float32Array(3 * n * n), gain = 1) {
   const [lo, hi] = range, span = hi - lo, plane = n * n;
+  if (gain !== 1) {
+    for (let k = 0; k < plane; k++) {
+      out[k] = Math.min(1, Math.fround(rgb[3 * k] * gain)) * span + lo;
+      out[plane + k] = Math.min(1, Math.fround(rgb[3 * k + 1] * gain)) * span + lo;
+      out[2 * plane + k] = Math.min(1, Math.fround(rgb[3 * k + 2] * gain)) * span + lo;
+    }
+    return out;
+  }
   for (let k = 0; k < plane; k++) {
     out[k] = rgb[3 * k] * span + lo;
     out[plane + k] = rgb[3 * k + 1] * span + lo;
@@ -300,14 +310,20 @@ export function weightedNms(cands, iouThreshold) {
 }
 
 /**
- * Decode BlazeFace outputs (faces.py `FaceDetector._candidates` + `weighted_nms` + `_face`).
- * reg (nAnchors * 16), cls (nAnchors) raw outputs; anc from `anchors`; m the letterbox map.
- * Returns faces best first: {box: [x1, y1, x2, y2], score, keypoints: [[x, y] * 6]} in image px.
+ * Decode BlazeFace outputs (faces.py `FaceDetector.detect`: `_candidates` + `weighted_nms` +
+ * `_face`). reg (nAnchors * 16), cls (nAnchors) raw outputs; anc from `anchors`; m the
+ * letterbox map (or any axis-aligned search region's). Returns faces best first:
+ * {box: [x1, y1, x2, y2], score, keypoints: [[x, y] * 6]} in image px.
  */
 export function decodeFaces(reg, cls, anc, det, m) {
+  return finishFaces(decodeCandidates(reg, cls, anc, det, m), det);
+}
+
+/** faces.py `_candidates`: the candidates of one network run, {d: (16,) in image px, score,
+ *  k}; k = kOffset + anchor index orders score ties (regions earlier in a search first). */
+export function decodeCandidates(reg, cls, anc, det, m, kOffset = 0, cands = []) {
   const n = det.inputSize, clip = det.rawScoreClip;
   if (m[0][1] !== 0 || m[1][0] !== 0) throw new Error("the letterbox map must be axis-aligned");
-  const cands = [];
   for (let k = 0; k < cls.length; k++) {
     const score = Math.fround(1 / (1 + Math.exp(-Math.min(Math.max(cls[k], -clip), clip))));
     const r = 16 * k;
@@ -319,8 +335,13 @@ export function decodeFaces(reg, cls, anc, det, m) {
     const xy = [cx - hw, cy - hh, cx + hw, cy + hh].map(Math.fround);
     for (let i = 0; i < 6; i++) xy.push(Math.fround(q(4 + 2 * i) + ax), Math.fround(q(5 + 2 * i) + ay));
     const d = xy.map((v, i) => (i % 2 === 0 ? Math.fround(v * n) * m[0][0] + m[0][2] : Math.fround(v * n) * m[1][1] + m[1][2]));
-    cands.push({ d, score, k });
+    cands.push({ d, score, k: kOffset + k });
   }
+  return cands;
+}
+
+/** Weighted NMS over the candidates of one search, then `box_scale` / `box_shift_y`. */
+export function finishFaces(cands, det) {
   return weightedNms(cands, det.iou).map(({ d, score }) => {
     const cx = (d[0] + d[2]) / 2;
     let cy = (d[1] + d[3]) / 2;
@@ -340,6 +361,194 @@ export function largestFace(faces) {
     if (area > bestArea) { best = f; bestArea = area; }
   }
   return best;
+}
+
+// ---------------------------------------------------------------------------------------
+// the live path: one face followed through a camera's frames (faces.py "Live path")
+
+const LIVE_KEYS = ["roi_scale", "tile_frac", "scan_interval_ms", "acquire_min_score", "hold_ms", "exposure_target", "max_gain"];
+
+/** Read and check model.json streaming.live (faces.py `LiveConfig.from_json`). */
+export function liveConfig(live) {
+  if (live === undefined) throw new Error("model.json streaming.live is missing: this model was exported before the live face search; re-export it with `utjima export`");
+  const keys = live !== null && typeof live === "object" ? Object.keys(live).sort() : [];
+  if (keys.join() !== [...LIVE_KEYS].sort().join()) throw new Error(`model.json streaming.live must have exactly the keys ${LIVE_KEYS}, got ${JSON.stringify(keys)}`);
+  const bad = LIVE_KEYS.filter((k) => !(typeof live[k] === "number" && live[k] > 0));
+  if (bad.length || live.max_gain < 1 || live.acquire_min_score > 1) throw new Error(`model.json streaming.live values must be positive numbers (max_gain >= 1, acquire_min_score <= 1), got ${JSON.stringify(live)}`);
+  return {
+    roiScale: live.roi_scale, // follow: search a square this many face sides wide
+    tileFrac: live.tile_frac, // acquire: tiles of this fraction of the frame's longer side
+    scanIntervalMs: live.scan_interval_ms, // acquire: the tile scan at most this often
+    acquireMinScore: live.acquire_min_score, // acquire: a new face needs this score
+    holdMs: live.hold_ms, // a followed face missing this long is gone
+    exposureTarget: live.exposure_target, // detector input: gained towards this mean luma
+    maxGain: live.max_gain, // ... by at most this factor
+  };
+}
+
+/** faces.py `search_region`: the square [x0, x0 + side) x [y0, y0 + side) at network side n. */
+export function searchRegion(x0, y0, side, n) {
+  return { m: [[side / n, 0, x0], [0, side / n, y0]], step: side / n };
+}
+
+/** faces.py `roi_region`: the square around a followed face, or null (search the frame). */
+export function roiRegion(face, w, h, n, live) {
+  const [x1, y1, x2, y2] = face.box;
+  const side = live.roiScale * Math.max(x2 - x1, y2 - y1);
+  if (side >= Math.max(w, h)) return null;
+  return searchRegion((x1 + x2) / 2 - side / 2, (y1 + y2) / 2 - side / 2, side, n);
+}
+
+function tileOrigins(length, t) {
+  if (t >= length) return [(length - t) / 2];
+  const k = Math.ceil((length - t) / (t / 2)) + 1;
+  return Array.from({ length: k }, (_, i) => (i * (length - t)) / (k - 1));
+}
+
+/** faces.py `scan_regions`: half-overlapping tiles of tileFrac * max(w, h), row by row. */
+export function scanRegions(w, h, n, live) {
+  const t = live.tileFrac * Math.max(w, h);
+  const out = [];
+  for (const y0 of tileOrigins(h, t)) for (const x0 of tileOrigins(w, t)) out.push(searchRegion(x0, y0, t, n));
+  return out;
+}
+
+/** faces.py `exposure_gain`: rgb (n*n*3 interleaved 0..1) sampled through the axis-aligned
+ *  m from a w x h image; mean luma over the pixels whose source centre is inside the image. */
+export function exposureGain(rgb, n, m, w, h, live, grayWeights) {
+  const [wr, wg, wb] = grayWeights;
+  let sum = 0, count = 0;
+  for (let v = 0; v < n; v++) {
+    const sy = m[1][1] * (v + 0.5) + m[1][2];
+    if (!(sy >= 0 && sy < h)) continue;
+    for (let u = 0; u < n; u++) {
+      const sx = m[0][0] * (u + 0.5) + m[0][2];
+      if (!(sx >= 0 && sx < w)) continue;
+      const o = 3 * (v * n + u);
+      sum += wr * rgb[o] + wg * rgb[o + 1] + wb * rgb[o + 2];
+      count++;
+    }
+  }
+  return gainFor(count ? sum / count : 0, live);
+}
+
+function gainFor(luma, live) {
+  if (luma <= 0) return live.maxGain;
+  return Math.min(live.maxGain, Math.max(1, live.exposureTarget / luma));
+}
+
+/**
+ * The live path's crop exposure (faces.py `brighten_crop`), in place on the encoder's input
+ * planes (`toCropPlanes`): gain from their mean luma, each value min(1, value * gain).
+ * Returns the gain (1: a lit face, left as it was).
+ */
+export function brightenCrop(planes, size, channels, grayWeights, live) {
+  const plane = size * size;
+  let sum = 0;
+  if (channels === "gray") {
+    for (let k = 0; k < plane; k++) sum += planes[k];
+  } else {
+    const [wr, wg, wb] = grayWeights;
+    for (let k = 0; k < plane; k++) sum += wr * planes[k] + wg * planes[plane + k] + wb * planes[2 * plane + k];
+  }
+  const gain = gainFor(sum / plane, live);
+  if (gain !== 1) {
+    const n = channels === "gray" ? plane : 3 * plane;
+    for (let k = 0; k < n; k++) planes[k] = Math.min(1, Math.fround(planes[k] * gain));
+  }
+  return gain;
+}
+
+/**
+ * BlazeFace over search regions (faces.py `FaceDetector.detect_regions` with `live`):
+ * each region is sampled at the network's side (black outside the image), its exposure
+ * normalised, run, decoded; one weighted NMS over all. session: the detector's onnxruntime
+ * InferenceSession; Tensor: ort.Tensor; cfg: `cropConfig(...)`; live: `liveConfig(...)`.
+ */
+export class RegionDetector {
+  constructor(session, Tensor, cfg, live) {
+    const det = cfg.detector, n = det.inputSize;
+    Object.assign(this, { session, cfg, live, det, n });
+    this.anchors = anchors(det);
+    this.sampler = new Sampler(cfg.stepEps);
+    this.rgb = new Float32Array(n * n * 3);
+    this.input = new Tensor("float32", new Float32Array(3 * n * n), [1, 3, n, n]);
+  }
+
+  /** Faces in the regions [{m, step}] of img, best first, with score >= minScore. */
+  async detect(img, regions, minScore = 0) {
+    const { det, n, cfg, live } = this;
+    const [regName, clsName] = det.outputNames;
+    const cands = [];
+    for (let i = 0; i < regions.length; i++) {
+      const { m, step } = regions[i];
+      this.sampler.warp(img, m, n, n, step, cfg.fill, this.rgb);
+      const gain = exposureGain(this.rgb, n, m, img.width, img.height, live, cfg.grayWeights);
+      toNetworkInput(this.rgb, n, cfg.range, this.input.data, gain);
+      const out = await this.session.run({ [det.inputName]: this.input });
+      decodeCandidates(out[regName].data, out[clsName].data, this.anchors, det, m, i * this.anchors.length / 2, cands);
+    }
+    return finishFaces(cands, det).filter((f) => f.score >= minScore);
+  }
+}
+
+/**
+ * faces.py `FaceTracker`: one camera's face found and followed. `await update(tMs, img)` ->
+ * the face to crop from, or null; `search` says what ran ("carried", "roi", "frame", "scan",
+ * "held", "gone", "none"). regionDetector: a `RegionDetector`.
+ */
+export class FaceTracker {
+  constructor(regionDetector, live, detectIntervalMs) {
+    this.rd = regionDetector;
+    this.live = live;
+    this.detectIntervalMs = detectIntervalMs;
+    this.reset();
+  }
+
+  reset() {
+    this.face = null;
+    this.lastDetectMs = this.lastSeenMs = this.lastScanMs = -Infinity;
+    this.search = "none";
+  }
+
+  async update(tMs, img) {
+    if (this.face !== null && tMs - this.lastDetectMs < this.detectIntervalMs) {
+      this.search = "carried";
+      return this.face;
+    }
+    this.lastDetectMs = tMs;
+    const { width: w, height: h } = img, n = this.rd.n, live = this.live;
+    const frame = letterboxTransform(w, h, n);
+    let found = null, searchedFrame = false;
+    if (this.face !== null) {
+      const roi = roiRegion(this.face, w, h, n, live);
+      searchedFrame = roi === null;
+      found = largestFace(await this.rd.detect(img, [roi ?? frame]));
+      this.search = "roi";
+    }
+    if (found === null && !searchedFrame) {
+      found = largestFace(await this.rd.detect(img, [frame], live.acquireMinScore));
+      this.search = "frame";
+    }
+    if (found === null && this.face !== null && tMs - this.lastSeenMs <= live.holdMs) {
+      this.search = "held";
+      this.lastDetectMs = -Infinity; // look again on the next frame
+      return this.face;
+    }
+    if (found === null && tMs - this.lastScanMs >= live.scanIntervalMs) {
+      this.lastScanMs = tMs;
+      found = largestFace(await this.rd.detect(img, scanRegions(w, h, n, live), live.acquireMinScore));
+      this.search = "scan";
+    }
+    if (found === null) {
+      this.search = this.face !== null ? "gone" : "none";
+      this.face = null;
+      return null;
+    }
+    this.face = found;
+    this.lastSeenMs = tMs;
+    return found;
+  }
 }
 
 // ---------------------------------------------------------------------------------------

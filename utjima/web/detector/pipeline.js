@@ -1,7 +1,8 @@
-// The per-frame pipeline, the same as utjima/runtime.py `Stream.process`: letterbox ->
-// face detector -> decode + weighted NMS -> largest face -> crop -> encoder (once per frame)
-// -> FeatureWindow.push(tMs, feature) -> step over the window -> smile_prob + emotion.
-// The window is cleared when the face is lost (model.json streaming.reset).
+// The per-frame pipeline, the same as utjima/runtime.py `Stream.process`: the face tracker
+// (faces.js `FaceTracker`: the followed face's neighbourhood, else the whole frame, else a
+// tile scan; exposure-normalised detector inputs; a missed face held for a while) -> crop
+// (brightened when dim) -> encoder (once per frame) -> FeatureWindow.push(tMs, feature) ->
+// step over the window -> smile_prob + emotion. The window is cleared when the face is gone (streaming.reset).
 //
 // Environment-free: it takes the onnxruntime module and a byte loader, so the worker
 // (worker.js) and node run it alike. Everything comes from model.json.
@@ -9,15 +10,14 @@
 
 import { FeatureWindow } from "./streaming.js";
 import {
-  anchors,
+  brightenCrop,
   cropConfig,
   cropTransform,
-  decodeFaces,
-  largestFace,
-  letterboxTransform,
+  FaceTracker,
+  liveConfig,
+  RegionDetector,
   Sampler,
   toCropPlanes,
-  toNetworkInput,
 } from "./faces.js";
 
 export const SCHEMA = "utjima.model/1";
@@ -58,6 +58,7 @@ export function readContract(contract) {
     // Re-detect at most every this many ms, cropping from the last face in between;
     // 0 (the default, and what utjima/runtime.py does) = detect on every frame.
     detectIntervalMs,
+    live: liveConfig(streaming.live), // how the face is found and followed
     frameIntervalMs: need(streaming, "frame_interval_ms", "streaming"),
     featureDim: need(streaming, "feature_dim", "streaming"),
     threshold: need(need(contract, "thresholds", ""), "smile", "thresholds"),
@@ -99,61 +100,46 @@ export class Pipeline {
   constructor(ort, c, sessions) {
     this.c = c;
     this.sessions = sessions;
-    const det = c.crop.detector, n = det.inputSize, size = c.crop.size;
+    const size = c.crop.size;
     const nc = c.channels === "gray" ? 1 : 3;
-    this.anchors = anchors(det);
     this.sampler = new Sampler(c.crop.stepEps);
     this.window = new FeatureWindow(c.nFrames, c.frameIntervalMs);
-    // reused buffers: sampler outputs (interleaved RGB 0..1) and the network inputs
-    this.lbRgb = new Float32Array(n * n * 3);
+    this.regions = new RegionDetector(sessions.detector, ort.Tensor, c.crop, c.live);
+    this.tracker = new FaceTracker(this.regions, c.live, c.detectIntervalMs);
+    // reused buffers: the crop sampler's output (interleaved RGB 0..1) and the network inputs
     this.cropRgb = new Float32Array(size * size * 3);
-    this.detInput = new ort.Tensor("float32", new Float32Array(3 * n * n), [1, 3, n, n]);
     this.cropInput = new ort.Tensor("float32", new Float32Array(nc * size * size), [1, nc, size, size]);
     this.windowInput = new ort.Tensor("float32", new Float32Array(c.nFrames * c.featureDim), [1, c.nFrames, c.featureDim]);
-    this.lastFace = null; // tracking: the face last detected, and when
-    this.lastDetectMs = -Infinity;
   }
 
-  /** Clear the streaming window (a new round, calibration, or the face was lost). */
+  /** Clear the streaming window and the followed face (a new round, calibration). */
   reset() {
     this.window.reset();
-    this.lastFace = null;
+    this.tracker.reset();
   }
 
-  /** Faces in an image {data, width, height, channels}, best first (the decode of faces.py). */
-  async detect(img) {
-    const det = this.c.crop.detector, n = det.inputSize;
-    const { m, step } = letterboxTransform(img.width, img.height, n);
-    this.sampler.warp(img, m, n, n, step, this.c.crop.fill, this.lbRgb);
-    toNetworkInput(this.lbRgb, n, this.c.crop.range, this.detInput.data);
-    const out = await this.sessions.detector.run({ [det.inputName]: this.detInput });
-    const [regName, clsName] = det.outputNames;
-    return decodeFaces(out[regName].data, out[clsName].data, this.anchors, det, m);
-  }
 
   /** The face crop as the encoder sees it, written into the encoder's input tensor. */
   crop(img, face) {
     const cfg = this.c.crop;
     const { m, step } = cropTransform(face, cfg);
     this.sampler.warp(img, m, cfg.size, cfg.size, step, null, this.cropRgb);
-    return toCropPlanes(this.cropRgb, cfg.size, this.c.channels, cfg.grayWeights, this.cropInput.data);
+    const planes = toCropPlanes(this.cropRgb, cfg.size, this.c.channels, cfg.grayWeights, this.cropInput.data);
+    brightenCrop(planes, cfg.size, this.c.channels, cfg.grayWeights, this.c.live);
+    return planes;
   }
 
   /** One frame: {data, width, height, channels: 3|4} at time tMs (ms, strictly increasing). */
   async process(img, tMs) {
     const f = this.c.files;
     const t0 = now();
-    let face = this.lastFace;
-    const detected = face === null || !(tMs - this.lastDetectMs < this.c.detectIntervalMs);
-    if (detected) {
-      face = largestFace(await this.detect(img));
-      this.lastFace = face;
-      this.lastDetectMs = tMs;
-    }
+    const face = await this.tracker.update(tMs, img);
+    const search = this.tracker.search;
+    const detected = search !== "carried";
     const t1 = now();
     if (face === null) {
-      this.window.reset(); // model.json streaming.reset: clear the window when the face is lost
-      return { t_ms: tMs, face: false, detected, box: null, score: null, smile_prob: null, emotion: null,
+      this.window.reset(); // model.json streaming.reset: clear the window when the face is gone
+      return { t_ms: tMs, face: false, detected, search, box: null, score: null, smile_prob: null, emotion: null,
                ms: { detect: t1 - t0, crop: 0, encode: 0, step: 0, total: t1 - t0 } };
     }
     this.crop(img, face);
@@ -172,6 +158,7 @@ export class Pipeline {
       t_ms: tMs,
       face: true,
       detected,
+      search,
       box: face.box,
       score: face.score,
       smile_prob: out[smileName].data[0],
