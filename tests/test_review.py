@@ -276,3 +276,16 @@ def test_a_studys_predictions_serve_as_out_of_fold_scores(tmp_path):
     (study / "predictions.json").write_text(json.dumps(doc))
     with pytest.raises(ReviewError, match="frame_scores.early_stop"):
         ReviewSession.open(str(folder), oof=study, lock=False)
+
+
+def test_the_model_scores_every_frame_of_a_clip():
+    """SmileModel.clip_probs, what the page's score curve shows: face crops through the
+    streaming windows; camera frames through the live path (NaN where it finds no face)."""
+    from utjima.runtime import SmileModel
+
+    m = SmileModel()
+    c = _clip("x", [0] * 6, "p01")
+    p = m.clip_probs(c.frames, c.times_ms, "face")
+    assert p.shape == (6,) and np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
+    blank = np.full((6, 240, 320, 3), 128, np.uint8)  # no face anywhere
+    assert np.isnan(m.clip_probs(blank, c.times_ms, "full")).all()
