@@ -104,3 +104,18 @@ def consent(page, participant: str, lighting: str = "bright", notes: str = "") -
 
 def wait_done(page, timeout_s: float = 180.0) -> None:
     page.wait_for_selector('body[data-step="done"]', timeout=timeout_s * 1000)
+
+
+def record_and_upload(page, srv: Serving, token: str, participant: str,
+                      lighting: str = "bright", notes: str = "", scale: float = 0.15) -> None:
+    """One participant's whole session on an open page: consent, the protocol (times x
+    `scale`), upload with `token`; returns when the server has stored it."""
+    page.goto(with_scale(srv.link, scale))
+    consent(page, participant, lighting, notes)
+    page.wait_for_selector(".q-chip.ok", timeout=90_000)  # the live detector sees a face
+    page.click("#start")
+    wait_done(page)
+    if page.is_visible("#token-box"):
+        page.fill("#token", token)
+    page.click("#upload")
+    page.wait_for_selector("#receipt:not([hidden])", timeout=60_000)

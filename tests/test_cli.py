@@ -19,7 +19,7 @@ from utjima.utils import UtjimaError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUBCOMMANDS = ["predict", "export", "train", "finetune", "evaluate", "study", "data",
-               "serve"]
+               "serve", "review"]
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

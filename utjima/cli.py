@@ -508,6 +508,14 @@ def _serve(a: argparse.Namespace) -> int:
     return 0
 
 
+def _review(a: argparse.Namespace) -> int:
+    from utjima.review.main import run
+
+    return run(a.source, port=a.port, model_dir=a.model, reviewer=a.reviewer, oof=a.oof,
+               open_browser=not a.no_browser, export_sheets=a.export_sheets,
+               print_stats=a.stats)
+
+
 # --- the parser ----------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -735,6 +743,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also answer POST /api/predict (frames in, faces and smiles out, "
                         "onnxruntime on this machine; off by default: the game never sends "
                         "video to the server)")
+
+    # review ----------------------------------------------------------------------
+    p = cmd("review", _review, "check recorded clips on a local page: frames, label spans, "
+                               "the model's scores, relabelling with an audit log "
+                               "(docs/review.md)")
+    p.add_argument("source", metavar="DIR",
+                   help="a clip folder (manifest.json; changes go to review.json beside it), "
+                        "or a research clip set to look at, read-only: ckplus[:SPLIT]")
+    _add_model_arg(p)
+    p.add_argument("--reviewer", default=None, metavar="NAME",
+                   help="your name in the audit log (else you type it on the page)")
+    p.add_argument("--port", type=Num(int, 0, 65535), default=0, metavar="N",
+                   help="port on 127.0.0.1 (default: 0 = a free one)")
+    p.add_argument("--no-browser", action="store_true",
+                   help="print the page's address instead of opening it")
+    p.add_argument("--oof", default=None, metavar="PATH",
+                   help="out-of-fold per-frame scores to use instead of the model's: a "
+                        "`utjima study --out` folder, or utjima.oof/1 JSON (docs/review.md)")
+    p.add_argument("--export-sheets", type=out_dir, default=None, metavar="OUT",
+                   help="write one contact-sheet PNG per clip into OUT and exit")
+    p.add_argument("--stats", action="store_true",
+                   help="print the dataset statistics and exit")
     return parser
 
 

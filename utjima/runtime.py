@@ -28,7 +28,7 @@ from utjima.faces import (
     detect_in_context,
     merge_faces,
 )
-from utjima.streaming import FeatureWindow
+from utjima.streaming import FeatureWindow, window_indices
 from utjima.utils import ort_session
 
 
@@ -116,6 +116,26 @@ class SmileModel:
         smile, emo = self.score_crops(np.stack([self.crop(rgb, f) for f in faces]))
         return [FaceScore(f, float(s), dict(zip(self.classes, map(float, e), strict=True)))
                 for f, s, e in zip(faces, smile, emo, strict=True)]
+
+    def clip_probs(self, frames: np.ndarray, times_ms, crop: str = "full") -> np.ndarray:
+        """A recorded clip's per-frame smile_prob, (N,) float64, NaN where no face was found.
+        crop "full" (camera frames, what the capture page records): the live path, `stream`;
+        crop "face" (face crops made by the crop policy): resized, encoded, and windowed by
+        the streaming rule."""
+        if crop == "full":
+            stream = self.stream()
+            out = [stream.process(float(t), f)["smile_prob"]
+                   for t, f in zip(times_ms, frames, strict=True)]
+            return np.array([np.nan if p is None else p for p in out], np.float64)
+        from utjima.data.augment import plain_frames
+
+        c, size = (1 if self.contract.channels == "gray" else 3), self.contract.size
+        feats = np.concatenate([self.encode(plain_frames(frames[i : i + 64], size, c))
+                                for i in range(0, len(frames), 64)])            # (N, F)
+        times = [float(t) for t in times_ms]
+        interval = float(self.contract.streaming["frame_interval_ms"])
+        idx = np.array([window_indices(times, t, self.n_frames, interval) for t in times])
+        return self.step(feats[idx])[0].astype(np.float64)              # (N, T, F) -> (N,)
 
     def stream(self, kind: str = "short") -> Stream:
         s = self.contract.streaming

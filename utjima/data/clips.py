@@ -135,15 +135,19 @@ def _smile_value(value, where: str) -> int:
     raise DatasetError(f"{where}: smile must be 1, 0, -1 or null, got {value!r}")
 
 
-def _read_frames_dir(folder: Path) -> np.ndarray:
+def _frame_paths(folder: Path) -> tuple[Path, ...]:
     if not folder.is_dir():
         raise DatasetError(f"frames_dir {folder} does not exist")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    paths = tuple(sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS))
     if not paths:
         raise DatasetError(f"frames_dir {folder} holds no images ({', '.join(IMAGE_EXTS)})")
+    return paths
+
+
+def _read_frames(paths: Sequence[Path]) -> np.ndarray:
     frames = [read_image(p, color=True) for p in paths]
     if len({f.shape for f in frames}) != 1:
-        raise DatasetError(f"frames in {folder} differ in size")
+        raise DatasetError(f"frames in {paths[0].parent} differ in size")
     return np.stack(frames)
 
 
@@ -205,17 +209,62 @@ def _labels(entry: dict, times: np.ndarray, where: str) -> tuple[np.ndarray, np.
     return smile, emotion
 
 
-def _load_clip(folder: Path, entry: dict, k: int) -> Clip:
+@dataclass
+class ClipRef:
+    """One manifest entry read without decoding its frames: times, labels, and where the
+    pixels are (what `utjima review` keeps in memory for a whole collection)."""
+
+    id: str
+    times_ms: np.ndarray  # (N,) float64
+    smile: np.ndarray  # (N,) int8, from the manifest (see Clip)
+    emotion_label: np.ndarray  # (N,) int8
+    clip_smile: int
+    subject: str | None
+    split: str | None
+    entry: dict  # the manifest entry as written (capture fields: prompt, quality, ...)
+    frame_paths: tuple[Path, ...] = ()  # a frames_dir clip's files, in order
+    video: Path | None = None  # ... or its video file
+
+    def __len__(self) -> int:
+        return len(self.times_ms)
+
+    def read_frames(self, indices: Sequence[int] | None = None) -> np.ndarray:
+        """(N, H, W, 3) uint8 RGB: every frame, or those at `indices`."""
+        if self.video is not None:
+            frames, _ = _read_video(self.video)
+            if len(frames) != len(self):
+                raise DatasetError(f"video {self.video} changed: {len(frames)} frames, "
+                                   f"{len(self)} when it was read")
+            return frames if indices is None else frames[list(indices)]
+        paths = self.frame_paths
+        return _read_frames(paths if indices is None else [paths[i] for i in indices])
+
+    def clip(self, frames: np.ndarray | None = None) -> Clip:
+        return Clip(id=self.id, frames=self.read_frames() if frames is None else frames,
+                    times_ms=self.times_ms, smile=self.smile.copy(),
+                    emotion_label=self.emotion_label.copy(), clip_smile=self.clip_smile,
+                    subject=self.subject, split=self.split)
+
+
+def scan_entry(folder: str | Path, entry: dict, k: int) -> ClipRef:
+    """Manifest entry `k` of `folder`, checked, its frames counted but not decoded (a video
+    is decoded once to count them)."""
+    folder = Path(folder)
     if not isinstance(entry, dict) or "id" not in entry:
         raise DatasetError(f"{folder / MANIFEST}: clips[{k}] needs an 'id'")
     where = f"{folder / MANIFEST} clip {entry['id']!r}"
     if ("video" in entry) == ("frames_dir" in entry):
         raise DatasetError(f"{where}: give exactly one of 'video' or 'frames_dir'")
+    paths: tuple[Path, ...] = ()
+    video = None
     if "video" in entry:
-        frames, container_fps = _read_video(folder / entry["video"])
+        video = folder / entry["video"]
+        frames, container_fps = _read_video(video)
+        n = len(frames)
+        del frames
     else:
-        frames, container_fps = _read_frames_dir(folder / entry["frames_dir"]), 0.0
-    n = len(frames)
+        paths, container_fps = _frame_paths(folder / entry["frames_dir"]), 0.0
+        n = len(paths)
     if "times_ms" in entry:
         times = np.asarray(entry["times_ms"], dtype=np.float64)
         if len(times) != n:
@@ -225,16 +274,20 @@ def _load_clip(folder: Path, entry: dict, k: int) -> Clip:
         if fps <= 0:
             raise DatasetError(f"{where}: needs 'fps' or 'times_ms' (frame times)")
         times = np.arange(n) * (1000.0 / fps)
+    if n and np.any(np.diff(times) <= 0):
+        raise DatasetError(f"clip {entry['id']!r}: times_ms must increase strictly")
     smile, emotion = _labels(entry, times, where)
-    return Clip(
-        id=str(entry["id"]), frames=frames, times_ms=times, smile=smile, emotion_label=emotion,
+    return ClipRef(
+        id=str(entry["id"]), times_ms=times, smile=smile, emotion_label=emotion,
         clip_smile=_smile_value(entry.get("clip_smile"), f"{where} clip_smile"),
-        subject=entry.get("subject"), split=entry.get("split"),
+        subject=entry.get("subject"), split=entry.get("split"), entry=entry,
+        frame_paths=paths, video=video,
     )
 
 
-def load(folder: str | Path) -> ClipSet:
-    """Read a clip folder (manifest.json + frames/videos) into memory."""
+def read_manifest(folder: str | Path) -> dict:
+    """`folder`/manifest.json, its format and crop checked (clips are checked by
+    `scan_entry`)."""
     folder = Path(folder)
     path = folder / MANIFEST
     if not path.is_file():
@@ -242,18 +295,36 @@ def load(folder: str | Path) -> ClipSet:
                            "format")
     try:
         manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: not valid JSON: {e}") from e
-    if manifest.get("format") != FORMAT:
-        raise DatasetError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise DatasetError(f"{path}: format is {got!r}, expected {FORMAT!r}")
     crop = manifest.get("crop", "face")
     if crop not in CROPS:
         raise DatasetError(f"{path}: crop {crop!r} is not one of {list(CROPS)}")
-    clips = [_load_clip(folder, e, k) for k, e in enumerate(manifest.get("clips", []))]
-    ids = [c.id for c in clips]
+    if not isinstance(manifest.get("clips", []), list):
+        raise DatasetError(f"{path}: 'clips' must be a list")
+    return manifest
+
+
+def load(folder: str | Path, reviewed: bool = True) -> ClipSet:
+    """Read a clip folder (manifest.json + frames/videos) into memory. With `reviewed`, the
+    label changes made in `utjima review` (the sidecar review.json beside the manifest,
+    `utjima.data.sidecar`) are applied: relabelled spans, excluded clips left out."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    refs = [scan_entry(folder, e, k) for k, e in enumerate(manifest.get("clips", []))]
+    ids = [r.id for r in refs]
     if len(set(ids)) != len(ids):
-        raise DatasetError(f"{path}: clip ids must be unique")
-    return ClipSet(source=f"clips:{folder}", clips=clips, crop=crop)
+        raise DatasetError(f"{folder / MANIFEST}: clip ids must be unique")
+    cs = ClipSet(source=f"clips:{folder}", clips=[r.clip() for r in refs],
+                 crop=manifest.get("crop", "face"))
+    if reviewed:
+        from utjima.data import sidecar
+
+        cs = sidecar.apply(cs, sidecar.read(folder))
+    return cs
 
 
 # --- windows --------------------------------------------------------------------------
