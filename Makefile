@@ -90,6 +90,7 @@ bench: setup system-deps
 	$(PY) -m benchmarks.bench_photo_faces
 	$(PY) -m benchmarks.bench_augment
 	$(PY) -m benchmarks.bench_deploy
+	$(PY) -m benchmarks.bench_server
 
 lint: setup
 	$(VENV)/bin/ruff check utjima tests benchmarks tools harness

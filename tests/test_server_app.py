@@ -148,3 +148,18 @@ def test_the_serve_command_reports_a_bad_model_folder_in_one_line(tmp_path, caps
     assert rc == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err
+
+
+def test_health_counts_rooms_and_measures_the_loop(client):
+    """GET /api/health: the rooms and sockets here, and how late the ticker woke."""
+    import time
+
+    assert client.post("/api/rooms", json={}).status_code == 201
+    time.sleep(0.45)  # a few ticks (tick_ms 100)
+    h = client.get("/api/health").json()
+    assert h["rooms"] == 1 and h["connections"] == 0
+    lag = h["loop_lag_ms"]
+    assert lag["window_s"] == 30 and lag["ticks"] >= 2
+    assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"]
+    for bad in ("0", "61", "abc"):
+        assert client.get(f"/api/health?window_s={bad}").status_code == 422

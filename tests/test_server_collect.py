@@ -362,8 +362,11 @@ def test_serve_prints_the_link_to_share(tmp_path, capsys, monkeypatch):
 
     import uvicorn
 
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
-    rc = main(["serve", "--model", str(fake_model_dir(tmp_path / "m")), "--port", "8123",
+    async def serve_no_requests(self) -> None:  # start up, print, shut down at once
+        return None
+
+    monkeypatch.setattr(uvicorn.Server, "main_loop", serve_no_requests)
+    rc = main(["serve", "--model", str(fake_model_dir(tmp_path / "m")), "--port", "0",
                "--data-dir", str(tmp_path / "d"), "--collect", str(tmp_path / "c")])
     out = capsys.readouterr().out
     assert rc == 0 and "/capture#token=" in out and str(tmp_path / "c") in out

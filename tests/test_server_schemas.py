@@ -270,3 +270,47 @@ def test_join_carries_a_device_key_and_a_watch_key():
 def test_describe_never_passes_on_a_lone_surrogate():
     text = schemas.describe([{"loc": ("body", "\ud800"), "msg": "Extra inputs"}])
     assert text == "\\ud800: Extra inputs" and text.encode()
+
+
+FAST_SCORE_CASES = [
+    {"type": "score", "t_ms": 1234.5, "face": True, "smile_prob": 0.3},
+    {"type": "score", "t_ms": 1234, "face": True, "smile_prob": 1},
+    {"type": "score", "t_ms": 0, "face": False},
+    {"type": "score", "t_ms": 0.0, "face": False, "smile_prob": None},
+    {"type": "score", "t_ms": 5.0, "face": False, "smile_prob": 0.9},
+    {"type": "score", "t_ms": 5.0, "face": True, "smile_prob": None},  # needs a prob
+    {"type": "score", "t_ms": 5.0, "face": True},
+    {"type": "score", "t_ms": True, "face": True, "smile_prob": 0.1},  # bools are not numbers
+    {"type": "score", "t_ms": 5.0, "face": 1, "smile_prob": 0.1},
+    {"type": "score", "t_ms": 5.0, "face": True, "smile_prob": False},
+    {"type": "score", "t_ms": -1.0, "face": True, "smile_prob": 0.1},
+    {"type": "score", "t_ms": 1e13, "face": True, "smile_prob": 0.1},
+    {"type": "score", "t_ms": float("nan"), "face": True, "smile_prob": 0.1},
+    {"type": "score", "t_ms": float("inf"), "face": True, "smile_prob": 0.1},
+    {"type": "score", "t_ms": 5.0, "face": True, "smile_prob": float("nan")},
+    {"type": "score", "t_ms": 5.0, "face": True, "smile_prob": 1.5},
+    {"type": "score", "t_ms": 5.0, "face": True, "smile_prob": -0.0},
+    {"type": "score", "t_ms": "5", "face": True, "smile_prob": 0.1},
+    {"type": "score", "t_ms": 5.0, "face": True, "smile_prob": 0.1, "extra": 1},
+    {"type": "score", "t_ms": 5.0, "face": True, "smile_prob": 0.1, "player": "m1"},
+    {"type": "score", "t_ms": 5.0, "face": True, "smile_prob": 0.1, "player": None},
+    {"type": "score", "face": True, "smile_prob": 0.1},
+    {"type": "pong", "t_ms": 5.0, "server_ms": 1.0},
+    ["score"], None, "score",
+]
+
+
+@pytest.mark.parametrize("raw", FAST_SCORE_CASES)
+def test_fast_score_accepts_only_what_pydantic_accepts_and_the_same(raw):
+    """The hot path's hand check of a score never lets through what the model refuses, and
+    builds the same message when it accepts."""
+    fast = schemas.fast_score(raw)
+    try:
+        slow = schemas.CLIENT_MESSAGE.validate_python(raw)
+    except ValidationError:
+        slow = None
+    if fast is not None:
+        assert slow is not None and fast == slow and fast.model_dump() == slow.model_dump()
+    if isinstance(raw, dict) and raw.get("player") is None and slow is not None \
+            and isinstance(slow, schemas.Score):
+        assert fast is not None  # a page's ordinary score takes the fast path

@@ -26,7 +26,7 @@ from utjima.server import schemas
 from utjima.server.collect import Collection, Limits
 from utjima.server.hub import Hub, Observer, ignore
 from utjima.server.ratelimit import KeyedBuckets
-from utjima.server.routes import collect, history, invite, pages, predict, rooms, ws
+from utjima.server.routes import collect, health, history, invite, pages, predict, rooms, ws
 from utjima.server.security import SecurityHeaders
 from utjima.server.settings import Settings
 from utjima.server.store import Store
@@ -210,6 +210,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
                                "/api/predict": settings.predict_max_bytes})
     app.add_middleware(SecurityHeaders)
     app.include_router(rooms.router)
+    app.include_router(health.router)
     app.include_router(invite.router)
     app.include_router(history.router)
     app.include_router(collect.router)

@@ -666,6 +666,10 @@ class Room:
 
     def _check_verdict(self, now_ms: float) -> None:
         assert self.round is not None and self.match is not None
+        rs = self.round
+        if not any(rs.offences) and min(t.now_ms for t in rs.trackers) < rs.end_ms:
+            return  # nobody offended and the time is not up for everyone: round_verdict
+            # would say "pending" (asked on every sample, this was the judge's hot spot)
         v = judge.round_verdict(self.round)
         if v["status"] == "pending":
             return

@@ -14,7 +14,8 @@ Everything the game decides lives in `game.Room`; the hub only moves bytes:
   client never holds up the others: a socket that falls behind is closed (logged once);
 - a ticker calls `room.tick(now)` every `tick_ms`, stores finished matches, closes
   sockets that answer no ping within `pong_timeout_ms`, and drops rooms that have been
-  empty for a while (sooner when nobody ever joined);
+  empty for a while (sooner when nobody ever joined); how late each tick wakes is the
+  event loop's lag, kept for a minute (`health()`, `GET /api/health`);
 - `going_away()` (on SIGTERM, before uvicorn closes the sockets) tells every page the
   server is restarting and closes with 1001;
 - in a cluster (`--node-id` with `--redis`, utjima/server/cluster.py) room codes start
@@ -32,6 +33,7 @@ import contextlib
 import json
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -54,6 +56,7 @@ SEND_QUEUE = 512  # messages queued for one client before it counts as too slow 
 # Settings.send_queue_bytes)
 CLOSE_TIMEOUT_S = 2.0  # a socket that cannot take its close frame is dropped after this
 SIGNAL_ENVELOPE_BYTES = 1024  # a relayed signal's JSON around its sdp/candidate
+LAG_KEPT_MS = 60_000.0  # how long the ticker's wake-up lags are kept (health())
 
 # websocket close codes (4000-4999 are the application's)
 CLOSE_BAD_MESSAGES = 4400
@@ -81,7 +84,7 @@ def ignore(record: dict[str, Any]) -> None:
 def wire(msg: schemas.Out) -> str:
     """A server message as the JSON text sent on the wire: UTF-8 as is (a signal of "é" is
     relayed at its own size, not six bytes a character), no padding."""
-    return json.dumps(schemas.dump(msg), ensure_ascii=False, separators=(",", ":"))
+    return msg.model_dump_json(by_alias=True)  # pydantic's own encoder: compact, UTF-8
 
 
 def error_text(code: str, message: str) -> str:
@@ -120,11 +123,25 @@ class Hub:
         self._closed: list[str] = []
         self._ticker: asyncio.Task | None = None
         self._closing: set[asyncio.Task] = set()
+        self.lags: deque[tuple[float, float]] = deque()  # (server ms, how late a tick woke)
         self.directory: Any = None  # cluster.Directory when this process is one of several
         self._beat_ms = 0.0
 
     def now(self) -> float:
         return self.s.clock()
+
+    def health(self, window_s: float) -> dict[str, Any]:
+        """Rooms, sockets, and the event loop's lag over the last `window_s` seconds: how
+        late the ticker woke (ms), the time every room, socket and request waits too."""
+        since = self.now() - window_s * 1000.0
+        lags = sorted(lag for t, lag in self.lags if t >= since)
+
+        def q(p: float) -> float | None:
+            return round(lags[min(len(lags) - 1, round(p * (len(lags) - 1)))], 2) if lags else None
+
+        return {"rooms": len(self.rooms), "connections": len(self.conns),
+                "loop_lag_ms": {"window_s": window_s, "ticks": len(lags), "p50": q(0.5),
+                                "p99": q(0.99), "max": q(1.0)}}
 
     # --- rooms -------------------------------------------------------------------------------
 
@@ -318,6 +335,8 @@ class Hub:
         if mtype != "signal" and size > self.s.max_msg_bytes:
             return None, "too_large", (f"a {mtype!r} message of {size} bytes exceeds the limit "
                                        f"of {self.s.max_msg_bytes} bytes")
+        if (score := schemas.fast_score(raw)) is not None:
+            return score, None, ""  # the hot path: a well-formed score, checked by hand
         try:
             return schemas.CLIENT_MESSAGE.validate_python(raw), None, ""
         except ValidationError as e:
@@ -492,8 +511,14 @@ class Hub:
                           len(opened), len(closed))
 
     async def run_ticker(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            due = loop.time() + self.s.tick_ms / 1000.0
             await asyncio.sleep(self.s.tick_ms / 1000.0)
+            now = self.now()
+            self.lags.append((now, max(0.0, (loop.time() - due) * 1000.0)))
+            while self.lags and self.lags[0][0] < now - LAG_KEPT_MS:
+                self.lags.popleft()
             try:
                 await self.tick()
             except Exception:  # keep ticking: one bad room must not stop every game

@@ -15,6 +15,7 @@ process). On SIGTERM or Ctrl-C every page hears
 from __future__ import annotations
 
 import errno
+import gc
 import socket
 import sys
 from contextlib import ExitStack
@@ -122,6 +123,7 @@ def serve(*, host: str | None = None, port: int | None = None, model_dir: str | 
             async def startup(self, sockets=None) -> None:
                 await super().startup(sockets)
                 if not self.should_exit:
+                    settle_garbage()
                     announce()
 
             async def shutdown(self, sockets=None) -> None:
@@ -134,6 +136,15 @@ def serve(*, host: str | None = None, port: int | None = None, model_dir: str | 
                                 ssl_certfile=certs and str(certs.cert),
                                 ssl_keyfile=certs and str(certs.key))
         Server(config).run(sockets=[sock])
+
+
+def settle_garbage() -> None:
+    """Move everything built before serving (modules, the app, its schemas) out of the
+    garbage collector's sight: a full collection then walks only the live game's objects.
+    Walking all of them took 100-130 ms with 250 players (bench_server), a pause every
+    room felt as late verdicts."""
+    gc.collect()
+    gc.freeze()
 
 
 def _print_if_encodable(text: str) -> None:

@@ -192,6 +192,22 @@ class Joined(Out):
     nickname: str
 
 
+class LoopLag(Out):
+    window_s: float
+    ticks: int  # ticker wake-ups in the window (one every tick_ms)
+    p50: float | None  # ms late
+    p99: float | None
+    max: float | None
+
+
+class Health(Out):
+    """GET /api/health: this process is up, what it holds, and how late its loop runs."""
+
+    rooms: int
+    connections: int
+    loop_lag_ms: LoopLag
+
+
 class RoomInfo(Out):
     """GET /api/rooms/{code}: enough for the landing page to say whether joining works, and
     for the invite page to say who invited you and to what."""
@@ -269,6 +285,9 @@ class Hello(In):
     v: int = PROTOCOL_VERSION  # protocol version the page speaks
 
 
+_SCORE_KEYS = frozenset({"type", "t_ms", "face", "smile_prob", "player"})
+
+
 class Score(In):
     """One detector result, ~10-15 per second. `t_ms` is the page's performance.now()
     clock at the frame; the server maps it onto its own clock (see clock.py)."""
@@ -286,6 +305,25 @@ class Score(In):
         if self.face and self.smile_prob is None:
             raise ValueError("smile_prob is required when face is true")
         return self
+
+
+def fast_score(raw: Any) -> Score | None:
+    """A plainly well-formed `score` (what a page sends 15 times a second) as a `Score`,
+    checked here without pydantic's machinery; None for anything else, which
+    `CLIENT_MESSAGE` then validates and explains. Accepts nothing `Score` would refuse."""
+    if type(raw) is not dict or raw.get("type") != "score" or not raw.keys() <= _SCORE_KEYS:
+        return None
+    t, face, prob = raw.get("t_ms"), raw.get("face"), raw.get("smile_prob")
+    if type(t) not in (float, int) or not 0 <= t <= 1e12 or type(face) is not bool \
+            or raw.get("player") is not None:
+        return None
+    if prob is None:
+        if face:
+            return None  # smile_prob is required with a face: pydantic says so
+    elif type(prob) not in (float, int) or not 0.0 <= prob <= 1.0:
+        return None
+    return Score.model_construct(type="score", t_ms=float(t), face=face,
+                                 smile_prob=None if prob is None else float(prob), player=None)
 
 
 class Pong(In):
