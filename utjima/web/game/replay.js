@@ -2,7 +2,9 @@
 // memory (small JPEG frames, a ring); when the server's verdict says this player laughed,
 // the page sends the frames around the laugh to the other browsers over the WebRTC data
 // channels (rtc.js), and their verdict screen plays them. The server never sees a byte of
-// it. A player can turn it off (remembered); then nothing is recorded at all.
+// it. Frames are taken only while a laugh can be called or replayed (countdown, round,
+// verdict) and dropped when a match starts or ends in the lobby. A player can turn it off
+// (remembered); then nothing is recorded at all.
 //
 // Wire format on the "replay" data channel: a JSON header {type: "clip", id, n, fps, round},
 // then n binary messages (one JPEG each, well under the 16 KiB every browser accepts), then
@@ -16,6 +18,7 @@ const MAX_FRAME_BYTES = 16000;
 const BEFORE_MS = 2000; // the clip: this long before the laugh started ...
 const AFTER_MS = 1500; // ... to this long after
 const KEY = "utjima:replay";
+const RECORDING_PHASES = new Set(["countdown", "round", "verdict"]);
 
 export const replayPrefs = {
   get on() { return localStorage.getItem(KEY) !== "off"; },
@@ -37,12 +40,13 @@ export class ClipRecorder {
     this.canvas = document.createElement("canvas");
     this.frames = []; // {t_ms, blob}, oldest first
     this.busy = false;
+    this.active = false; // grab frames only while a laugh can be called (room.js sets it)
     this.timer = setInterval(() => this._grab(), 1000 / FPS);
   }
 
   async _grab() {
     const v = this.video;
-    if (this.busy || v.readyState < 2 || !v.videoWidth) return;
+    if (!this.active || this.busy || v.readyState < 2 || !v.videoWidth) return;
     this.busy = true;
     try {
       const t = performance.now(); // the detector's clock (its results' t_ms)
@@ -68,6 +72,12 @@ export class ClipRecorder {
   /** How long to wait before the clip around `startMs` is complete, ms. */
   static waitFor(startMs) {
     return startMs === null ? 0 : Math.max(0, startMs + AFTER_MS - performance.now());
+  }
+
+  /** Follow the room's phase: record during countdown, round and verdict; forget in the lobby. */
+  follow(phase) {
+    this.active = RECORDING_PHASES.has(phase);
+    if (phase === "lobby" || phase === "calibrating") this.frames = [];
   }
 
   stop() {
@@ -149,6 +159,12 @@ export class ClipPlayer {
       this.canvas.dataset.shown = String(Number(this.canvas.dataset.shown || 0) + 1);
       i = (i + 1) % (images.length + hold);
     }, 1000 / (clip.fps || FPS));
+  }
+
+  /** Follow the room's phase: record during countdown, round and verdict; forget in the lobby. */
+  follow(phase) {
+    this.active = RECORDING_PHASES.has(phase);
+    if (phase === "lobby" || phase === "calibrating") this.frames = [];
   }
 
   stop() {

@@ -183,7 +183,10 @@ async function openOwnCamera() {
 
 function startDetectorLater() {
   $("#detector-status").textContent = t("detector_loading");
-  if (replayPrefs.on && !state.recorder) state.recorder = new ClipRecorder(state.stream);
+  if (replayPrefs.on && !state.recorder) {
+    state.recorder = new ClipRecorder(state.stream);
+    state.recorder.follow(state.phase);
+  }
   startDetector(state.stream).then((det) => {
     state.detector = det;
     $("#detector-status").textContent = "";
@@ -390,6 +393,7 @@ function onRoom(room) {
   state.room = room;
   state.deadline = room.phase_left_ms === null ? null : performance.now() + room.phase_left_ms;
   state.phase = room.phase;
+  state.recorder?.follow(room.phase);
   const me = member(state.me?.id);
   state.localJudge.configure(state.judge, me?.threshold ?? null); // calibrated: a new timeline
   if (prev !== room.phase) {
@@ -858,7 +862,10 @@ function wireControls() {
   $("#replay-toggle").addEventListener("click", () => {
     replayPrefs.on = !replayPrefs.on;
     if (!replayPrefs.on) { state.recorder?.stop(); state.recorder = null; }
-    else if (state.stream && !state.recorder) state.recorder = new ClipRecorder(state.stream);
+    else if (state.stream && !state.recorder) {
+      state.recorder = new ClipRecorder(state.stream);
+      state.recorder.follow(state.phase);
+    }
     flash(t(replayPrefs.on ? "replay_on" : "replay_off"));
     render();
   });
