@@ -1,7 +1,7 @@
 """Real infrastructure on free loopback ports, in a temp dir, for tests and benchmarks:
 Redis, PostgreSQL, HAProxy, and N `utjima serve` processes behind it.
 
-    with running_cluster(2, env={"UTJIMA_CALIB_MS": "1400"}) as c:
+    with running_cluster(2, env={"UTJIMA_CALIB_MS": "2000"}) as c:
         c.url                    # http://127.0.0.1:P, HAProxy in front of every node
         c.nodes["A"].url         # one process directly (node ids A, B, ...)
         c.stop_node("A")         # SIGTERM; returns its exit status

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_bench_server_players_play_by_the_protocol():
-    env = {**os.environ, "UTJIMA_CALIB_MS": "1500", "UTJIMA_COUNTDOWN_MS": "500",
+    env = {**os.environ, "UTJIMA_CALIB_MS": "2000", "UTJIMA_COUNTDOWN_MS": "500",
            "UTJIMA_VERDICT_MS": "1000"}
     run = subprocess.run([sys.executable, "-m", "benchmarks.bench_server", "--players", "5",
                           "--warmup", "1", "--seconds", "14"],

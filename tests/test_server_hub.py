@@ -306,7 +306,7 @@ def sync(ws) -> list[str]:
 
 def test_a_short_match_through_the_protocol(make_client, clock):
     """Two players over sockets; the ticker runs on the injected clock."""
-    with make_client(calib_ms=1400.0, countdown_ms=500.0, round_ms=5000.0, rounds_to_win=1,
+    with make_client(calib_ms=2000.0, countdown_ms=500.0, round_ms=5000.0, rounds_to_win=1,
                      allowed_delay_ms=100.0) as c:
         code = room(c)
         # device keys: the players' identities, what the leaderboard counts
@@ -332,7 +332,7 @@ def test_a_short_match_through_the_protocol(make_client, clock):
 
             wa.send_json({"type": "ready"}), wb.send_json({"type": "ready"})
             assert "calibrating" in sync(wa)
-            stream(0.1, 1400 + 100 + 500 + 200)  # calibration, its allowed delay, countdown
+            stream(0.1, 2000 + 100 + 500 + 200)  # calibration, its allowed delay, countdown
             time.sleep(0.1)
             assert "round" in sync(wa)
             stream(0.95, 800)  # Bo laughs: confirmed after 400 ms

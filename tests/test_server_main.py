@@ -84,7 +84,7 @@ def test_a_port_in_use_is_found_before_serving_on(tmp_path, model, capsys):
 def test_settings_are_checked_against_the_models_judge(tmp_path, model, capsys, monkeypatch):
     one_clear_line(*serve(["--model", str(model), "--data-dir", str(tmp_path / "d"),
                            "--port", "0"], capsys, {"UTJIMA_CALIB_MS": "1000"}, monkeypatch),
-                   "calib_ms=1000", "calib_min_samples=20", "at least 1334")
+                   "calib_ms=1000", "calib_min_samples=20", "at least 2000")
 
 
 def test_settings_that_contradict_each_other(tmp_path, model, capsys, monkeypatch):

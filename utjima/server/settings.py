@@ -26,6 +26,7 @@ from utjima.utils import UtjimaError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PING_EVERY_MS = 5000.0  # the server pings each socket this often (game.py), pages pong
 SCORE_HZ = 15.0  # the rate pages send scores at (told in `welcome`; calibration counts on it)
+CALIB_MARGIN = 1.5  # a calibration window holds this many times the samples the judge needs
 BOOLS = {"1": True, "true": True, "yes": True, "on": True,
          "0": False, "false": False, "no": False, "off": False}
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
@@ -260,12 +261,15 @@ class Settings:
 
     def check_judge(self, cfg: Any) -> None:
         """Settings that the model's judge rules (a `judge.JudgeConfig`) make impossible."""
-        need_ms = math.ceil(cfg.calib_min_samples * 1000.0 / SCORE_HZ)
+        # with a margin: the first score arrives after the phase starts and pages drop
+        # frames (a real 15 Hz stream delivered 17 samples in 1.4 s, not 21)
+        need_ms = math.ceil(CALIB_MARGIN * cfg.calib_min_samples * 1000.0 / SCORE_HZ)
         if self.calib_ms < need_ms:
             raise SettingsError(
                 f"Settings: calib_ms={self.calib_ms:g} collects at most "
                 f"{int(self.calib_ms * SCORE_HZ / 1000)} samples at {SCORE_HZ:g} Hz, and the "
-                f"model's judge needs calib_min_samples={cfg.calib_min_samples}: set "
+                f"model's judge needs calib_min_samples={cfg.calib_min_samples} (with a "
+                f"{CALIB_MARGIN:g}x margin for late and dropped frames): set "
                 f"UTJIMA_CALIB_MS to at least {need_ms}")
         if self.round_ms <= cfg.min_laugh_ms + self.allowed_delay_ms:
             raise SettingsError(
