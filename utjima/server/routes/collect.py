@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 
 from utjima.server.collect import ID, CollectError, Collection, check_upload, describe_limits
 from utjima.server.collect import token_matches as _matches
-from utjima.server.routes.rooms import error
+from utjima.server.routes.deps import error
 
 router = APIRouter(prefix="/api/collect", tags=["collect"])
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")

@@ -7,7 +7,18 @@ from fastapi.responses import JSONResponse, Response
 
 from utjima.server.game import RoomError
 from utjima.server.hub import Hub
+from utjima.server.ratelimit import address_key
 from utjima.server.store import Store
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    """Every refusal's shape: {"detail": {code, message}}."""
+    return JSONResponse({"detail": {"code": code, "message": message}}, status_code=status)
+
+
+def client(request: Request) -> str:
+    """The address a request's limits and guessing budget are counted for."""
+    return address_key(request.client.host if request.client else None)
 
 
 def get_hub(request: Request) -> Hub:
@@ -25,7 +36,7 @@ async def forwarded(request: Request, hub: Hub, code: str) -> Response | None:
     try:
         owner = await hub.elsewhere(code)
     except RoomError as e:
-        return JSONResponse({"detail": {"code": e.code, "message": e.message}}, e.status)
+        return error(e.status, e.code, e.message)
     if owner is None:
         return None
     from utjima.server.cluster import forward_http

@@ -7,12 +7,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
 
 from utjima.server import reach, schemas
-from utjima.server.game import RoomError
+from utjima.server.game import Room, RoomError
 from utjima.server.hub import Hub
-from utjima.server.routes.deps import forwarded, get_hub
+from utjima.server.routes.deps import client, error, forwarded, get_hub
 from utjima.server.security import plain_host
 
 router = APIRouter(tags=["rooms"])
@@ -28,29 +27,30 @@ def invite_url(request: Request, code: str) -> str:
     return f"{base}/r/{code}"
 
 
-@router.get("/api/rooms/{code}/invite", response_model=schemas.Invite)
-async def invite(code: str, request: Request, hub: HubDep):
+async def _room(request: Request, hub: Hub, code: str) -> Room | Response:
+    """The room, or the answer instead: its owner's (cluster) or a refusal; a failed lookup
+    costs the address from its guessing budget, as every room lookup does."""
     if (r := await forwarded(request, hub, code)) is not None:
         return r
     try:
-        room = hub.room(code)
+        return hub.room(code, client(request))
     except RoomError as e:
-        return _refused(e)
+        return error(e.status, e.code, e.message)
+
+
+@router.get("/api/rooms/{code}/invite", response_model=schemas.Invite)
+async def invite(code: str, request: Request, hub: HubDep):
+    room = await _room(request, hub, code)
+    if isinstance(room, Response):
+        return room
     return schemas.Invite(code=room.code, url=invite_url(request, room.code),
                           qr_svg=f"/r/{room.code}/qr.svg")
 
 
 @router.get("/r/{code}/qr.svg", include_in_schema=False)
 async def qr(code: str, request: Request, hub: HubDep) -> Response:
-    if (r := await forwarded(request, hub, code)) is not None:
-        return r
-    try:
-        room = hub.room(code)
-    except RoomError as e:
-        return _refused(e)
+    room = await _room(request, hub, code)
+    if isinstance(room, Response):
+        return room
     return Response(reach.qr_svg(invite_url(request, room.code)), media_type="image/svg+xml",
                     headers={"cache-control": "no-cache"})
-
-
-def _refused(e: RoomError) -> JSONResponse:
-    return JSONResponse({"detail": {"code": e.code, "message": e.message}}, status_code=e.status)

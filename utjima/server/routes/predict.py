@@ -25,7 +25,7 @@ from pydantic import Field, ValidationError
 
 from utjima.server import schemas
 from utjima.server.inference import MAX_BURST_MS, Busy, Frame, FrameError, read_frame
-from utjima.server.ratelimit import address_key
+from utjima.server.routes.deps import client, error
 from utjima.server.settings import Settings
 
 router = APIRouter(prefix="/api", tags=["predict"])
@@ -40,10 +40,6 @@ class FrameIn(schemas.In):
 class PredictIn(schemas.In):
     frames: list[FrameIn] = Field(min_length=1)
     detector: Literal["short", "full"] = "short"
-
-
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"detail": {"code": code, "message": message}}, status_code=status)
 
 
 def _b64(text: str) -> bytes:
@@ -96,7 +92,7 @@ async def predict(request: Request, t_ms: Annotated[float, Query(ge=0, le=1e12)]
     if predictor is None:
         return error(404, "predict_off", "this server does not run predictions (start it "
                                          "with `utjima serve --predict`)")
-    key = address_key(request.client.host if request.client else None)
+    key = client(request)
     if not state.predict_buckets.take(key, state.hub.now()):
         return error(429, "rate_limited", f"more than {s.predict_rate_per_s:g} predictions a "
                                           "second from this address; slow down")

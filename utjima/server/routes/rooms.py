@@ -17,22 +17,13 @@ from fastapi.responses import JSONResponse
 from utjima.server import schemas
 from utjima.server.game import RoomError
 from utjima.server.hub import Hub
-from utjima.server.ratelimit import address_key
-from utjima.server.routes.deps import forwarded, get_hub, get_store
+from utjima.server.routes.deps import client, error, forwarded, get_hub, get_store
 from utjima.server.routes.invite import invite_url
 from utjima.server.store import Store
 
 router = APIRouter(prefix="/api/rooms", tags=["rooms"])
 HubDep = Annotated[Hub, Depends(get_hub)]
 StoreDep = Annotated[Store, Depends(get_store)]
-
-
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"detail": {"code": code, "message": message}}, status_code=status)
-
-
-def client(request: Request) -> str:
-    return address_key(request.client.host if request.client else None)
 
 
 def _limited(request: Request, hub: Hub) -> JSONResponse | None:
