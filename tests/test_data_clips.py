@@ -101,6 +101,10 @@ def test_windows_follow_the_streaming_rule():
     (lambda m: m["clips"][0].update(labels={"smile": [1]}), "1 entries for 3 frames"),
     (lambda m: m["clips"][0].update(labels={"emotion": ["joy"] * 3}), "not one of"),
     (lambda m: m["clips"][0].update(segments=[]), "not both"),
+    (lambda m: m["clips"][0].update(segments={"start_ms": 0}, labels=None) or
+     m["clips"][0].pop("labels"), "must be a list"),
+    (lambda m: m["clips"][0].pop("labels") and m["clips"][0].update(
+        segments=[{"start_ms": 0, "end_ms": float("nan")}]), "must be finite"),
     (lambda m: m.update(crop="half"), "crop 'half'"),
 ])
 def test_bad_manifests_fail_loudly(tmp_path, change, match):

@@ -193,12 +193,17 @@ def _labels(entry: dict, times: np.ndarray, where: str) -> tuple[np.ndarray, np.
         default = entry.get("default", {})
         smile[:] = _smile_value(default.get("smile"), f"{where} default")
         emotion[:] = _emotion_index(default.get("emotion"), f"{where} default")
-        for k, seg in enumerate(entry.get("segments", [])):
+        segs = entry.get("segments", [])
+        if not isinstance(segs, list):
+            raise DatasetError(f"{where}: 'segments' must be a list of objects")
+        for k, seg in enumerate(segs):
             w = f"{where} segments[{k}]"
             try:
                 start, end = float(seg["start_ms"]), float(seg["end_ms"])
             except (KeyError, TypeError, ValueError) as e:
                 raise DatasetError(f"{w}: needs numeric start_ms and end_ms") from e
+            if not (np.isfinite(start) and np.isfinite(end)):
+                raise DatasetError(f"{w}: start_ms and end_ms must be finite")
             if end <= start:
                 raise DatasetError(f"{w}: end_ms must be after start_ms")
             inside = (times >= start) & (times < end)  # [start, end)
