@@ -14,8 +14,10 @@ the crop's: dataset crops hold a face 0.5-1.0 times their side), acquisition inc
 clip starts with a fresh stream); **smile
 accuracy** = share of clips whose median smile_prob over the frames after the window has
 filled (JUDGE_FROM_MS) is on the right side of model.json's threshold (a clip with no face
-there counts as wrong); its paired difference to clean. 95 % intervals: bootstrap over clips
-(1,000 resamples). Targets apply to clips where a person can still see the face
+there counts as wrong); its paired difference to clean; **false laughs** = share of visible
+non-smiling clips where the judge (model.json's rules) calls a laugh anywhere in the clip,
+**missed** = share of visible smiling clips where it calls none. 95 % intervals: bootstrap
+over clips (1,000 resamples). Targets apply to clips where a person can still see the face
 (`harness.scenes.Clip.visibility`: face >= 32 px, its features >= 3 levels of the camera's
 8 bits and >= 3x the noise at the scale of a feature); "tiny" and "very dark" are beyond that
 line on purpose and are reported, not held to the targets.
@@ -91,15 +93,19 @@ def on_face(box, truth) -> bool:
             and ON_FACE_SIDE[0] * side <= s <= ON_FACE_SIDE[1] * side)
 
 
-def run_clip(model, sample: dict, camera: scenes.Camera, seed: int, min_frames: int) -> dict:
-    """One clip through a fresh stream: per-frame found flags, the smile decision, timings."""
+def run_clip(model, sample: dict, camera: scenes.Camera, seed: int, min_frames: int,
+             judge_cfg=None) -> dict:
+    """One clip through a fresh stream: per-frame found flags, the smile decision, the judge's
+    laughs over the whole clip (acquisition included), timings."""
+    from utjima.judge import segments
+
     faces = sample["faces"]
     clip = scenes.Clip(faces if len(faces) > 1 else faces[0], camera, seed=seed)
     seq_ms = (len(faces) - 1) * 1000 / FPS
     n = max(min_frames, len(faces) + round(APEX_HOLD_MS * FPS / 1000))
     judge_from = seq_ms + JUDGE_FROM_MS
     stream = model.stream()
-    found, probs, ms = [], [], []
+    found, probs, ms, samples = [], [], [], []
     for i in range(n):
         rgb, truth = clip.frame(i, FPS)
         t_ms = i * 1000 / FPS
@@ -109,12 +115,15 @@ def run_clip(model, sample: dict, camera: scenes.Camera, seed: int, min_frames: 
         # found: the face's box; in an empty room, any box (a false face)
         ok = bool(r["face"]) and (truth is None or on_face(r["box"], truth))
         found.append(ok)
+        samples.append((t_ms, r["smile_prob"] if ok else None, ok))
         if ok and t_ms >= judge_from:
             probs.append(r["smile_prob"])
     decided = bool(probs)
     smiling = decided and float(np.median(probs)) >= model.contract.smile_threshold
+    laughed = bool(segments(samples, judge_cfg)) if judge_cfg is not None else None
     return {"found": found, "correct": decided and smiling == bool(sample["smile"]),
-            "decided": decided, "ms": ms, **clip.visibility(FPS)}
+            "decided": decided, "smile": bool(sample["smile"]), "laughed": laughed, "ms": ms,
+            **clip.visibility(FPS)}
 
 
 def boot_ci(values: np.ndarray, rng: np.random.Generator, stat=np.mean) -> list[float]:
@@ -145,6 +154,12 @@ def summarise(rows: list[dict], clean: list[dict] | None, rng, person: bool = Tr
            "ms_p50": float(np.median(np.concatenate([r["ms"] for r in rows]))),
            "side_px_median": float(np.median([r["side_px"] for r in rows])),
            "mean_luma_median": float(np.median([r["mean_luma"] for r in rows]))}
+    # the game's view: a laugh called on a straight face, none on a smiling one
+    kept = [r for r, k in zip(rows, keep, strict=True) if k]
+    for key, want in (("false_laugh", False), ("missed_laugh", True)):
+        hit = np.array([r["laughed"] != want for r in kept if r["smile"] == want], float)
+        out[key] = float(hit.mean()) if len(hit) else float("nan")
+        out[key + "_n"] = int(len(hit))
     if clean is not None:  # paired with clean on the same faces and rooms
         base = np.array([r["correct"] for r in clean], float)[keep]
         diff = correct - base
@@ -174,9 +189,12 @@ def main(argv: list[str] | None = None) -> dict:
     if "clean" not in args.cameras:
         args.cameras.insert(0, "clean")  # the paired baseline
 
+    from utjima.judge import JudgeConfig
     from utjima.runtime import SmileModel
 
     model = SmileModel(args.model, threads=1, int8=args.int8)
+    thr = model.contract.smile_threshold
+    judge_cfg = JudgeConfig.from_dict({**model.contract.data.get("judge", {}), "threshold": thr})
     specs = args.data or default_data()
     pool = [s for spec in specs for s in samples(spec, args.n, args.seed)]
     print(f"{len(pool)} test faces from {', '.join(specs)}; {args.frames} frames at {FPS} fps "
@@ -186,7 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.time()
         # one seed per face, the same in every camera: the same room, place and motion
         rows[name] = [run_clip(model, s, scenes.CAMERAS[name],
-                               zlib.crc32(f"{args.seed}:{s['id']}".encode()), args.frames)
+                               zlib.crc32(f"{args.seed}:{s['id']}".encode()), args.frames,
+                               judge_cfg)
                       for s in pool]
         print(f"  {name}: {time.time() - t0:.0f} s", file=sys.stderr)
     rng = np.random.default_rng(args.seed)
@@ -198,7 +217,8 @@ def main(argv: list[str] | None = None) -> dict:
     ci = lambda c: f"[{100 * c[0]:.1f}, {100 * c[1]:.1f}]"  # noqa: E731
     print(f"\n{'camera':11} {'what':31} {'visible':>9} {'face px':>7} "
           f"{'face found % [95% CI]':>23} "
-          f"{'smile acc % [95% CI]':>22} {'vs clean, points':>22} {'ms':>5}")
+          f"{'smile acc % [95% CI]':>22} {'vs clean, points':>22} {'ms':>5} "
+          f"{'false laughs':>12} {'missed':>7}")
     for name, r in res.items():
         cam = scenes.CAMERAS[name]
         if not cam.person:
@@ -207,7 +227,8 @@ def main(argv: list[str] | None = None) -> dict:
                  if "acc_delta" in r else f"{'-':>22}")
         print(f"{name:11} {cam.note:31} {r['visible']:4d}/{r['clips']:<4d} "
               f"{r['side_px_median']:7.0f} {pct(r['found'])} {ci(r['found_ci']):>16} "
-              f"{pct(r['acc'])} {ci(r['acc_ci']):>15} {delta:>22} {r['ms_p50']:5.1f}")
+              f"{pct(r['acc'])} {ci(r['acc_ci']):>15} {delta:>22} {r['ms_p50']:5.1f} "
+              f"{pct(r['false_laugh']):>10} % {pct(r['missed_laugh'])} %")
     for name, r in res.items():
         if "false_face" in r:
             print(f"{name:11} {scenes.CAMERAS[name].note:31} {r['clips']:4d} clips: a (false) "
