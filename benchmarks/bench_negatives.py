@@ -5,7 +5,10 @@ Two measurements, both at the model's own threshold (model.json, chosen on valid
    anger, through the product's photo path (BlazeFace + crop policy + ONNX encoder and step;
    the faces BlazeFace misses keep the whole-crop fallback, as in bench_accuracy.py): the share
    scored as smiling (false-positive rate), per class and pooled, with Wilson 95 % intervals.
-   Neutral and happy faces are listed for scale.
+   Neutral and happy faces are listed for scale. The open-mouth subset: the laugh-like faces
+   found by BlazeFace whose inner lips are at least `mouth.OPEN_GAP` of the face height apart
+   by MediaPipe's face mesh (benchmarks/mouth.py: cut-off chosen on CK+ training subjects,
+   checked by eye on FER+ Valid), pooled and per class.
 2. CK+ sequences of the held-out subjects (`ckplus:test`, never trained on), each rendered as
    a webcam-like video (utjima.data.ckplus.webcam_video: 1 s neutral, the sequence at 30 fps,
    1 s holding the apex, the face on a 640x480 canvas, written as MP4) and run through
@@ -32,6 +35,7 @@ import numpy as np
 from utjima import EMOTIONS
 
 LAUGH_LIKE = ("sad", "fear", "surprise", "disgust", "angry")
+MIN_N = 20  # a class's open-mouth row is printed from this many faces (all are in the JSON)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -76,7 +80,31 @@ def fer_negatives(model, split: str = "test") -> dict:
     neg = np.isin(fs.emotion_label, [EMOTIONS.index(c) for c in LAUGH_LIKE])
     out["pooled"] = rate(yes[neg])
     out["pooled_face_found"] = rate(yes[neg & found])
+    out["open_mouth"] = open_mouth(fs.images, fs.emotion_label, neg & found, yes)
     return out
+
+
+def open_mouth(
+    crops: np.ndarray, labels: np.ndarray, measured: np.ndarray, yes: np.ndarray
+) -> dict:
+    """Smile decisions on the faces of `measured` whose mouth is open (benchmarks/mouth.py)."""
+    try:
+        import mouth
+    except ModuleNotFoundError:  # imported as benchmarks.bench_negatives
+        from benchmarks import mouth
+
+    idx = np.flatnonzero(measured)
+    gap, presence = mouth.MouthGauge().gap(crops[idx])
+    is_open = np.zeros(len(crops), bool)
+    is_open[idx] = (presence >= mouth.MIN_PRESENCE) & (gap >= mouth.OPEN_GAP)
+    return {
+        "open_gap": mouth.OPEN_GAP,
+        "pad": mouth.PAD,
+        "measured": int(idx.size),
+        "mesh_no_face": int((presence < mouth.MIN_PRESENCE).sum()),
+        "classes": {c: rate(yes[is_open & (labels == EMOTIONS.index(c))]) for c in LAUGH_LIKE},
+        "pooled": rate(yes[is_open]),
+    }
 
 
 def ckplus_laughs(model, judge_cfg, split: str = "test") -> dict:
@@ -176,6 +204,18 @@ def main(argv=None) -> dict:
     p, pf = fer["pooled"], fer["pooled_face_found"]
     print(f"| **laugh-like pooled** | {p['n']} | {p['k']} | {pct(p)} |")
     print(f"| laugh-like, face found by BlazeFace | {pf['n']} | {pf['k']} | {pct(pf)} |")
+    om = fer["open_mouth"]
+    print(
+        f"\nopen mouth (face mesh inner-lip gap >= {om['open_gap']} of the face height) among "
+        f"the {om['measured']} laugh-like faces BlazeFace found ({om['mesh_no_face']} left out: "
+        f"no face for the mesh); classes with n < {MIN_N} only in the JSON"
+    )
+    print("| class | n | smiling | rate % |\n|---|---|---|---|")
+    for name, r in om["classes"].items():
+        if r["n"] >= MIN_N:
+            print(f"| {name}, open mouth | {r['n']} | {r['k']} | {pct(r)} |")
+    po = om["pooled"]
+    print(f"| **laugh-like, open mouth, pooled** | {po['n']} | {po['k']} | {pct(po)} |")
     print(
         f"\n{ck['split']} ({', '.join(ck['subjects'])}): rendered videos through `utjima predict`"
     )

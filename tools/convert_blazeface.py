@@ -70,14 +70,22 @@ def apache_license_text() -> str:
     raise SystemExit("no package on disk ships the plain Apache-2.0 text; pip install onnx")
 
 
-def convert(tflite: Path, onnx_path: Path) -> None:
+def convert(tflite: Path, onnx_path: Path, output_names=OUTPUT_NAMES, what="BlazeFace",
+            license_name=LICENSE_NAME, exact=True) -> None:
+    """tflite2onnx, then: input named `input`, outputs renamed to `output_names`, initializers
+    sorted (reruns are byte-identical), weights stored as float16 (`store_float16`)."""
     import onnx
     import tflite2onnx
 
     tflite2onnx.convert(str(tflite), str(onnx_path))
     model = onnx.load(str(onnx_path))
     g = model.graph
-    rename = {o.name: new for o, new in zip(g.output, OUTPUT_NAMES, strict=True)}
+    rename = {o.name: new for o, new in zip(g.output, output_names, strict=True)}
+    if len(g.input) == 1 and g.input[0].name != "input":
+        rename[g.input[0].name] = "input"
+        for node in g.node:
+            node.input[:] = [rename.get(n, n) for n in node.input]
+        g.input[0].name = "input"
     for node in g.node:
         node.output[:] = [rename.get(n, n) for n in node.output]
     for o in g.output:
@@ -88,18 +96,20 @@ def convert(tflite: Path, onnx_path: Path) -> None:
         items = sorted(field, key=lambda t: t.name)
         del field[:]
         field.extend(items)
-    model.doc_string = (f"MediaPipe BlazeFace {tflite.name} (Apache-2.0, the MediaPipe authors), "
+    model.doc_string = (f"MediaPipe {what} {tflite.name} (Apache-2.0, the MediaPipe authors), "
                         f"from PyPI {SOURCE_PACKAGE} {importlib.metadata.version(SOURCE_PACKAGE)}, "
                         f"converted with tflite2onnx {importlib.metadata.version('tflite2onnx')}. "
-                        f"See {LICENSE_NAME}.")
-    store_float16(model)
+                        f"See {license_name}.")
+    store_float16(model, exact=exact)
     onnx.checker.check_model(model)
     onnx.save(model, str(onnx_path))
 
 
-def store_float16(model) -> int:
+def store_float16(model, exact: bool = True) -> int:
     """Float32 weights that are exactly float16 values -> float16 initializer + Cast node.
-    Returns how many were converted; any weight float16 cannot hold exactly stays float32."""
+    Returns how many were converted; any weight float16 cannot hold exactly stays float32.
+    `exact=False` rounds every float32 weight to float16 (lossy: the caller must compare the
+    result with the original, as `check_against_tflite` does)."""
     import onnx
     from onnx import numpy_helper
 
@@ -109,7 +119,7 @@ def store_float16(model) -> int:
     def to_fp16(name: str, a: np.ndarray):
         if a.dtype != np.float32 or a.size < 16:
             return None
-        if not np.array_equal(a.astype(np.float16).astype(np.float32), a):
+        if exact and not np.array_equal(a.astype(np.float16).astype(np.float32), a):
             return None
         return ([numpy_helper.from_array(a.astype(np.float16), name + "_fp16")],
                 [onnx.helper.make_node("Cast", [name + "_fp16"], [name], to=onnx.TensorProto.FLOAT,
@@ -118,7 +128,11 @@ def store_float16(model) -> int:
     return rewrite_initializers(model.graph, to_fp16)
 
 
-def check_against_tflite(tflite: Path, onnx_path: Path, n_trials: int = 3) -> str:
+def check_against_tflite(tflite: Path, onnx_path: Path, n_trials: int = 3,
+                         output_names=OUTPUT_NAMES, input_range=(-1.0, 1.0),
+                         tolerance: float = 1e-4) -> str:
+    """Run both on `n_trials` random inputs in `input_range`; fail when the largest error
+    relative to max(1, |output|) exceeds `tolerance`."""
     import onnxruntime as ort
 
     try:
@@ -136,15 +150,16 @@ def check_against_tflite(tflite: Path, onnx_path: Path, n_trials: int = 3) -> st
     rng = np.random.default_rng(0)
     worst = 0.0
     for _ in range(n_trials):
-        x = rng.uniform(-1, 1, inp["shape"]).astype(np.float32)  # (1, H, W, 3)
+        x = rng.uniform(*input_range, inp["shape"]).astype(np.float32)  # (1, H, W, 3)
         interp.set_tensor(inp["index"], x)
         interp.invoke()
         ref = [interp.get_tensor(o["index"]) for o in outs]
         # NHWC -> NCHW
-        got = sess.run(list(OUTPUT_NAMES), {"input": x.transpose(0, 3, 1, 2).copy()})
+        got = sess.run(list(output_names), {"input": x.transpose(0, 3, 1, 2).copy()})
         for r, o in zip(ref, got, strict=True):
-            worst = max(worst, float(np.abs(r - o).max() / max(1.0, np.abs(r).max())))
-    if worst > 1e-4:
+            worst = max(worst, float(np.abs(r - o.reshape(r.shape)).max()
+                                     / max(1.0, np.abs(r).max())))
+    if worst > tolerance:
         raise SystemExit(f"{onnx_path.name} differs from {tflite.name}: max rel. error {worst:.2e}")
     return f"matches the .tflite (max rel. error {worst:.1e})"
 
