@@ -146,6 +146,38 @@ def quantize_weights(src: Path, dst: Path, min_size: int = 256) -> int:
     return n
 
 
+def write_int8_encoder(out: Path, sample: np.ndarray, *, real_crops: bool) -> dict[str, Any]:
+    """encoder.int8.onnx from `out`/encoder.onnx (int8 weights, the convs on the last small
+    maps as matrix products: onnx_weights.small_maps_as_matmul), compared with encoder.onnx
+    on `sample` crops through step.onnx; returns its model.json files entry."""
+    import onnx
+
+    from utjima.onnx_weights import small_maps_as_matmul
+
+    p = out / "encoder.int8.onnx"
+    n_q = quantize_weights(out / "encoder.onnx", p)
+    graph = onnx.load(str(p))
+    n_mm = small_maps_as_matmul(graph)
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(p))
+    fp = ort_session(out / "encoder.onnx").run(None, {"crop": sample})[0]
+    q = ort_session(p).run(None, {"crop": sample})[0]
+    # What matters is the smile_prob after the step, for a still (window = repeated feature).
+    st = ort_session(out / "step.onnx")
+    t = st.get_inputs()[0].shape[1]  # window (N, T, F)
+    sp_fp = st.run(None, {"window": np.repeat(fp[:, None], t, 1)})[0]
+    sp_q = st.run(None, {"window": np.repeat(q[:, None], t, 1)})[0]
+    return file_entry(
+        p, out, inputs={"crop": ["n", *sample.shape[1:]]}, outputs={"features": ["n", fp.shape[1]]},
+        scheme=f"weight-only int8, one scale per output channel ({n_q} weights); "
+               "Cast+Mul folded at load, float32 compute; "
+               f"{n_mm} convs on maps of <= 16 pixels as MatMul/Gemm (same weights)",
+        max_abs_diff_features=float(np.abs(q - fp).max()),
+        max_abs_diff_smile_prob=float(np.abs(sp_q - sp_fp).max()),
+        compared_on="real face crops" if real_crops else "synthetic smooth noise",
+    )
+
+
 def _sample_crops(model: DualHeadSmileDetector, crops: np.ndarray | None,
                   n: int = 128) -> np.ndarray:
     """Inputs to trace the encoder with and to compare graphs on: the given face crops, else
@@ -226,22 +258,7 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
 
     # encoder.int8.onnx: int8 weights (what the browser downloads), float32 compute
     if int8:
-        p = out / "encoder.int8.onnx"
-        n_q = quantize_weights(out / "encoder.onnx", p)
-        fp = ort_session(out / "encoder.onnx").run(None, {"crop": sample})[0]
-        q = ort_session(p).run(None, {"crop": sample})[0]
-        # What matters is the smile_prob after the step, for a still (window = repeated feature).
-        st = ort_session(out / "step.onnx")
-        sp_fp = st.run(None, {"window": np.repeat(fp[:, None], t, 1)})[0]
-        sp_q = st.run(None, {"window": np.repeat(q[:, None], t, 1)})[0]
-        files["encoder_int8"] = file_entry(
-            p, out, inputs={"crop": ["n", c, s, s]}, outputs={"features": ["n", f]},
-            scheme=f"weight-only int8, one scale per output channel ({n_q} weights); "
-                   "Cast+Mul folded at load, float32 compute",
-            max_abs_diff_features=float(np.abs(q - fp).max()),
-            max_abs_diff_smile_prob=float(np.abs(sp_q - sp_fp).max()),
-            compared_on="real face crops" if crops is not None else "synthetic smooth noise",
-        )
+        files["encoder_int8"] = write_int8_encoder(out, sample, real_crops=crops is not None)
 
     # BlazeFace, from the bundled model folder, so every model folder stands alone.
     src = default_model_dir()
