@@ -664,7 +664,7 @@ function renderBanner() {
   if (progress !== null) bar.firstElementChild.style.width = `${Math.round(progress * 100)}%`;
   const saved = $("#saved");
   if (room.phase === "match_over" && room.match_id !== null && !saved) {
-    $("#banner").append(el("a", { id: "saved", class: "saved", href: `/history#m${room.match_id}`, text: t("saved") }));
+    $("#banner").append(el("a", { id: "saved", class: "saved", href: `/history#m${room.match_id}`, "data-i18n": "saved", text: t("saved") }));
   } else if (room.phase !== "match_over" && saved) {
     saved.remove();
   }
