@@ -122,3 +122,38 @@ def test_coturn_accepts_these_credentials_and_no_others(coturn):
     assert not allocate(coturn.port, user, turn_credentials("wrong", "m0a1b2c3", 600, now)[1])
     old_user, old_cred = turn_credentials(coturn.secret, "m0a1b2c3", -60, now)  # expired
     assert not allocate(coturn.port, old_user, old_cred)
+
+
+def test_an_idle_member_gets_fresh_credentials_at_half_their_life():
+    from utjima.judge import JudgeConfig
+    from utjima.server import schemas
+    from utjima.server.game import Room
+
+    wall = [NOW]
+    s = Settings(turn_urls=(TURN,), turn_secret="s3cret", turn_ttl_s=600,
+                 wall_clock=lambda: wall[0])
+    t0 = 1_000.0
+    room = Room("ABCDEF", s, JudgeConfig(), t0)
+    ana = room.join("Ana", "player", t0)
+    room.connect(ana.id, t0)
+
+    def refreshes(now_ms):
+        wall[0] = NOW + (now_ms - t0) / 1000
+        return [o.msg for o in room.tick(now_ms)
+                if isinstance(getattr(o, "msg", None), schemas.IceRefresh)]
+
+    assert refreshes(t0 + 299_000) == []  # 299 s into a 600 s life: still fresh
+    [msg] = refreshes(t0 + 300_000)
+    [turn] = msg.ice_servers
+    assert turn["username"] == f"{int(NOW + 300 + 600)}:{ana.id}"  # valid 600 s from now
+    assert (turn["username"], turn["credential"]) == turn_credentials(
+        "s3cret", ana.id, 600, NOW + 300)
+    assert schemas.dump(msg)["type"] == "ice"
+    assert refreshes(t0 + 400_000) == []  # next at 600 s
+    assert len(refreshes(t0 + 600_000)) == 1
+    # without TURN there is nothing to renew
+    plain = Room("GHJKLM", Settings(), JudgeConfig(), t0)
+    bo = plain.join("Bo", "player", t0)
+    plain.connect(bo.id, t0)
+    assert not [o for o in plain.tick(t0 + 10_000_000)
+                if isinstance(getattr(o, "msg", None), schemas.IceRefresh)]

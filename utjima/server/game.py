@@ -110,6 +110,7 @@ class Member:
     camera: bool = True
     camera_error: schemas.CameraError | None = None
     reactions: TokenBucket | None = None  # emoji rate limit
+    ice_at_ms: float = 0.0  # when this connection's TURN credentials were made
 
 
 @dataclass
@@ -275,6 +276,7 @@ class Room:
         m.connected, m.away_since_ms = True, None
         m.clock = ClockSync(max_age_ms=self.s.max_sample_age_ms)
         m.next_ping_ms, m.fast_pings_left = now_ms, FAST_PINGS
+        m.ice_at_ms = now_ms
         self._out.append(Send((m.id,), schemas.Welcome(
             you=self._member_view(m, now_ms),
             peers=[self._peer(o) for o in self._connected() if o.id != m.id],
@@ -516,8 +518,10 @@ class Room:
     # --- time -------------------------------------------------------------------------------
 
     def tick(self, now_ms: float) -> list[Output]:
-        """Advance everything due by `now_ms`: pings, grace periods, phase deadlines, judge."""
+        """Advance everything due by `now_ms`: pings, TURN credentials, grace periods, phase
+        deadlines, judge."""
         self._pings(now_ms)
+        self._refresh_ice(now_ms)
         for m in list(self.members.values()):
             if not m.connected and m.away_since_ms is not None \
                     and now_ms - m.away_since_ms >= self.s.grace_ms:
@@ -537,6 +541,18 @@ class Room:
                 fast = m.fast_pings_left > 0
                 m.fast_pings_left -= fast
                 m.next_ping_ms = now_ms + (FAST_PING_MS if fast else PING_EVERY_MS)
+
+    def _refresh_ice(self, now_ms: float) -> None:
+        """A member idle in the lobby longer than the credentials live would answer a
+        newcomer's call with expired ones (coturn refuses the allocation): renew them at half
+        their life."""
+        if not (self.s.turn_urls and self.s.turn_secret):
+            return
+        for m in self._connected():
+            if now_ms - m.ice_at_ms >= self.s.turn_ttl_s * 500.0:
+                m.ice_at_ms = now_ms
+                self._out.append(Send((m.id,), schemas.IceRefresh(
+                    ice_servers=ice.ice_servers(self.s, m.id))))
 
     def _phase_tick(self, now_ms: float) -> None:
         end = self.phase_end_ms

@@ -499,6 +499,15 @@ class RoomMsg(Out):
     room: RoomView
 
 
+class IceRefresh(Out):
+    """Fresh TURN credentials, sent before the member's last ones expire (half their life):
+    for the calls the page makes or answers from now on; a call already relaying keeps its
+    allocation."""
+
+    type: Literal["ice"] = "ice"
+    ice_servers: list[dict[str, Any]]
+
+
 class PeerJoined(Out):
     type: Literal["peer_joined"] = "peer_joined"
     peer: PeerView
@@ -563,8 +572,8 @@ class ErrorMsg(Out):
     message: str  # for people
 
 
-ServerMessage = Welcome | RoomMsg | PeerJoined | PeerLeft | SignalOut | ScoreOut | JudgeEvent \
-    | ReactionOut | Notice | Ping | ErrorMsg
+ServerMessage = Welcome | RoomMsg | IceRefresh | PeerJoined | PeerLeft | SignalOut | ScoreOut \
+    | JudgeEvent | ReactionOut | Notice | Ping | ErrorMsg
 
 
 def dump(msg: Out) -> dict[str, Any]:

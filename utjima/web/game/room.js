@@ -321,6 +321,9 @@ function onMessage(msg) {
     case "room":
       onRoom(msg.room);
       break;
+    case "ice": // fresh TURN credentials: the calls made or answered from now on use them
+      state.mesh?.setIceServers(msg.ice_servers);
+      break;
     case "peer_left":
       state.mesh?.close(msg.id);
       state.streams.delete(msg.id);

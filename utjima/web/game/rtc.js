@@ -27,6 +27,11 @@ export class Mesh {
     this.pcs = new Map(); // peer id -> {pc, pending: [ice candidates before the remote sdp], channel}
   }
 
+  /** New TURN credentials (the server's `ice`): for the connections made from now on. */
+  setIceServers(iceServers) {
+    this.o.iceServers = iceServers;
+  }
+
   _pc(id) {
     this.close(id);
     const pc = new RTCPeerConnection({
