@@ -168,7 +168,6 @@ def pct(r: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    from utjima.judge import JudgeConfig
     from utjima.runtime import SmileModel
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -187,7 +186,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     model = SmileModel(args.model, int8=args.int8)
     thr = model.contract.smile_threshold
-    judge_cfg = JudgeConfig.from_dict({**model.contract.data.get("judge", {}), "threshold": thr})
+    judge_cfg = model.contract.judge_config()
     fer = fer_negatives(model, args.fer)
     ck = ckplus_laughs(model, judge_cfg, args.ckplus)
 

@@ -189,12 +189,10 @@ def main(argv: list[str] | None = None) -> dict:
     if "clean" not in args.cameras:
         args.cameras.insert(0, "clean")  # the paired baseline
 
-    from utjima.judge import JudgeConfig
     from utjima.runtime import SmileModel
 
     model = SmileModel(args.model, threads=1, int8=args.int8)
-    thr = model.contract.smile_threshold
-    judge_cfg = JudgeConfig.from_dict({**model.contract.data.get("judge", {}), "threshold": thr})
+    judge_cfg = model.contract.judge_config()
     specs = args.data or default_data()
     pool = [s for spec in specs for s in samples(spec, args.n, args.seed)]
     print(f"{len(pool)} test faces from {', '.join(specs)}; {args.frames} frames at {FPS} fps "

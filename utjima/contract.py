@@ -82,6 +82,14 @@ class Contract:
     def smile_threshold(self) -> float:
         return float(self.data["thresholds"]["smile"])
 
+    def judge_config(self, threshold: float | None = None):
+        """model.json's judge rules at `threshold` (default: the model's smile threshold).
+        Raises TypeError/ValueError when that threshold does not fit the rules."""
+        from utjima.judge import JudgeConfig
+
+        thr = self.smile_threshold if threshold is None else threshold
+        return JudgeConfig.from_dict({**self.data.get("judge", {}), "threshold": thr})
+
     def path(self, role: str) -> Path:
         if role not in self.data["files"]:
             raise ContractError(

@@ -217,11 +217,8 @@ class PredictError(UtjimaError):
 
 def judge_config(model, threshold: float):
     """The judge rules for videos: model.json's `judge`, at `threshold`."""
-    from utjima.judge import JudgeConfig
-
     try:
-        return JudgeConfig.from_dict({**model.contract.data.get("judge", {}),
-                                      "threshold": threshold})
+        return model.contract.judge_config(threshold)
     except (TypeError, ValueError) as e:
         raise PredictError(f"threshold {threshold:g} does not fit the judge rules in "
                            f"model.json: {str(e).split('; got')[0]}") from None

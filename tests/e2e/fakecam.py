@@ -72,12 +72,12 @@ def pick_faces(ferplus_dir: Path, model_dir: Path | None = None) -> dict:
     neutral: detected in every frame, every smile_prob below thresholds.smile - 0.15 (the
     quiet player never laughs); smile: detected in every frame, every smile_prob above the
     threshold calibration would give the neutral face, plus 0.05."""
-    from utjima.judge import JudgeConfig, calibrate
+    from utjima.judge import calibrate
     from utjima.runtime import SmileModel
 
     model = SmileModel(model_dir)
     thr = model.contract.smile_threshold
-    cfg = JudgeConfig.from_dict({**model.contract.data.get("judge", {}), "threshold": thr})
+    cfg = model.contract.judge_config()
     best_n: tuple[float, Path] | None = None
     for p in ferplus_candidates(ferplus_dir, "neutral"):
         probs = stream_probs(model, Image.open(p))

@@ -38,8 +38,7 @@ def judge_config(contract, settings: Settings | None = None) -> JudgeConfig:
     """The model's judge rules, with its validated smile threshold (model.json); with
     `settings`, checked against them (SettingsError when a setting can never work)."""
     try:
-        cfg = JudgeConfig.from_dict({**contract.data.get("judge", {}),
-                                     "threshold": contract.smile_threshold})
+        cfg = contract.judge_config()
     except (TypeError, ValueError) as e:
         raise ContractError(f"{contract.dir / 'model.json'}: judge: {e}") from None
     if settings is not None:

@@ -124,7 +124,6 @@ class Predictor:
     """The bundled (or --model) model behind `predict_workers` threads."""
 
     def __init__(self, settings: Settings) -> None:
-        from utjima.judge import JudgeConfig
         from utjima.runtime import SmileModel
 
         self.s = settings
@@ -138,8 +137,7 @@ class Predictor:
                               f"loaded: {str(e).splitlines()[0][:200]}") from None
         c = self.model.contract
         self.threshold = c.smile_threshold
-        self.judge = JudgeConfig.from_dict({**c.data.get("judge", {}),
-                                            "threshold": self.threshold})
+        self.judge = c.judge_config()
         self.pool = ThreadPoolExecutor(settings.predict_workers, thread_name_prefix="predict")
         self.admitted = 0  # requests running or waiting for a worker
 
