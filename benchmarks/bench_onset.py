@@ -33,21 +33,10 @@ import numpy as np
 
 
 def features(model, video: np.ndarray, fps: float) -> tuple[list[float], list]:
-    """Per frame: (t_ms, feature or None when no face), by the live path (runtime.Stream)."""
-    from utjima.faces import brighten_crop
-
+    """Per frame: (t_ms, feature or None when no face), by the live path (Stream.feature)."""
     stream = model.stream("short")
-    times, feats = [], []
-    for i, rgb in enumerate(video):
-        t = i * 1000.0 / fps
-        face = stream.tracker.update(t, rgb)
-        times.append(t)
-        if face is None:
-            feats.append(None)
-            continue
-        crop = brighten_crop(model.crop(rgb, face), model.live)
-        feats.append(model.encode(crop[None])[0])
-    return times, feats
+    times = [i * 1000.0 / fps for i in range(len(video))]
+    return times, [stream.feature(t, rgb)[1] for t, rgb in zip(times, video, strict=True)]
 
 
 def laughs(model, times, feats, interval: float, judge_cfg) -> list[dict]:
@@ -69,7 +58,6 @@ def laughs(model, times, feats, interval: float, judge_cfg) -> list[dict]:
 
 def main(argv=None) -> dict:
     from utjima.data import cache, ckplus
-    from utjima.judge import JudgeConfig
     from utjima.runtime import SmileModel
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -86,7 +74,7 @@ def main(argv=None) -> dict:
 
     model = SmileModel(args.model, int8=args.int8)
     thr = model.contract.smile_threshold
-    judge_cfg = JudgeConfig.from_dict({**model.contract.data.get("judge", {}), "threshold": thr})
+    judge_cfg = model.contract.judge_config()
     root = cache.prepare("ckplus")
     rows = ckplus.read_labels(root)
     subjects = ckplus.split_subjects(rows, args.split)

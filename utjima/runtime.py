@@ -160,13 +160,20 @@ class Stream:
         self.window.reset()
         self.tracker.reset()
 
-    def process(self, t_ms: float, rgb: np.ndarray) -> dict:
+    def feature(self, t_ms: float, rgb: np.ndarray) -> tuple[Face | None, np.ndarray | None]:
+        """The tracked face in this frame and its encoder feature (F,); (None, None) when
+        there is none. The window is not touched."""
         face = self.tracker.update(t_ms, rgb)
+        if face is None:
+            return None, None
+        crop = brighten_crop(self.model.crop(rgb, face), self.model.live)
+        return face, self.model.encode(crop[None])[0]
+
+    def process(self, t_ms: float, rgb: np.ndarray) -> dict:
+        face, feat = self.feature(t_ms, rgb)
         if face is None:
             self.window.reset()
             return {"t_ms": t_ms, "face": False, "box": None, "smile_prob": None, "emotion": None}
-        crop = brighten_crop(self.model.crop(rgb, face), self.model.live)
-        feat = self.model.encode(crop[None])[0]                          # (F,)
         window = self.window.push(t_ms, feat)                            # (T, F)
         smile, emo = self.model.step(window[None])
         probs = softmax(emo[0])
