@@ -37,7 +37,6 @@ the subset is mostly open mouths, but only about two thirds of them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
@@ -58,18 +57,15 @@ class MouthGauge:
     """The landmark model, loaded once; `gap(faces)` -> (gap, presence) arrays."""
 
     def __init__(self, path: Path = ASSET, pad: float = PAD) -> None:
-        import onnxruntime as ort
+        from utjima.utils import ort_session, sha256_file
 
-        data = Path(path).read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256_file(path)
         if digest != ASSET_SHA256:
             raise SystemExit(
                 f"{path}: sha256 {digest} is not the converted face mesh model "
                 f"({ASSET_SHA256}); rebuild it with tools/convert_face_landmark.py"
             )
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, threads=1)
         self.pad = pad
 
     def prepare(self, face: np.ndarray) -> np.ndarray:
