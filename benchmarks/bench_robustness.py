@@ -94,7 +94,7 @@ def on_face(box, truth) -> bool:
 
 
 def run_clip(model, sample: dict, camera: scenes.Camera, seed: int, min_frames: int,
-             judge_cfg=None) -> dict:
+             judge_cfg) -> dict:
     """One clip through a fresh stream: per-frame found flags, the smile decision, the judge's
     laughs over the whole clip (acquisition included), timings."""
     from utjima.judge import segments
@@ -120,7 +120,7 @@ def run_clip(model, sample: dict, camera: scenes.Camera, seed: int, min_frames: 
             probs.append(r["smile_prob"])
     decided = bool(probs)
     smiling = decided and float(np.median(probs)) >= model.contract.smile_threshold
-    laughed = bool(segments(samples, judge_cfg)) if judge_cfg is not None else None
+    laughed = bool(segments(samples, judge_cfg))
     return {"found": found, "correct": decided and smiling == bool(sample["smile"]),
             "decided": decided, "smile": bool(sample["smile"]), "laughed": laughed, "ms": ms,
             **clip.visibility(FPS)}
