@@ -203,7 +203,7 @@ def test_arms_read_off_one_curve():
     assert picks("early_stop", cfg, records, 0)[1].epoch == 1
     assert picks("frozen", cfg, records, 0)[1].epoch == 2
     base = picks("baseline", cfg, records, 0)[1]
-    assert base.epoch == 0 and base.threshold == pytest.approx(0.457, abs=1e-3)  # model.json's
+    assert base.epoch == 0 and base.threshold == pytest.approx(0.467, abs=1e-3)  # model.json's
     assert picks("baseline_rethreshold", cfg, records, 1)[1].threshold == pytest.approx(0.01)
     ens = picks("ensemble", cfg, records, "all")[1]  # the fold's seeds, early stopping each
     assert ens.probs["c1"][0] == pytest.approx((1.0 + 1.1) / 2)

@@ -120,3 +120,42 @@ def test_config_overrides_and_schedule():
     cfg = TrainConfig(warmup_frac=0.1)
     f = [lr_factor(s, 100, cfg) for s in range(100)]
     assert f[0] < f[9] <= 1.0 and f[10] == 1.0 and f[99] < 0.01 and all(np.diff(f[10:]) <= 0)
+
+
+def test_splice_starts_windows_with_another_items_frames():
+    from utjima.train import splice
+
+    torch.manual_seed(0)
+    b, t = 64, 5
+    feats = torch.arange(b, dtype=torch.float32)[:, None, None].expand(b, t, 3).clone()  # row id
+    out = splice(feats, 1.0)
+    for i in range(b):
+        rows = out[i, :, 0]
+        assert rows[-1] == i                                   # the label's owner ends it
+        cut = int((rows != i).sum())
+        assert 1 <= cut <= t - 1 or (cut == 0 and rows.eq(i).all())  # a permutation's fixed point
+        if cut:
+            assert (rows[:cut] == rows[0]).all() and rows[0] != i and (rows[cut:] == i).all()
+    cuts = [int((out[i, :, 0] != i).sum()) for i in range(b)]
+    assert set(cuts) - {0} == set(range(1, t))                 # every cut point is drawn
+    assert torch.equal(splice(feats, 0.0), feats)
+
+
+def test_step_only_finetune_keeps_the_encoder(tmp_path, small):
+    """freeze_encoder + splice_share from the shipped checkpoint: the LSTM and heads learn, the
+    trunk and its projection (encoder.onnx) stay bit-identical; the start's provenance stays."""
+    from utjima.study import SHIPPED_CKPT
+
+    start, _ = load_checkpoint(SHIPPED_CKPT)
+    cfg = TrainConfig(**{**small.__dict__, "epochs": 1, "max_steps": 3, "lr": 1e-2,
+                         "init_from": str(SHIPPED_CKPT), "freeze_encoder": True,
+                         "splice_share": 0.5})
+    train(cfg, tmp_path)
+    model, ckpt = load_checkpoint(tmp_path / "last.pt")
+    before, after = start.state_dict(), model.state_dict()
+    for name in before:
+        same = torch.equal(before[name], after[name])
+        assert same == (not name.startswith(("lstm.", "smile_head.", "emotion_head."))), name
+    assert ckpt["provenance"]["init_from"]["provenance"]["rebuilt"]["from"].startswith("encoder")
+    with pytest.raises(ValueError, match="splice_share must be in"):
+        train(TrainConfig(**{**small.__dict__, "splice_share": 1.5}), tmp_path / "bad")

@@ -81,6 +81,13 @@ class TrainConfig:
                                            # windows drown among 40k stills)
     device: str = "cpu"                    # "cpu" or "cuda" (a GPU run; the recipe is the same)
     freeze_trunk: bool = False             # fine-tuning: train only LSTM + heads
+    freeze_encoder: bool = False           # train the step only (LSTM + heads, not the trunk's
+                                           # projection either): the exported encoder.onnx and
+                                           # its int8 file stay byte-identical
+    splice_share: float = 0.0              # this share of each batch's windows begin with another
+                                           # item's frames (an expression changing mid-window);
+                                           # the label stays the last frames': the LSTM learns to
+                                           # follow an onset instead of lagging behind it
     frozen_bn: bool = False                # keep the trunk's BatchNorm in eval mode while its
                                            # weights train (a checkpoint whose BatchNorm was folded
                                            # at export, like shipped.pt: batch statistics would
@@ -189,7 +196,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, sets=None,
     _set_seed(cfg.seed)
 
     # --- model -------------------------------------------------------------------
-    ckpt = None
+    ckpt, init_ckpt = None, None
     if resume:
         if not (out / CKPT_LAST).is_file():
             raise FileNotFoundError(f"--resume: no {CKPT_LAST} in {out}")
@@ -202,16 +209,21 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, sets=None,
                                               pretrained=False))
         model.load_state_dict(ckpt["model"])
     elif cfg.init_from:
-        model, _ = load_checkpoint(cfg.init_from)
+        model, init_ckpt = load_checkpoint(cfg.init_from)
     else:
         model = DualHeadSmileDetector(get_config(cfg.preset, **cfg.model))
     mcfg = model.cfg
     dev = torch.device(cfg.device)
     torch.backends.cudnn.benchmark = dev.type == "cuda"
     model = model.to(dev, memory_format=torch.channels_last)  # 2.5x faster convs on CPU here
-    if cfg.freeze_trunk:
+    if cfg.freeze_trunk or cfg.freeze_encoder:
         for p in model.trunk.parameters():
             p.requires_grad_(False)
+    if cfg.freeze_encoder:
+        for p in model.proj.parameters():
+            p.requires_grad_(False)
+    if not 0 <= cfg.splice_share <= 1:
+        raise ValueError(f"splice_share must be in [0, 1], got {cfg.splice_share}")
 
     # --- data --------------------------------------------------------------------
     from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
@@ -270,6 +282,10 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, sets=None,
                   "counts": {s.source: len(s) for s in train_sets},
                   "framing": {s.source: s.info.get("framing", {}).get("dropped", 0)
                               for s in train_sets}}
+    if init_ckpt is not None:  # a fine-tune: its weights' own history stays on record
+        provenance["init_from"] = {"checkpoint": str(cfg.init_from),
+                                   "provenance": init_ckpt.get("provenance"),
+                                   "train_config": init_ckpt.get("train_config")}
     if t_ckpt is not None:
         provenance["teacher"] = {"checkpoint": str(cfg.teacher),
                                  "model_config": t_ckpt.get("model_config"),
@@ -296,7 +312,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, sets=None,
                             pin_memory=dev.type == "cuda",
                             worker_init_fn=_worker_init if cfg.num_workers else None)
         model.train()
-        if cfg.freeze_trunk or cfg.frozen_bn:
+        if cfg.freeze_trunk or cfg.freeze_encoder or cfg.frozen_bn:
             model.trunk.eval()  # frozen BN statistics too
         sums = {"loss": 0.0, "smile": 0.0, "emotion": 0.0, "n": 0}
         t0 = time.time()
@@ -401,6 +417,19 @@ def clip_share_weights(ds, share: float) -> np.ndarray:
     return np.where(is_clip, share / is_clip.sum(), (1 - share) / (~is_clip).sum())
 
 
+def splice(feats: torch.Tensor, share: float) -> torch.Tensor:
+    """(B, T, F) windows -> the same, where a `share` of them begin with another item's first
+    1..T-1 steps: a face changing expression inside the window, labelled by its last frames.
+    Draws come from torch's CPU generator, so a seeded run repeats on any device."""
+    b, t = feats.shape[:2]
+    chosen = torch.rand(b) < share                                  # (B,)
+    other = torch.randperm(b)                                       # (B,) whose frames come first
+    cut = torch.randint(1, t, (b,))                                 # (B,) steps taken from `other`
+    early = (torch.arange(t)[None] < cut[:, None]) & chosen[:, None]  # (B, T)
+    early = early.to(feats.device)[..., None]
+    return torch.where(early, feats[other.to(feats.device)], feats)
+
+
 def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int, teacher=None, smile_w=None):
     """Masked multi-task loss (+ distillation). clip (B, K, C, S, S): K distinct views spread
     over T steps. `smile_w` (B,): per-item smile-loss weights (hard negatives)."""
@@ -418,6 +447,8 @@ def _loss(model, clip, smile, emotion, emask, cfg: TrainConfig, k: int, teacher=
         steps = torch.arange(t, device=clip.device)
         idx = (steps[None, :, None] >= cuts[:, None, :]).sum(-1)              # (B, T) in 0..K-1
         feats = torch.gather(feats, 1, idx[..., None].expand(-1, -1, feats.shape[-1]))
+    if cfg.splice_share > 0:
+        feats = splice(feats, cfg.splice_share)
     s_logit, e_logit = model.step(feats)
     m = smile >= 0
     target = smile.clamp(min=0) * (1 - cfg.label_smoothing) + cfg.label_smoothing / 2
