@@ -146,7 +146,7 @@ def test_step_only_finetune_keeps_the_encoder(tmp_path, small):
     trunk and its projection (encoder.onnx) stay bit-identical; the start's provenance stays."""
     from utjima.study import SHIPPED_CKPT
 
-    start, _ = load_checkpoint(SHIPPED_CKPT)
+    start, start_ckpt = load_checkpoint(SHIPPED_CKPT)
     cfg = TrainConfig(**{**small.__dict__, "epochs": 1, "max_steps": 3, "lr": 1e-2,
                          "init_from": str(SHIPPED_CKPT), "freeze_encoder": True,
                          "splice_share": 0.5})
@@ -156,6 +156,8 @@ def test_step_only_finetune_keeps_the_encoder(tmp_path, small):
     for name in before:
         same = torch.equal(before[name], after[name])
         assert same == (not name.startswith(("lstm.", "smile_head.", "emotion_head."))), name
-    assert ckpt["provenance"]["init_from"]["provenance"]["rebuilt"]["from"].startswith("encoder")
+    init = ckpt["provenance"]["init_from"]
+    assert init["checkpoint"] == str(SHIPPED_CKPT)
+    assert init["provenance"] == start_ckpt["provenance"] and init["provenance"]["train"]
     with pytest.raises(ValueError, match="splice_share must be in"):
         train(TrainConfig(**{**small.__dict__, "splice_share": 1.5}), tmp_path / "bad")
