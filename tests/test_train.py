@@ -161,3 +161,4 @@ def test_step_only_finetune_keeps_the_encoder(tmp_path, small):
     assert init["provenance"] == start_ckpt["provenance"] and init["provenance"]["train"]
     with pytest.raises(ValueError, match="splice_share must be in"):
         train(TrainConfig(**{**small.__dict__, "splice_share": 1.5}), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()  # refused with the config, before a run folder

@@ -106,6 +106,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.init_from is None and self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; valid: {sorted(PRESETS)}")
+        if not 0 <= self.splice_share <= 1:
+            raise ValueError(f"splice_share must be in [0, 1], got {self.splice_share}")
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -222,8 +224,6 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, sets=None,
     if cfg.freeze_encoder:
         for p in model.proj.parameters():
             p.requires_grad_(False)
-    if not 0 <= cfg.splice_share <= 1:
-        raise ValueError(f"splice_share must be in [0, 1], got {cfg.splice_share}")
 
     # --- data --------------------------------------------------------------------
     from torch.utils.data import DataLoader, RandomSampler, WeightedRandomSampler
