@@ -12,10 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from utjima.contract import MODEL_JSON, load_contract
-from utjima.export import validation_crops, write_int8_encoder
+from utjima.export import sample_crops, validation_crops, write_int8_encoder
 from utjima.model import ModelConfig
 
 
@@ -27,11 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(contract.dir)
     cfg = ModelConfig.from_dict(contract.data["model_config"])
     crops = validation_crops(cfg)  # real face crops, as export compares on; else smooth noise
-    if crops is None:
-        rng = np.random.default_rng(0)
-        crops = rng.random((64, cfg.in_chans, cfg.img_size, cfg.img_size), dtype=np.float32)
     data = json.loads((out / MODEL_JSON).read_text())
-    entry = write_int8_encoder(out, crops, real_crops=crops is not None)
+    entry = write_int8_encoder(out, sample_crops(cfg, crops), real_crops=crops is not None)
     print(json.dumps({k: v for k, v in entry.items() if k not in ("inputs", "outputs")}))
     data["files"]["encoder_int8"] = entry
     (out / MODEL_JSON).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

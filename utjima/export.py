@@ -178,11 +178,9 @@ def write_int8_encoder(out: Path, sample: np.ndarray, *, real_crops: bool) -> di
     )
 
 
-def _sample_crops(model: DualHeadSmileDetector, crops: np.ndarray | None,
-                  n: int = 128) -> np.ndarray:
+def sample_crops(cfg: ModelConfig, crops: np.ndarray | None, n: int = 128) -> np.ndarray:
     """Inputs to trace the encoder with and to compare graphs on: the given face crops, else
     smooth random images."""
-    cfg = model.cfg
     if crops is not None:
         return np.ascontiguousarray(crops[:n], dtype=np.float32)
     rng = np.random.default_rng(0)
@@ -210,7 +208,7 @@ def export_model(model: DualHeadSmileDetector, out: str | Path, *, threshold: fl
     parity: dict[str, float] = {}
 
     # encoder.onnx: one face crop (or N, for group photos) -> features
-    sample = _sample_crops(model, crops)
+    sample = sample_crops(cfg, crops)
     p = out / "encoder.onnx"
     _onnx_export(_Encoder(model), (torch.from_numpy(sample[:8]),), p, ["crop"], ["features"],
                  {"crop": {0: "n"}, "features": {0: "n"}}, opset)
