@@ -32,6 +32,14 @@ import time
 import numpy as np
 
 
+def played_faster(raw: np.ndarray, speed: int) -> np.ndarray:
+    """Every `speed`-th frame of a neutral -> apex sequence, the apex kept as the last."""
+    idx = list(range(0, len(raw), speed))
+    if idx[-1] != len(raw) - 1:
+        idx.append(len(raw) - 1)
+    return raw[idx]
+
+
 def features(model, video: np.ndarray, fps: float) -> tuple[list[float], list]:
     """Per frame: (t_ms, feature or None when no face), by the live path (Stream.feature)."""
     stream = model.stream("short")
@@ -85,16 +93,14 @@ def main(argv=None) -> dict:
             continue
         raw = ckplus.raw_frames(root, r["sequence_id"])
         for speed in speeds:
-            idx = list(range(0, len(raw), speed))
-            if idx[-1] != len(raw) - 1:
-                idx.append(len(raw) - 1)                      # the apex stays the last frame
-            video, apex_ms = ckplus.webcam_video(raw[idx])
+            seq = played_faster(raw, speed)
+            video, apex_ms = ckplus.webcam_video(seq)
             times, feats = features(model, video, ckplus.FPS)
             for iv in intervals:
                 got = laughs(model, times, feats, iv, judge_cfg)
                 first = min((s["start_ms"] for s in got), default=None)
                 results.append({"sequence": r["sequence_id"], "emotion": r["emotion"],
-                                "speed": speed, "frames": len(idx), "interval_ms": iv,
+                                "speed": speed, "frames": len(seq), "interval_ms": iv,
                                 "laughs": len(got), "apex_ms": round(apex_ms, 1),
                                 "lead_ms": None if first is None else round(apex_ms - first, 1)})
     summary = []

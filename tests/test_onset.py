@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.bench_onset import features, laughs
+from benchmarks.bench_onset import features, laughs, played_faster
 
 pytestmark = pytest.mark.slow
 
@@ -24,10 +24,7 @@ def test_fast_smiles_laugh_before_their_apex(dataset_cache):
     assert len(happy) == 5
     for r in happy:
         raw = ckplus.raw_frames(root, r["sequence_id"])
-        idx = list(range(0, len(raw), 3))
-        if idx[-1] != len(raw) - 1:
-            idx.append(len(raw) - 1)
-        video, apex_ms = ckplus.webcam_video(raw[idx])
+        video, apex_ms = ckplus.webcam_video(played_faster(raw, 3))
         times, feats = features(model, video, ckplus.FPS)
         assert all(f is not None for f in feats[5:]), r["sequence_id"]  # the face is followed
         interval = float(model.contract.streaming["frame_interval_ms"])  # the shipped window
